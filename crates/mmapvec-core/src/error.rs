@@ -1,0 +1,115 @@
+//! Errors with a stable code, as JavaScript sees them in `err.code`.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+/// The stable error codes. Each one names what went wrong so a program can react to it
+/// without parsing messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// The lock is held by another process or another open handle in this process.
+    Locked,
+    /// The vec exists and `create` was asked for.
+    Exists,
+    /// The vec does not exist and creating it was not allowed.
+    NotFound,
+    /// Not a vec, or damaged.
+    Format,
+    /// The stored schema differs from the requested one.
+    Schema,
+    /// The stored application version differs from the requested one.
+    Version,
+    /// Written on another byte order.
+    Arch,
+    /// The vec was closed.
+    Closed,
+    /// A write to a vec opened read-only.
+    ReadOnly,
+    /// An index out of bounds.
+    Range,
+    /// The disk (or a file size limit) is full.
+    NoSpace,
+    /// A bad schema, argument or option.
+    Invalid,
+    /// The operating system denied access.
+    Access,
+    /// Any other I/O failure.
+    Io,
+}
+
+impl Code {
+    /// The string JavaScript sees as `err.code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Locked => "ELOCKED",
+            Code::Exists => "EEXIST",
+            Code::NotFound => "ENOENT",
+            Code::Format => "EFORMAT",
+            Code::Schema => "ESCHEMA",
+            Code::Version => "EVERSION",
+            Code::Arch => "EARCH",
+            Code::Closed => "ECLOSED",
+            Code::ReadOnly => "EREADONLY",
+            Code::Range => "ERANGE",
+            Code::NoSpace => "ENOSPC",
+            Code::Invalid => "EINVAL",
+            Code::Access => "EACCES",
+            Code::Io => "EIO",
+        }
+    }
+}
+
+/// An error with a stable [`Code`] and a message that names the path and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Maps an I/O failure on `path` while `doing` something to the closest stable code.
+    pub fn io(err: &io::Error, path: &Path, doing: &str) -> Self {
+        let p = path.display();
+        match err.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => Error::new(
+                Code::NoSpace,
+                format!(
+                    "{p}: no space left on the device while {doing}; nothing was lost and the vec keeps its old capacity. Free some disk space and try again"
+                ),
+            ),
+            Some(libc::EFBIG) => Error::new(
+                Code::NoSpace,
+                format!(
+                    "{p}: the file size limit (RLIMIT_FSIZE, `ulimit -f`) was reached while {doing}; nothing was lost and the vec keeps its old capacity. Raise the limit and try again"
+                ),
+            ),
+            Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => Error::new(
+                Code::Access,
+                format!("{p}: permission denied while {doing} ({err}); check the file's owner and mode, or open it with readOnly"),
+            ),
+            Some(libc::ENOENT) => Error::new(
+                Code::NotFound,
+                format!("{p}: no such file or directory while {doing}"),
+            ),
+            _ => Error::new(Code::Io, format!("{p}: {err} while {doing}")),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

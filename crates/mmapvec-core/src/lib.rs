@@ -1,0 +1,26 @@
+//! mmapvec-core: persistent, memory-mapped, growable struct-of-arrays vectors.
+//!
+//! A vec is a directory: a header file (magic, byte order, format version, schema, the
+//! application's version, the row count) and one file per column of raw native-endian values.
+//! Each column is mapped into an address-space reservation of its own, so it grows by extending
+//! its file and mapping the new pages in place: existing data is never copied and its address
+//! never moves while the reservation lasts. The format is described in docs/FORMAT.md.
+//!
+//! This crate owns every `unsafe` of the project. The `node` feature adds the module that hands
+//! mapped memory to V8 as external ArrayBuffers and revokes it by detaching them.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_debug_implementations)]
+
+pub mod error;
+pub mod header;
+pub mod lock;
+pub mod schema;
+pub mod sys;
+pub mod vec;
+
+#[cfg(feature = "node")]
+pub mod node;
+
+pub use error::{Code, Error, Result};
+pub use schema::{Column, ElemType, Schema};
+pub use vec::{Growth, MmapVec, OpenOptions, SyncJob};

@@ -1,0 +1,101 @@
+//! Advisory locks (flock on Unix, LockFileEx on Windows, through std's `File::try_lock*`), and a
+//! registry of the locks this process holds, so that ELOCKED can say who the holder is.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::error::{Code, Error, Result};
+
+type FileKey = (u64, u64);
+
+static HELD: Mutex<Option<HashMap<FileKey, usize>>> = Mutex::new(None);
+
+/// A lock this process holds on one vec; dropping it forgets it in the registry (the kernel
+/// releases the lock itself when the file is closed).
+#[derive(Debug)]
+pub struct Held {
+    key: Option<FileKey>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(map) = held.as_mut() {
+                if let Some(n) = map.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        map.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn held_here(key: Option<FileKey>) -> bool {
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    matches!((held.as_ref(), key), (Some(map), Some(k)) if map.contains_key(&k))
+}
+
+/// Takes a shared or exclusive lock on `file`, retrying until `timeout` has passed.
+pub fn lock(file: &File, exclusive: bool, timeout: Duration, path: &Path) -> Result<Held> {
+    let key = crate::sys::file_id(file).ok();
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let attempt = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match attempt {
+            Ok(()) => {
+                if let Some(k) = key {
+                    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+                    *held.get_or_insert_with(HashMap::new).entry(k).or_insert(0) += 1;
+                }
+                return Ok(Held { key });
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let waited = start.elapsed();
+                if waited >= timeout {
+                    return Err(locked_error(path, exclusive, timeout, held_here(key)));
+                }
+                std::thread::sleep(pause.min(timeout - waited));
+                pause = (pause * 2).min(Duration::from_millis(25));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(&e, path, "taking the lock"));
+            }
+        }
+    }
+}
+
+fn locked_error(path: &Path, exclusive: bool, timeout: Duration, here: bool) -> Error {
+    let holder = if here {
+        format!(
+            "another open handle in this same process (pid {}) holds it; close that handle first (a vec is opened read-write by one handle at a time, even within one process)",
+            std::process::id()
+        )
+    } else {
+        "another process holds it (or another handle in this process); close it there".to_string()
+    };
+    let wanted = if exclusive {
+        "read-write (exclusive)"
+    } else {
+        "readOnly (shared)"
+    };
+    let waited = if timeout.is_zero() {
+        "; pass lockTimeoutMs to wait for it".to_string()
+    } else {
+        format!(" after waiting {} ms", timeout.as_millis())
+    };
+    Error::new(
+        Code::Locked,
+        format!("{}: locked: cannot take the {wanted} lock: {holder}{waited}", path.display()),
+    )
+}

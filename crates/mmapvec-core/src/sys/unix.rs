@@ -1,0 +1,290 @@
+//! Unix: reservations are `PROT_NONE` anonymous mappings; files are mapped over their start with
+//! `MAP_FIXED`, so a column grows in place and its base address never moves.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+/// The system's page size.
+pub fn page_size() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions; it only reads a system constant.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if n > 0 {
+            n as usize
+        } else {
+            4096
+        }
+    })
+}
+
+/// Opens a file without ever blocking on it: a FIFO or a device put where a vec's file should
+/// be must give an error at once, not hang the process.
+pub fn open_file(path: &Path, write: bool, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .create_new(create)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// How a file is mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapMode {
+    /// Writes reach the file (read-write vecs).
+    Shared,
+    /// Writes stay in this process's private copy and never reach the file (read-only vecs:
+    /// a stray write through a view must not crash the process, nor change the file).
+    Private,
+}
+
+/// A range of address space of `len` bytes, reserved with no access. File pages are mapped over
+/// parts of it; whatever is mapped in it is unmapped when it is dropped.
+///
+/// ## Safety
+/// The reservation owns its address range: nothing else maps or unmaps inside it. Memory inside
+/// it stays mapped (to a file, to zero pages or to nothing with no access) until drop, so a
+/// pointer into it never refers to memory some other allocation took over.
+#[derive(Debug)]
+pub struct Reservation {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a Reservation is an address range; the kernel serialises changes to the mappings in
+// it, and it hands out no Rust references to its bytes, only raw pointers.
+unsafe impl Send for Reservation {}
+// SAFETY: as above; every method takes `&self` and only issues system calls on the range.
+unsafe impl Sync for Reservation {}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+impl Reservation {
+    /// Reserves `len` bytes (rounded up to pages, at least one page) of address space.
+    pub fn new(len: usize) -> io::Result<Reservation> {
+        let len = round_up(len.max(1), page_size()).ok_or_else(too_large)?;
+        // SAFETY: an anonymous PROT_NONE mapping at an address the kernel chooses touches no
+        // existing memory.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        Ok(Reservation { base, len })
+    }
+
+    pub fn base(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maps `file`'s bytes `[from, to)` at the same offsets of the reservation. `from` must be a
+    /// multiple of the page size; `to` must not pass the reservation's end nor the end of the
+    /// file's last page.
+    pub fn map_file(&self, file: &File, from: usize, to: usize, mode: MapMode) -> io::Result<()> {
+        if from % page_size() != 0 || from > to || to > self.len {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "mapping outside the reservation"));
+        }
+        if from == to {
+            return Ok(());
+        }
+        let flags = libc::MAP_FIXED
+            | match mode {
+                MapMode::Shared => libc::MAP_SHARED,
+                MapMode::Private => libc::MAP_PRIVATE,
+            };
+        // SAFETY: [base + from, base + to) lies inside this reservation, which owns the range,
+        // so MAP_FIXED replaces only our own mapping there.
+        let ptr = unsafe {
+            libc::mmap(
+                self.base.as_ptr().add(from).cast(),
+                to - from,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                file.as_raw_fd(),
+                from as libc::off_t,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Replaces `[from, to)` (page-aligned `from`) with private zero pages, so that the file
+    /// behind it can shrink: a native reader still holding a pointer there reads zeros instead
+    /// of faulting on pages past the end of the file.
+    pub fn zero_range(&self, from: usize, to: usize) -> io::Result<()> {
+        if from % page_size() != 0 || from > to || to > self.len {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "range outside the reservation"));
+        }
+        if from == to {
+            return Ok(());
+        }
+        // SAFETY: the range lies inside this reservation (checked above).
+        let ptr = unsafe {
+            libc::mmap(
+                self.base.as_ptr().add(from).cast(),
+                to - from,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Writes dirty pages of `[0, len)` to the file and waits for the device (msync MS_SYNC).
+    pub fn sync(&self, len: usize) -> io::Result<()> {
+        let len = len.min(self.len);
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the range lies inside this reservation, which stays mapped while `self` lives.
+        check(unsafe { libc::msync(self.base.as_ptr().cast(), len, libc::MS_SYNC) })
+    }
+
+    /// Asks the kernel to read `[from, to)` ahead (madvise WILLNEED). Advice only: errors are
+    /// reported but change nothing.
+    pub fn will_need(&self, from: usize, to: usize) -> io::Result<()> {
+        let start = from / page_size() * page_size();
+        let to = to.min(self.len);
+        if start >= to {
+            return Ok(());
+        }
+        // SAFETY: the range lies inside this reservation; WILLNEED does not change its contents.
+        check(unsafe {
+            libc::madvise(self.base.as_ptr().add(start).cast(), to - start, libc::MADV_WILLNEED)
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        // SAFETY: the reservation owns [base, base + len); whoever pointed into it (views, flush
+        // jobs) held an Arc to it, so being dropped means no one can use the range any more.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+fn too_large() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "size does not fit the address space")
+}
+
+/// Rounds `n` up to a multiple of `to` (a power of two), or None on overflow.
+pub fn round_up(n: usize, to: usize) -> Option<usize> {
+    n.checked_add(to - 1).map(|v| v / to * to)
+}
+
+/// A whole file mapped at an address the kernel chooses (the header).
+#[derive(Debug)]
+pub struct FileMap {
+    inner: memmap2::MmapRaw,
+}
+
+impl FileMap {
+    pub fn new(file: &File, len: usize, mode: MapMode) -> io::Result<FileMap> {
+        let mut opts = memmap2::MmapOptions::new();
+        opts.len(len);
+        let inner = match mode {
+            MapMode::Shared => opts.map_raw(file)?,
+            // SAFETY: a private (copy-on-write) mapping; the header's size was checked against
+            // the file just before, under the lock that keeps writers out.
+            MapMode::Private => memmap2::MmapRaw::from(unsafe { opts.map_copy(file)? }),
+        };
+        Ok(FileMap { inner })
+    }
+
+    pub fn ptr(&self) -> *mut u8 {
+        self.inner.as_mut_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.len() == 0
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
+    /// Reads the f64 at `off`, which JavaScript may write at any time between our calls.
+    pub fn read_f64(&self, off: usize) -> f64 {
+        assert!(off % 8 == 0 && off + 8 <= self.len());
+        // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`. A
+        // volatile read because the bytes change outside Rust's view.
+        unsafe { std::ptr::read_volatile(self.ptr().add(off).cast::<f64>()) }
+    }
+
+    /// Writes the f64 at `off`.
+    pub fn write_f64(&self, off: usize, v: f64) {
+        assert!(off % 8 == 0 && off + 8 <= self.len());
+        // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`.
+        unsafe { std::ptr::write_volatile(self.ptr().add(off).cast::<f64>(), v) }
+    }
+}
+
+/// Reserves disk blocks for `file` up to `len` bytes and extends it to that size, so that a full
+/// disk shows up here as ENOSPC and never later as SIGBUS on a write into a sparse page. Where
+/// the file system cannot reserve blocks, the file is only extended.
+pub fn allocate(file: &File, len: u64) -> io::Result<()> {
+    match fs4::FileExt::allocate(file, len) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+        Err(e) => return Err(e),
+    }
+    // fallocate may leave the logical size alone on some systems; make sure it is `len`.
+    if file.metadata()?.len() < len {
+        file.set_len(len)?;
+    }
+    Ok(())
+}
+
+/// Makes a directory entry change (create, rename) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The file's (device, inode): identifies it across paths, for the in-process lock registry.
+pub fn file_id(file: &File) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok((m.dev(), m.ino()))
+}

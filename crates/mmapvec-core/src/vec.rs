@@ -1,0 +1,692 @@
+//! A vec on disk: a directory with a header file and one file per column, each column mapped
+//! into an address-space reservation of its own so that it grows without moving or copying.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Code, Error, Result};
+use crate::header::{self, Header};
+use crate::lock::{self, Held};
+use crate::schema::Schema;
+use crate::sys::{self, FileMap, MapMode, Reservation};
+
+/// The header's file name inside a vec's directory.
+pub const HEADER_FILE: &str = "header";
+
+/// The smallest capacity growth produces, in rows.
+const MIN_GROWTH_ROWS: u64 = 1024;
+/// Address space reserved per column at the least; a column grows in place inside it.
+const MIN_RESERVATION: usize = 1 << 30;
+
+/// How to open a vec.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Create the vec when it is missing.
+    pub create: bool,
+    /// Fail with EEXIST when the vec exists.
+    pub create_new: bool,
+    /// Shared lock, private mapping; the facade refuses every write.
+    pub read_only: bool,
+    /// Rows to make room for (at creation, or at once when opening a smaller vec read-write).
+    pub capacity: u64,
+    /// How long to wait for the lock; zero fails at once.
+    pub lock_timeout: Duration,
+    /// The application's data version: stored at creation, checked at open when given.
+    pub version: Option<u64>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            create: true,
+            create_new: false,
+            read_only: false,
+            capacity: 0,
+            lock_timeout: Duration::ZERO,
+            version: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ColumnMap {
+    file: Arc<File>,
+    path: PathBuf,
+    row_size: usize,
+    /// Where the rows start in the file (and in the reservation).
+    offset: u32,
+    region: Arc<Reservation>,
+    /// Bytes of the file mapped at the start of `region` (a whole number of pages).
+    mapped: usize,
+    /// The file's size.
+    file_len: u64,
+    /// The file's size when it was last made durable; a flush after growth syncs its size too.
+    synced_len: u64,
+}
+
+/// What a growth did, so the caller can revoke views over memory that moved.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Growth {
+    /// Columns whose base address moved (their reservation was too small).
+    pub moved: Vec<usize>,
+}
+
+/// An open vec.
+#[derive(Debug)]
+pub struct MmapVec {
+    path: PathBuf,
+    read_only: bool,
+    temp: bool,
+    header: Header,
+    header_map: Arc<FileMap>,
+    columns: Vec<ColumnMap>,
+    capacity: u64,
+    // Declared last: the lock is released after everything else is dropped.
+    _held: Option<Held>,
+    _header_file: File,
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+fn unique_suffix() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{nanos:x}-{}",
+        std::process::id(),
+        UNIQUE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn format_err(path: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::new(Code::Format, format!("{}: {msg}", path.display()))
+}
+
+/// Bytes a column file needs for `rows` rows starting at `offset`, rounded up to pages.
+fn file_bytes(rows: u64, row_size: usize, offset: u32) -> Result<u64> {
+    let page = sys::page_size() as u64;
+    rows.checked_mul(row_size as u64)
+        .and_then(|b| b.checked_add(offset as u64 + page - 1))
+        .map(|b| b / page * page)
+        .filter(|&b| b <= isize::MAX as u64)
+        .ok_or_else(|| Error::new(Code::Invalid, format!("a capacity of {rows} rows does not fit the address space")))
+}
+
+fn reservation_for(bytes: usize) -> io::Result<Reservation> {
+    Reservation::new(bytes.saturating_mul(4).max(MIN_RESERVATION))
+}
+
+impl MmapVec {
+    /// Opens the vec at `path` (creating it when missing, if `opts.create`), takes its lock and
+    /// maps it. `schema` must match the stored one (fields in any order).
+    pub fn open(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<MmapVec> {
+        schema.validate()?;
+        if opts.read_only && opts.create_new {
+            return Err(Error::new(
+                Code::Invalid,
+                format!("{}: readOnly cannot be combined with create; a read-only open never creates", path.display()),
+            ));
+        }
+        // Creating races with other creators; retry the lookup once after losing a race.
+        for _ in 0..2 {
+            match fs::metadata(path) {
+                Ok(m) => {
+                    if opts.create_new {
+                        return Err(Error::new(
+                            Code::Exists,
+                            format!(
+                                "{}: already exists; open it with MmapVec.open, or remove it first with MmapVec.remove",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    if !m.is_dir() {
+                        return Err(format_err(
+                            path,
+                            "is not an mmapvec vec: a vec is a directory holding a header file and one file per column",
+                        ));
+                    }
+                    return Self::open_existing(path, schema, opts);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !(opts.create || opts.create_new) || opts.read_only {
+                        return Err(Error::new(
+                            Code::NotFound,
+                            format!(
+                                "{}: no such vec; open it without `create: false` or `readOnly` to create it",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    match create_dir_vec(path, schema, opts) {
+                        Ok(()) => return Self::open_existing(path, schema, opts),
+                        Err(e) if e.code == Code::Exists => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(Error::io(&e, path, "looking it up")),
+            }
+        }
+        Err(Error::new(
+            Code::Exists,
+            format!("{}: another process created it while this one did; open it again", path.display()),
+        ))
+    }
+
+    /// A scratch vec in the OS temp dir. Its files are unlinked as soon as they are open, so
+    /// nothing is left behind after close or a crash.
+    pub fn temp(schema: &Schema, opts: &OpenOptions) -> Result<MmapVec> {
+        schema.validate()?;
+        let dir = std::env::temp_dir().join(format!("mmapvec-{}", unique_suffix()));
+        let mut schema = schema.clone();
+        schema.assign_files();
+        fs::create_dir(&dir).map_err(|e| Error::io(&e, &dir, "creating a temp vec"))?;
+        let opened = (|| {
+            write_vec_files(&dir, &schema, opts.version.unwrap_or(0), opts.capacity)?;
+            let hp = dir.join(HEADER_FILE);
+            let header_file = sys::open_file(&hp, true, false).map_err(|e| Error::io(&e, &hp, "opening"))?;
+            let files = open_column_files(&dir, &schema, true)?;
+            Ok((header_file, files))
+        })();
+        let _ = fs::remove_dir_all(&dir);
+        let (header_file, files) = opened?;
+        let mut v = Self::assemble(&dir, header_file, None, files, false, true)?;
+        if opts.capacity > v.capacity {
+            v.grow(opts.capacity, false)?;
+        }
+        Ok(v)
+    }
+
+    /// Deletes the vec at `path`; fails with ELOCKED while any handle has it open.
+    pub fn remove(path: &Path) -> Result<()> {
+        let m = fs::metadata(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::new(Code::NotFound, format!("{}: no such vec to remove", path.display())),
+            _ => Error::io(&e, path, "looking it up"),
+        })?;
+        if !m.is_dir() {
+            return Err(format_err(path, "is not an mmapvec vec (not a directory); refusing to remove it"));
+        }
+        let (file, _held) = open_header(path, false, Duration::ZERO)?;
+        read_header(path, &file)?;
+        let parent = parent_of(path);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let doomed = parent.join(format!(".{name}.removing-{}", unique_suffix()));
+        // Renaming first makes the vec disappear at once, even if deleting is interrupted.
+        fs::rename(path, &doomed).map_err(|e| Error::io(&e, path, "removing it"))?;
+        fs::remove_dir_all(&doomed).map_err(|e| Error::io(&e, &doomed, "deleting the files of a removed vec"))?;
+        let _ = sys::sync_dir(&parent);
+        Ok(())
+    }
+
+    fn open_existing(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<MmapVec> {
+        let (header_file, held) = open_header(path, !opts.read_only, opts.lock_timeout)?;
+        let header = read_header(path, &header_file)?;
+        if let Some(v) = opts.version {
+            if v != header.0.app_version {
+                return Err(Error::new(
+                    Code::Version,
+                    format!(
+                        "{}: the data has version {}, the program asked for version {v}; migrate the data, or open it with version {}",
+                        path.display(),
+                        header.0.app_version,
+                        header.0.app_version
+                    ),
+                ));
+            }
+        }
+        if !header.0.schema.same_fields(schema) {
+            return Err(Error::new(
+                Code::Schema,
+                format!(
+                    "{}: the stored schema is {}, the program asked for {}; open it with the stored schema, or copy the rows into a new vec with the new schema",
+                    path.display(),
+                    header.0.schema.describe(),
+                    schema.describe()
+                ),
+            ));
+        }
+        let files = open_column_files(path, &header.0.schema, !opts.read_only)?;
+        let mut v = Self::assemble(path, header_file, Some(held), files, opts.read_only, false)?;
+        if !opts.read_only && opts.capacity > v.capacity {
+            v.grow(opts.capacity, false)?;
+        }
+        Ok(v)
+    }
+
+    /// Checks sizes and maps a vec whose files are open (and whose header is locked).
+    fn assemble(
+        path: &Path,
+        header_file: File,
+        held: Option<Held>,
+        files: Vec<(File, PathBuf, u64)>,
+        read_only: bool,
+        temp: bool,
+    ) -> Result<MmapVec> {
+        let (header, length) = read_header(path, &header_file)?;
+        let mut capacity = u64::MAX;
+        for ((_, fpath, flen), col) in files.iter().zip(&header.schema.columns) {
+            let rows = flen.saturating_sub(col.offset as u64) / col.row_size() as u64;
+            if rows < length {
+                return Err(format_err(
+                    path,
+                    format!(
+                        "damaged: the header says it holds {length} rows, but the column file {} (field '{}') holds only {rows}",
+                        fpath.display(),
+                        col.name
+                    ),
+                ));
+            }
+            capacity = capacity.min(rows);
+        }
+        let mode = if read_only { MapMode::Private } else { MapMode::Shared };
+        let header_map = FileMap::new(&header_file, header.header_size, mode)
+            .map_err(|e| Error::io(&e, path, "mapping the header"))?;
+        let mut columns = Vec::with_capacity(files.len());
+        for ((file, fpath, flen), col) in files.into_iter().zip(&header.schema.columns) {
+            let mapped = sys::round_up(flen as usize, sys::page_size())
+                .ok_or_else(|| format_err(&fpath, "column file too large"))?;
+            let region = reservation_for(mapped).map_err(|e| Error::io(&e, &fpath, "reserving address space"))?;
+            region
+                .map_file(&file, 0, mapped, mode)
+                .map_err(|e| Error::io(&e, &fpath, "mapping the column"))?;
+            columns.push(ColumnMap {
+                file: Arc::new(file),
+                path: fpath,
+                row_size: col.row_size(),
+                offset: col.offset,
+                region: Arc::new(region),
+                mapped,
+                file_len: flen,
+                synced_len: flen,
+            });
+        }
+        Ok(MmapVec {
+            path: path.to_path_buf(),
+            read_only,
+            temp,
+            header,
+            header_map: Arc::new(header_map),
+            columns,
+            capacity,
+            _held: held,
+            _header_file: header_file,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub fn is_temp(&self) -> bool {
+        self.temp
+    }
+
+    /// The stored schema (with file names), in stored order.
+    pub fn schema(&self) -> &Schema {
+        &self.header.schema
+    }
+
+    pub fn app_version(&self) -> u64 {
+        self.header.app_version
+    }
+
+    /// The row count, as stored in the mapped header (JavaScript writes it there).
+    pub fn len(&self) -> u64 {
+        let raw = self.header_map.read_f64(header::OFF_LENGTH);
+        header::decode_length(raw, "").map(|n| n.min(self.capacity)).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets the row count. Rows below it must have been written.
+    pub fn set_len(&mut self, n: u64) -> Result<()> {
+        self.writable()?;
+        if n > self.capacity {
+            return Err(Error::new(Code::Range, format!("{}: length {n} is beyond the capacity {}", self.path.display(), self.capacity)));
+        }
+        self.header_map.write_f64(header::OFF_LENGTH, n as f64);
+        Ok(())
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            Err(Error::new(
+                Code::ReadOnly,
+                format!("{}: opened readOnly; open it without readOnly to change it", self.path.display()),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The mapped header, and the byte offset of the row count in it.
+    pub fn header_region(&self) -> (Arc<FileMap>, usize) {
+        (self.header_map.clone(), header::OFF_LENGTH)
+    }
+
+    /// Column `i`'s reservation, where its rows start in it, and how many bytes hold rows
+    /// (`capacity * row_size`): what a view may cover.
+    pub fn column_region(&self, i: usize) -> (Arc<Reservation>, usize, usize) {
+        let c = &self.columns[i];
+        (c.region.clone(), c.offset as usize, self.capacity as usize * c.row_size)
+    }
+
+    /// Grows the capacity to at least `min_capacity` rows: geometrically (at least doubling)
+    /// when `geometric`, else exactly (rounded up to pages). Files are extended with reserved
+    /// blocks; mappings grow in place unless a reservation is too small (see [`Growth`]).
+    /// On failure the vec keeps its old capacity and every row.
+    pub fn grow(&mut self, min_capacity: u64, geometric: bool) -> Result<Growth> {
+        self.writable()?;
+        if min_capacity <= self.capacity {
+            return Ok(Growth::default());
+        }
+        let target = if geometric {
+            min_capacity.max(self.capacity.saturating_mul(2)).max(MIN_GROWTH_ROWS)
+        } else {
+            min_capacity
+        };
+        let mut sizes = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            sizes.push(file_bytes(target, c.row_size, c.offset)?);
+        }
+        // Phase 1: extend every file. If one fails, give the others back their old size.
+        for (i, c) in self.columns.iter().enumerate() {
+            if sizes[i] <= c.file_len {
+                continue;
+            }
+            if let Err(e) = sys::allocate(&c.file, sizes[i]) {
+                for c in &self.columns[..=i] {
+                    if c.file.metadata().map(|m| m.len() > c.file_len).unwrap_or(false) {
+                        let _ = c.file.set_len(c.file_len);
+                    }
+                }
+                return Err(Error::io(&e, &c.path, "growing the column file"));
+            }
+        }
+        // Phase 2: map the new pages. A column whose reservation is too small moves.
+        let mut growth = Growth::default();
+        let mode = MapMode::Shared;
+        for (i, c) in self.columns.iter_mut().enumerate() {
+            let new_len = sizes[i].max(c.file_len);
+            c.file_len = new_len;
+            let new_mapped = new_len as usize;
+            if new_mapped <= c.mapped {
+                continue;
+            }
+            if new_mapped <= c.region.len() {
+                let from = c.mapped / sys::page_size() * sys::page_size();
+                c.region
+                    .map_file(&c.file, from, new_mapped, mode)
+                    .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;
+            } else {
+                let region = reservation_for(new_mapped).map_err(|e| Error::io(&e, &c.path, "reserving address space"))?;
+                region
+                    .map_file(&c.file, 0, new_mapped, mode)
+                    .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;
+                c.region = Arc::new(region);
+                growth.moved.push(i);
+            }
+            c.mapped = new_mapped;
+        }
+        self.capacity = self.file_capacity();
+        Ok(growth)
+    }
+
+    /// Shrinks every column file to the pages the current rows need. Whoever handed out
+    /// pointers into the columns (views) must revoke them first: the memory past the new end
+    /// becomes private zero pages.
+    pub fn shrink_to_fit(&mut self) -> Result<()> {
+        self.writable()?;
+        let len = self.len();
+        for c in &mut self.columns {
+            let new_len = file_bytes(len, c.row_size, c.offset)?;
+            if new_len >= c.file_len {
+                continue;
+            }
+            let keep = new_len as usize;
+            c.region
+                .zero_range(keep, c.mapped)
+                .map_err(|e| Error::io(&e, &c.path, "unmapping the freed pages"))?;
+            c.mapped = keep;
+            c.file
+                .set_len(new_len)
+                .map_err(|e| Error::io(&e, &c.path, "shrinking the column file"))?;
+            c.file_len = new_len;
+        }
+        self.capacity = self.file_capacity().max(len);
+        Ok(())
+    }
+
+    /// The rows every column file has room for.
+    fn file_capacity(&self) -> u64 {
+        self.columns
+            .iter()
+            .map(|c| c.file_len.saturating_sub(c.offset as u64) / c.row_size as u64)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Asks the kernel to read rows `[start, end)` of every column ahead.
+    pub fn prefetch(&self, start: u64, end: u64) -> Result<()> {
+        let end = end.min(self.capacity);
+        for c in &self.columns {
+            let at = |row: u64| (row.saturating_mul(c.row_size as u64) as usize).saturating_add(c.offset as usize);
+            let (from, to) = (at(start), at(end));
+            c.region.will_need(from, to).map_err(|e| Error::io(&e, &c.path, "prefetching"))?;
+        }
+        Ok(())
+    }
+
+    /// A job that makes everything written so far durable: column data first, then the
+    /// header that claims it. It owns what it touches, so it may run on another thread while
+    /// this vec grows or closes.
+    pub fn sync_job(&mut self) -> SyncJob {
+        if self.read_only || self.temp {
+            return SyncJob::default();
+        }
+        let columns = self
+            .columns
+            .iter_mut()
+            .map(|c| {
+                let resized = c.synced_len != c.file_len;
+                c.synced_len = c.file_len;
+                SyncPart {
+                    region: c.region.clone(),
+                    len: c.mapped,
+                    file: resized.then(|| c.file.clone()),
+                    path: c.path.clone(),
+                }
+            })
+            .collect();
+        SyncJob {
+            columns,
+            header: Some((self.header_map.clone(), self.path.join(HEADER_FILE))),
+        }
+    }
+
+    /// Makes everything written so far durable, on this thread.
+    pub fn flush(&mut self) -> Result<()> {
+        self.sync_job().run()
+    }
+}
+
+impl Drop for MmapVec {
+    fn drop(&mut self) {
+        // A mapping keeps its open file description alive, and a flock lives as long as that
+        // description: the header stays mapped until V8 collects the last view over it, so the
+        // lock must be released explicitly here, not left to the file being closed.
+        if self._held.is_some() {
+            let _ = self._header_file.unlock();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SyncPart {
+    region: Arc<Reservation>,
+    len: usize,
+    file: Option<Arc<File>>,
+    path: PathBuf,
+}
+
+/// See [`MmapVec::sync_job`].
+#[derive(Debug, Default)]
+pub struct SyncJob {
+    columns: Vec<SyncPart>,
+    header: Option<(Arc<FileMap>, PathBuf)>,
+}
+
+impl SyncJob {
+    pub fn run(&self) -> Result<()> {
+        for p in &self.columns {
+            p.region.sync(p.len).map_err(|e| Error::io(&e, &p.path, "flushing"))?;
+            if let Some(f) = &p.file {
+                f.sync_data().map_err(|e| Error::io(&e, &p.path, "flushing"))?;
+            }
+        }
+        if let Some((h, path)) = &self.header {
+            h.sync().map_err(|e| Error::io(&e, path, "flushing"))?;
+        }
+        Ok(())
+    }
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Creates a vec directory atomically: built beside `path` under a temporary name, made
+/// durable, then renamed into place. Fails with EEXIST when `path` appeared meanwhile.
+fn create_dir_vec(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()> {
+    let parent = parent_of(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::new(Code::Invalid, format!("{}: not a usable path for a vec", path.display())))?
+        .to_string_lossy()
+        .into_owned();
+    fs::create_dir_all(&parent).map_err(|e| Error::io(&e, &parent, "creating the parent directory"))?;
+    let tmp = parent.join(format!(".{name}.creating-{}", unique_suffix()));
+    fs::create_dir(&tmp).map_err(|e| Error::io(&e, &tmp, "creating the vec"))?;
+    let mut stored = schema.clone();
+    stored.assign_files();
+    let built = write_vec_files(&tmp, &stored, opts.version.unwrap_or(0), opts.capacity)
+        .and_then(|()| sys::sync_dir(&tmp).map_err(|e| Error::io(&e, &tmp, "creating the vec")));
+    if let Err(e) = built {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_dir_all(&tmp);
+        if path.exists() {
+            return Err(Error::new(Code::Exists, format!("{}: already exists", path.display())));
+        }
+        return Err(Error::io(&e, path, "creating the vec"));
+    }
+    let _ = sys::sync_dir(&parent);
+    Ok(())
+}
+
+/// Writes a new header and empty column files (with room for `capacity` rows) into `dir`.
+fn write_vec_files(dir: &Path, schema: &Schema, version: u64, capacity: u64) -> Result<()> {
+    use std::io::Write;
+    let bytes = Header::encode(schema, version)?;
+    let hp = dir.join(HEADER_FILE);
+    let mut hf = sys::open_file(&hp, true, true).map_err(|e| Error::io(&e, &hp, "creating the header"))?;
+    hf.write_all(&bytes)
+        .and_then(|()| hf.sync_all())
+        .map_err(|e| Error::io(&e, &hp, "writing the header"))?;
+    for c in &schema.columns {
+        let cp = dir.join(&c.file);
+        let f = sys::open_file(&cp, true, true).map_err(|e| Error::io(&e, &cp, "creating a column file"))?;
+        let size = file_bytes(capacity, c.row_size(), c.offset)?;
+        if size > 0 {
+            sys::allocate(&f, size).map_err(|e| Error::io(&e, &cp, "allocating a column file"))?;
+        }
+        f.sync_all().map_err(|e| Error::io(&e, &cp, "creating a column file"))?;
+    }
+    Ok(())
+}
+
+/// Opens (read-write or read-only) and locks a vec's header file.
+fn open_header(path: &Path, write: bool, timeout: Duration) -> Result<(File, Held)> {
+    let hp = path.join(HEADER_FILE);
+    let file = sys::open_file(&hp, write, false).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format_err(
+            path,
+            "is a directory without a header file: not an mmapvec vec, or its header was deleted",
+        ),
+        _ if e.raw_os_error() == Some(libc::EISDIR) || e.raw_os_error() == Some(libc::ELOOP) => {
+            format_err(&hp, "is not a regular file; a vec's header is a file")
+        }
+        _ => Error::io(&e, &hp, "opening the header"),
+    })?;
+    let meta = file.metadata().map_err(|e| Error::io(&e, &hp, "reading the header"))?;
+    if !meta.is_file() {
+        return Err(format_err(&hp, "is not a regular file; a vec's header is a file"));
+    }
+    let held = lock::lock(&file, write, timeout, path)?;
+    Ok((file, held))
+}
+
+/// Reads and checks the header through the file (never through a mapping, which would fault
+/// on a truncated file), and returns it with the stored row count.
+fn read_header(path: &Path, file: &File) -> Result<(Header, u64)> {
+    let hp = path.join(HEADER_FILE);
+    let size = file.metadata().map_err(|e| Error::io(&e, &hp, "reading the header"))?.len();
+    let limit = (header::OFF_SCHEMA + header::MAX_SCHEMA_BYTES + header::HEADER_ALIGN) as u64;
+    if size > limit {
+        return Err(format_err(&hp, format!("damaged header: {size} bytes, a header has at most {limit}")));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    let mut reader: &File = file;
+    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(0))
+        .and_then(|_| reader.take(size).read_to_end(&mut bytes))
+        .map_err(|e| Error::io(&e, &hp, "reading the header"))?;
+    let what = hp.display().to_string();
+    let header = Header::decode(&bytes, size, &what)?;
+    let raw = f64::from_ne_bytes(bytes[header::OFF_LENGTH..header::OFF_LENGTH + 8].try_into().expect("8 bytes"));
+    let length = header::decode_length(raw, &what)?;
+    Ok((header, length))
+}
+
+fn open_column_files(dir: &Path, schema: &Schema, write: bool) -> Result<Vec<(File, PathBuf, u64)>> {
+    let mut out = Vec::with_capacity(schema.columns.len());
+    for c in &schema.columns {
+        let cp = dir.join(&c.file);
+        let f = sys::open_file(&cp, write, false).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => format_err(
+                dir,
+                format!("damaged: the column file {} of field '{}' is missing", c.file, c.name),
+            ),
+            _ if e.raw_os_error() == Some(libc::EISDIR) || e.raw_os_error() == Some(libc::ELOOP) => {
+                format_err(&cp, format!("is not a regular file (field '{}')", c.name))
+            }
+            _ => Error::io(&e, &cp, "opening a column file"),
+        })?;
+        let meta = f.metadata().map_err(|e| Error::io(&e, &cp, "reading a column file"))?;
+        if !meta.is_file() {
+            return Err(format_err(&cp, format!("is not a regular file (field '{}')", c.name)));
+        }
+        out.push((f, cp, meta.len()));
+    }
+    Ok(out)
+}

@@ -1,0 +1,158 @@
+//! The Node-API binding: `#[napi]` wrappers over `mmapvec-core` and the mapping of its errors.
+//! Nothing here maps memory or takes locks; the TypeScript facade in `ts/` is the public API.
+
+use std::path::Path;
+use std::time::Duration;
+
+use mmapvec_core::node::{js_error, NodeVec};
+use mmapvec_core::{Code, Error, OpenOptions, Schema, SyncJob};
+use napi::bindgen_prelude::{AsyncTask, ObjectFinalize, Unknown};
+use napi::{Env, Result, Task};
+use napi_derive::napi;
+
+/// How the facade asks for a vec to be opened.
+#[napi(object)]
+pub struct OpenArgs {
+  pub create: bool,
+  pub create_new: bool,
+  pub read_only: bool,
+  pub temp: bool,
+  pub capacity: f64,
+  pub lock_timeout_ms: f64,
+  pub version: Option<f64>,
+}
+
+fn whole(n: f64, what: &str) -> Result<u64> {
+  if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 {
+    Ok(n as u64)
+  } else {
+    Err(js_error(Error::new(
+      Code::Invalid,
+      format!("{what} must be a whole number from 0 to 2^53 - 1, got {n}"),
+    )))
+  }
+}
+
+/// One open vec, as the facade drives it.
+#[napi(custom_finalize)]
+pub struct NativeVec {
+  inner: NodeVec,
+}
+
+#[napi]
+impl NativeVec {
+  #[napi(factory)]
+  pub fn open(path: String, schema_json: String, args: OpenArgs) -> Result<Self> {
+    let schema = Schema::parse_request(&schema_json).map_err(js_error)?;
+    let opts = OpenOptions {
+      create: args.create,
+      create_new: args.create_new,
+      read_only: args.read_only,
+      capacity: whole(args.capacity, "capacity")?,
+      lock_timeout: Duration::from_millis(whole(args.lock_timeout_ms, "lockTimeoutMs")?),
+      version: args.version.map(|v| whole(v, "version")).transpose()?,
+    };
+    let inner = NodeVec::open(Path::new(&path), &schema, &opts, args.temp)?;
+    Ok(NativeVec { inner })
+  }
+
+  /// The stored schema (fields in stored order, with their files), as JSON.
+  #[napi(getter)]
+  pub fn schema_json(&self) -> Result<String> {
+    Ok(self.inner.vec()?.schema().to_json())
+  }
+
+  #[napi(getter)]
+  pub fn path(&self) -> Result<String> {
+    Ok(self.inner.vec()?.path().display().to_string())
+  }
+
+  #[napi(getter)]
+  pub fn capacity(&self) -> Result<f64> {
+    Ok(self.inner.vec()?.capacity() as f64)
+  }
+
+  #[napi(getter)]
+  pub fn app_version(&self) -> Result<f64> {
+    Ok(self.inner.vec()?.app_version() as f64)
+  }
+
+  /// Byte offset of the row count (an f64) in the header buffer.
+  #[napi(getter)]
+  pub fn length_offset(&self) -> Result<u32> {
+    Ok(self.inner.header_length_offset()? as u32)
+  }
+
+  #[napi(ts_return_type = "ArrayBuffer")]
+  pub fn header_buffer<'e>(&mut self, env: &'e Env) -> Result<Unknown<'e>> {
+    self.inner.header_buffer(env)
+  }
+
+  /// One ArrayBuffer per stored column, each covering `capacity` rows.
+  #[napi(ts_return_type = "ArrayBuffer[]")]
+  pub fn column_buffers<'e>(&mut self, env: &'e Env) -> Result<Vec<Unknown<'e>>> {
+    self.inner.column_buffers(env)
+  }
+
+  /// Grows to at least `min_capacity` rows (geometrically, or exactly); returns the capacity.
+  #[napi]
+  pub fn grow(&mut self, env: &Env, min_capacity: f64, geometric: bool) -> Result<f64> {
+    let min = whole(min_capacity, "capacity")?;
+    Ok(self.inner.grow(env, min, geometric)? as f64)
+  }
+
+  #[napi]
+  pub fn shrink_to_fit(&mut self, env: &Env) -> Result<f64> {
+    Ok(self.inner.shrink_to_fit(env)? as f64)
+  }
+
+  #[napi]
+  pub fn prefetch(&self, start: f64, end: f64) -> Result<()> {
+    self.inner.prefetch(whole(start, "start")?, whole(end, "end")?)
+  }
+
+  #[napi]
+  pub fn flush_sync(&mut self) -> Result<()> {
+    self.inner.flush()
+  }
+
+  /// Flushes on the libuv thread pool; the job owns the mappings it syncs.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn flush(&mut self) -> Result<AsyncTask<FlushTask>> {
+    Ok(AsyncTask::new(FlushTask(self.inner.sync_job()?)))
+  }
+
+  /// Detaches every view, closes the files and releases the lock.
+  #[napi]
+  pub fn close(&mut self, env: &Env) {
+    self.inner.close(env);
+  }
+}
+
+impl ObjectFinalize for NativeVec {
+  fn finalize(mut self, env: Env) -> Result<()> {
+    self.inner.release(&env);
+    Ok(())
+  }
+}
+
+/// Deletes the vec at `path` (ELOCKED while it is open anywhere).
+#[napi]
+pub fn remove(path: String) -> Result<()> {
+  mmapvec_core::MmapVec::remove(Path::new(&path)).map_err(js_error)
+}
+
+pub struct FlushTask(SyncJob);
+
+impl Task for FlushTask {
+  type Output = ();
+  type JsValue = ();
+
+  fn compute(&mut self) -> Result<()> {
+    self.0.run().map_err(js_error)
+  }
+
+  fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
+    Ok(())
+  }
+}

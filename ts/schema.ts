@@ -1,0 +1,161 @@
+/** The element types a field can have. `i64`/`u64` are `bigint`s; `bool` is one byte. */
+export type ScalarType = 'i8' | 'u8' | 'i16' | 'u16' | 'i32' | 'u32' | 'i64' | 'u64' | 'f32' | 'f64' | 'bool'
+
+/** A field: one value of a type, or a fixed-size array of them (`['f32', 3]`). */
+export type FieldType = ScalarType | readonly [ScalarType, number]
+
+/** A struct of named fields. */
+export type Fields = { readonly [name: string]: FieldType }
+
+/** A vec's schema: a struct of fields, or one field type for a vec of plain values. */
+export type Schema = FieldType | Fields
+
+type ValueOfType<T> = T extends 'i64' | 'u64' ? bigint : T extends 'bool' ? boolean : number
+
+/** The TypedArray a column of the given element type is. */
+export type ArrayOfType<T> = T extends 'i8'
+  ? Int8Array
+  : T extends 'u8' | 'bool'
+    ? Uint8Array
+    : T extends 'i16'
+      ? Int16Array
+      : T extends 'u16'
+        ? Uint16Array
+        : T extends 'i32'
+          ? Int32Array
+          : T extends 'u32'
+            ? Uint32Array
+            : T extends 'i64'
+              ? BigInt64Array
+              : T extends 'u64'
+                ? BigUint64Array
+                : T extends 'f32'
+                  ? Float32Array
+                  : T extends 'f64'
+                    ? Float64Array
+                    : never
+
+/** What `get` returns for a field. */
+export type FieldValue<F> = F extends ScalarType
+  ? ValueOfType<F>
+  : F extends readonly [infer T, number]
+    ? ValueOfType<T>[]
+    : never
+
+/** What `push`/`set` accept for a field: array fields take arrays or TypedArrays. */
+export type FieldInput<F> = F extends ScalarType
+  ? ValueOfType<F>
+  : F extends readonly [infer T, number]
+    ? ArrayLike<ValueOfType<T>>
+    : never
+
+/** The column TypedArray of a field. */
+export type ColumnOf<F> = F extends ScalarType ? ArrayOfType<F> : F extends readonly [infer T, number] ? ArrayOfType<T> : never
+
+/** A row as `get` returns it (a copy). */
+export type RowOf<S extends Schema> = S extends FieldType
+  ? FieldValue<S>
+  : { -readonly [K in keyof S]: FieldValue<S[K]> }
+
+/** A row as `push` takes it: every field present. */
+export type RowInput<S extends Schema> = S extends FieldType
+  ? FieldInput<S>
+  : { [K in keyof S]: FieldInput<S[K]> }
+
+/** Some fields of a row, as `set` takes them. */
+export type PartialRowInput<S extends Schema> = S extends FieldType
+  ? FieldInput<S>
+  : { [K in keyof S]?: FieldInput<S[K]> }
+
+/** The `columns` of a struct vec: one TypedArray per field over the mapped pages. */
+export type ColumnsOf<S extends Schema> = S extends FieldType ? never : { readonly [K in keyof S]: ColumnOf<S[K]> }
+
+/** The `values` of a scalar vec: its one column. */
+export type ValuesOf<S extends Schema> = S extends FieldType ? ColumnOf<S> : never
+
+/** Columns given to `pushMany`: one array or TypedArray per field, all of the same row count. */
+export type ColumnInput<S extends Schema> = S extends FieldType
+  ? ArrayLike<FieldValue<S> extends (infer E)[] ? E : FieldValue<S>>
+  : { [K in keyof S]: ArrayLike<FieldValue<S[K]> extends (infer E)[] ? E : FieldValue<S[K]>> }
+
+/** One column after validation. */
+export interface ColumnSpec {
+  readonly name: string
+  readonly type: ScalarType
+  readonly count: number
+}
+
+/** A schema after validation, in the form the native layer stores. */
+export interface NormalizedSchema {
+  readonly scalar: boolean
+  readonly columns: readonly ColumnSpec[]
+}
+
+const TYPES: ReadonlySet<string> = new Set<ScalarType>([
+  'i8', 'u8', 'i16', 'u16', 'i32', 'u32', 'i64', 'u64', 'f32', 'f64', 'bool',
+])
+
+/** The most values one array field may hold (the native layer enforces the same). */
+export const MAX_COUNT = 1 << 20
+
+function describeValue(v: unknown): string {
+  try {
+    return typeof v === 'string' ? `'${v}'` : (JSON.stringify(v) ?? String(v))
+  } catch {
+    return String(v)
+  }
+}
+
+/** Checks one field type and returns its element type and width, or a reason it is bad. */
+function field(name: string, t: unknown): ColumnSpec | string {
+  if (typeof t === 'string') {
+    return TYPES.has(t) ? { name, type: t as ScalarType, count: 1 } : `unknown type ${describeValue(t)}`
+  }
+  if (Array.isArray(t) && t.length === 2 && typeof t[0] === 'string') {
+    if (!TYPES.has(t[0])) return `unknown type ${describeValue(t[0])}`
+    const n = t[1]
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_COUNT) {
+      return `array length ${describeValue(n)} must be a whole number from 1 to ${MAX_COUNT}`
+    }
+    return { name, type: t[0] as ScalarType, count: n }
+  }
+  return `${describeValue(t)} is not a type; use one of ${[...TYPES].join(', ')} or [type, length]`
+}
+
+/** Validates a user schema; returns null with a reason when it is bad. */
+export function normalizeSchema(schema: unknown): NormalizedSchema | string {
+  if (typeof schema === 'string' || Array.isArray(schema)) {
+    const c = field('value', schema)
+    return typeof c === 'string' ? `invalid schema: ${c}` : { scalar: true, columns: [c] }
+  }
+  if (schema === null || typeof schema !== 'object') {
+    return `invalid schema: ${describeValue(schema)}; give a type such as 'f64' or an object of fields such as { x: 'f32', id: 'u32' }`
+  }
+  const names = Object.keys(schema)
+  if (names.length === 0) return "invalid schema: it has no fields; give at least one, e.g. { x: 'f32' }"
+  const columns: ColumnSpec[] = []
+  for (const name of names) {
+    if (name.length === 0) return 'invalid schema: a field has an empty name'
+    const c = field(name, (schema as Record<string, unknown>)[name])
+    if (typeof c === 'string') return `invalid schema: field '${name}': ${c}`
+    columns.push(c)
+  }
+  return { scalar: false, columns }
+}
+
+/** The constructor of each element type's TypedArray. */
+export const ARRAY_TYPES = {
+  i8: Int8Array,
+  u8: Uint8Array,
+  i16: Int16Array,
+  u16: Uint16Array,
+  i32: Int32Array,
+  u32: Uint32Array,
+  i64: BigInt64Array,
+  u64: BigUint64Array,
+  f32: Float32Array,
+  f64: Float64Array,
+  bool: Uint8Array,
+} as const
+
+export type AnyColumn = InstanceType<(typeof ARRAY_TYPES)[ScalarType]>
