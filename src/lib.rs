@@ -20,6 +20,7 @@ pub struct OpenArgs {
   pub capacity: f64,
   pub lock_timeout_ms: f64,
   pub version: Option<f64>,
+  pub reservation: Option<f64>,
 }
 
 fn whole(n: f64, what: &str) -> Result<u64> {
@@ -51,6 +52,10 @@ impl NativeVec {
       capacity: whole(args.capacity, "capacity")?,
       lock_timeout: Duration::from_millis(whole(args.lock_timeout_ms, "lockTimeoutMs")?),
       version: args.version.map(|v| whole(v, "version")).transpose()?,
+      reservation: match args.reservation {
+        Some(r) => whole(r, "reservation")? as usize,
+        None => mmapvec_core::vec::DEFAULT_RESERVATION,
+      },
     };
     let inner = NodeVec::open(Path::new(&path), &schema, &opts, args.temp)?;
     Ok(NativeVec { inner })

@@ -55,6 +55,12 @@ export interface OpenOptions {
   version?: number
   /** Flush in the background at this interval while there are changes. */
   autoFlushMs?: number
+  /**
+   * Address space (bytes) to reserve per column, default 1 GiB. A column grows in place within
+   * its reservation, so views taken earlier stay valid; past it, the column moves to a new
+   * reservation and earlier views of it become empty. Costs no memory, only address space.
+   */
+  reservation?: number
 }
 
 /** Options of {@link MmapVec.close}. */
@@ -70,6 +76,7 @@ const OPTION_TYPES: Record<keyof OpenOptions, 'boolean' | 'number'> = {
   lockTimeoutMs: 'number',
   version: 'number',
   autoFlushMs: 'number',
+  reservation: 'number',
 }
 
 function invalid(message: string, path?: string): MmapVecError {
@@ -94,7 +101,7 @@ function checkOptions(path: string, options: unknown): OpenOptions {
     if (v !== undefined && typeof v !== want) throw invalid(`${path}: option '${k}' must be a ${want}, got ${String(v)}`, path)
   }
   const o = options as OpenOptions
-  for (const k of ['capacity', 'lockTimeoutMs', 'version'] as const) if (o[k] !== undefined) checkCount(o[k], k, path)
+  for (const k of ['capacity', 'lockTimeoutMs', 'version', 'reservation'] as const) if (o[k] !== undefined) checkCount(o[k], k, path)
   if (o.autoFlushMs !== undefined && !(o.autoFlushMs > 0 && o.autoFlushMs < 2 ** 31)) {
     throw invalid(`${path}: autoFlushMs must be a positive number of milliseconds, got ${o.autoFlushMs}`, path)
   }
@@ -222,6 +229,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         capacity: o.capacity ?? 0,
         lockTimeoutMs: o.lockTimeoutMs ?? 0,
         version: o.version,
+        reservation: o.reservation,
       }),
     )
     const Cls = specialise(MmapVec, spec)

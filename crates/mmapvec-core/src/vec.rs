@@ -19,8 +19,8 @@ pub const HEADER_FILE: &str = "header";
 
 /// The smallest capacity growth produces, in rows.
 const MIN_GROWTH_ROWS: u64 = 1024;
-/// Address space reserved per column at the least; a column grows in place inside it.
-const MIN_RESERVATION: usize = 1 << 30;
+/// Address space reserved per column by default; a column grows in place inside it.
+pub const DEFAULT_RESERVATION: usize = 1 << 30;
 
 /// How to open a vec.
 #[derive(Debug, Clone)]
@@ -37,6 +37,9 @@ pub struct OpenOptions {
     pub lock_timeout: Duration,
     /// The application's data version: stored at creation, checked at open when given.
     pub version: Option<u64>,
+    /// Address space to reserve per column at the least (bytes). A column grows in place
+    /// within it; past it, the column moves to a reservation four times its size.
+    pub reservation: usize,
 }
 
 impl Default for OpenOptions {
@@ -48,6 +51,7 @@ impl Default for OpenOptions {
             capacity: 0,
             lock_timeout: Duration::ZERO,
             version: None,
+            reservation: DEFAULT_RESERVATION,
         }
     }
 }
@@ -85,6 +89,7 @@ pub struct MmapVec {
     header_map: Arc<FileMap>,
     columns: Vec<ColumnMap>,
     capacity: u64,
+    reservation: usize,
     // Declared last: the lock is released after everything else is dropped.
     _held: Option<Held>,
     _header_file: File,
@@ -118,8 +123,8 @@ fn file_bytes(rows: u64, row_size: usize, offset: u32) -> Result<u64> {
         .ok_or_else(|| Error::new(Code::Invalid, format!("a capacity of {rows} rows does not fit the address space")))
 }
 
-fn reservation_for(bytes: usize) -> io::Result<Reservation> {
-    Reservation::new(bytes.saturating_mul(4).max(MIN_RESERVATION))
+fn reservation_for(bytes: usize, at_least: usize) -> io::Result<Reservation> {
+    Reservation::new(bytes.saturating_mul(4).max(at_least))
 }
 
 impl MmapVec {
@@ -196,7 +201,7 @@ impl MmapVec {
         })();
         let _ = fs::remove_dir_all(&dir);
         let (header_file, files) = opened?;
-        let mut v = Self::assemble(&dir, header_file, None, files, false, true)?;
+        let mut v = Self::assemble(&dir, header_file, None, files, false, true, opts.reservation)?;
         if opts.capacity > v.capacity {
             v.grow(opts.capacity, false)?;
         }
@@ -252,7 +257,7 @@ impl MmapVec {
             ));
         }
         let files = open_column_files(path, &header.0.schema, !opts.read_only)?;
-        let mut v = Self::assemble(path, header_file, Some(held), files, opts.read_only, false)?;
+        let mut v = Self::assemble(path, header_file, Some(held), files, opts.read_only, false, opts.reservation)?;
         if !opts.read_only && opts.capacity > v.capacity {
             v.grow(opts.capacity, false)?;
         }
@@ -267,6 +272,7 @@ impl MmapVec {
         files: Vec<(File, PathBuf, u64)>,
         read_only: bool,
         temp: bool,
+        reservation: usize,
     ) -> Result<MmapVec> {
         let (header, length) = read_header(path, &header_file)?;
         let mut capacity = u64::MAX;
@@ -291,7 +297,7 @@ impl MmapVec {
         for ((file, fpath, flen), col) in files.into_iter().zip(&header.schema.columns) {
             let mapped = sys::round_up(flen as usize, sys::page_size())
                 .ok_or_else(|| format_err(&fpath, "column file too large"))?;
-            let region = reservation_for(mapped).map_err(|e| Error::io(&e, &fpath, "reserving address space"))?;
+            let region = reservation_for(mapped, reservation).map_err(|e| Error::io(&e, &fpath, "reserving address space"))?;
             region
                 .map_file(&file, 0, mapped, mode)
                 .map_err(|e| Error::io(&e, &fpath, "mapping the column"))?;
@@ -314,6 +320,7 @@ impl MmapVec {
             header_map: Arc::new(header_map),
             columns,
             capacity,
+            reservation,
             _held: held,
             _header_file: header_file,
         })
@@ -435,7 +442,7 @@ impl MmapVec {
                     .map_file(&c.file, from, new_mapped, mode)
                     .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;
             } else {
-                let region = reservation_for(new_mapped).map_err(|e| Error::io(&e, &c.path, "reserving address space"))?;
+                let region = reservation_for(new_mapped, self.reservation).map_err(|e| Error::io(&e, &c.path, "reserving address space"))?;
                 region
                     .map_file(&c.file, 0, new_mapped, mode)
                     .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;

@@ -1,0 +1,69 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** A fresh directory for one test, removed when the process exits. */
+export function scratch(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'mmapvec-test-'))
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
+
+/** Runs a fixture script in a child Node process and returns its exit code and output. */
+export function runChild(script: string, args: string[], env: Record<string, string> = {}, user: { uid?: number; gid?: number } = {}) {
+  const r = spawnSync(process.execPath, [fixture(script), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 60_000,
+    ...user,
+  })
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** Starts a fixture script and resolves once it printed `line` (e.g. "ready"). */
+export function startChild(script: string, args: string[], line = 'ready') {
+  const child = spawn(process.execPath, [fixture(script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stderr.on('data', (d: Buffer) => (err += d))
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d
+      if (out.split('\n').includes(line)) resolve()
+    })
+    child.on('exit', (code, signal) => reject(new Error(`child exited (${code ?? signal}) before '${line}': ${err}`)))
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  return { child, ready, exited, output: () => out, errors: () => err }
+}
+
+/** Name, size, mode, mtime and a hash of every file in a directory: compare before and after. */
+export function fingerprint(dir: string): string[] {
+  return readdirSync(dir)
+    .sort()
+    .map((name) => {
+      const p = join(dir, name)
+      const s = statSync(p)
+      const hash = s.isFile() ? createHash('sha256').update(readFileSync(p)).digest('hex') : 'dir'
+      return `${name} ${s.size} ${s.mode} ${s.mtimeMs} ${hash}`
+    })
+}
+
+/** Collects garbage twice (the tests run with --expose-gc), letting finalizers run between. */
+export async function collectGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (!gc) throw new Error('run the tests with --expose-gc')
+  for (let i = 0; i < 3; i++) {
+    gc()
+    await new Promise((r) => setImmediate(r))
+  }
+}
+
+export function hasStrace(): boolean {
+  return spawnSync('strace', ['-V']).status === 0
+}

@@ -1,0 +1,78 @@
+import test from 'ava'
+import { MmapVec } from 'mmapvec'
+import { existsSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runChild, scratch, startChild } from './helpers/util.mjs'
+
+const Row = { pos: ['f32', 3], id: 'u32', big: 'i64', alive: 'bool' } as const
+const expected = (i: number) => ({ pos: [i, i * 2, i * 3], id: i, big: BigInt(i) * 1000n, alive: i % 2 === 0 })
+
+const dir = scratch()
+
+test('rows written by one process are read by the next', (t) => {
+  const path = join(dir, 'child.mvec')
+  const w = runChild('writer.mjs', [path, '5000'])
+  t.is(w.status, 0, w.stderr)
+  t.is(w.stdout.trim(), 'done 5000')
+  const again = runChild('writer.mjs', [path, '1000'])
+  t.is(again.stdout.trim(), 'done 6000', 'a second run continues where the first stopped')
+  using v = MmapVec.open(path, Row, { readOnly: true })
+  t.is(v.length, 6000)
+  for (const i of [0, 1, 4999, 5000, 5999]) t.deepEqual(v.get(i), expected(i))
+})
+
+test('a process killed with SIGKILL loses nothing it pushed, and its lock is free at once', async (t) => {
+  const path = join(dir, 'killed.mvec')
+  const c = startChild('writer.mjs', [path, '20000', 'kill'])
+  await c.ready
+  c.child.kill('SIGKILL')
+  await c.exited
+  using v = MmapVec.open(path, Row)
+  t.is(v.length, 20000)
+  for (const i of [0, 12345, 19999]) t.deepEqual(v.get(i), expected(i))
+})
+
+test('rows written in this process are there after close and reopen', (t) => {
+  const path = join(dir, 'same.mvec')
+  const v = MmapVec.open(path, Row)
+  for (let i = 0; i < 10_000; i++) v.push(expected(i))
+  v.close()
+  const r = runChild('reader.mjs', [path, '1'])
+  const out = JSON.parse(r.stdout) as { length: number; rows: { id: number; big: string }[] }
+  t.is(out.length, 10_000)
+  t.is(out.rows[9999].id, 9999)
+  t.is(out.rows[9999].big, '9999000')
+  using w = MmapVec.open(path, Row)
+  t.deepEqual(w.get(1234), expected(1234))
+})
+
+test('close({ flush: false }) still keeps the rows for the next open', (t) => {
+  const path = join(dir, 'noflush.mvec')
+  const v = MmapVec.open(path, 'u16')
+  v.pushMany(new Uint16Array([1, 2, 3]))
+  v.close({ flush: false })
+  using w = MmapVec.open(path, 'u16')
+  t.deepEqual([...w.values], [1, 2, 3])
+})
+
+test('temp vecs leave no files, after close and after a crash', (t) => {
+  const mine = () => readdirSync(tmpdir()).filter((n) => n.startsWith('mmapvec-') && !n.startsWith('mmapvec-test-'))
+  const before = new Set(mine())
+  const v = MmapVec.temp(Row)
+  for (let i = 0; i < 50_000; i++) v.push(expected(i))
+  t.deepEqual(v.get(49_999), expected(49_999))
+  t.false(existsSync(v.path), 'the files are unlinked while the vec is open')
+  v.close()
+  const crashed = runChild('temp-crash.mjs', [])
+  t.is(crashed.signal, 'SIGKILL')
+  t.false(existsSync(crashed.stdout.trim()))
+  t.deepEqual(mine().filter((n) => !before.has(n)), [])
+})
+
+test('MmapVec.remove deletes a vec', (t) => {
+  const path = join(dir, 'gone.mvec')
+  MmapVec.open(path, Row).close()
+  MmapVec.remove(path)
+  t.false(existsSync(path))
+})
