@@ -121,10 +121,13 @@ impl NativeVec {
     self.inner.flush()
   }
 
-  /// Flushes on the libuv thread pool; the job owns the mappings it syncs.
-  #[napi(ts_return_type = "Promise<void>")]
-  pub fn flush(&mut self) -> Result<AsyncTask<FlushTask>> {
-    Ok(AsyncTask::new(FlushTask(self.inner.sync_job()?)))
+  /// What a flush must sync, as a job that owns the mappings it touches. Run it with
+  /// `run()`: the vec itself stays free for other calls (growth, close) while it runs, which
+  /// an async method of this class would not allow (napi-rs keeps `self` borrowed until an
+  /// async task settles).
+  #[napi]
+  pub fn flush_job(&mut self) -> Result<FlushJob> {
+    Ok(FlushJob(Some(self.inner.sync_job()?)))
   }
 
   /// Detaches every view, closes the files and releases the lock.
@@ -145,6 +148,18 @@ impl ObjectFinalize for NativeVec {
 #[napi]
 pub fn remove(path: String) -> Result<()> {
   mmapvec_core::MmapVec::remove(Path::new(&path)).map_err(js_error)
+}
+
+/// A flush prepared by `NativeVec.flushJob()`, run once on the libuv thread pool.
+#[napi]
+pub struct FlushJob(Option<SyncJob>);
+
+#[napi]
+impl FlushJob {
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn run(&mut self) -> AsyncTask<FlushTask> {
+    AsyncTask::new(FlushTask(self.0.take().unwrap_or_default()))
+  }
 }
 
 pub struct FlushTask(SyncJob);

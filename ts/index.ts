@@ -421,7 +421,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (this._readOnly) return
     this._dirty = false
     try {
-      await this._native.flush()
+      await this._native.flushJob().run()
     } catch (err) {
       fromNative(err, this._path)
     }
@@ -602,7 +602,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (!this._dirty || this._flushing || this._closed) return
     this._dirty = false
     this._flushing = true
-    this._native.flush().then(
+    this._native.flushJob().run().then(
       () => {
         this._flushing = false
       },

@@ -1,0 +1,55 @@
+// Compile-time tests of the types inferred from a schema. `npm run test:types` compiles this
+// file; every `@ts-expect-error` line must be an error, or the compile fails.
+import { MmapVec, type ColumnsOf, type ErrorCode, type RowOf, type Schema } from 'mmapvec'
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
+const is = <T extends true>(_: T) => undefined
+
+const Particle = { pos: ['f32', 3], vel: ['f32', 3], id: 'u32', alive: 'bool', big: 'u64' } as const
+declare const v: MmapVec<typeof Particle>
+
+// Rows and columns follow the schema.
+is<Equal<ReturnType<typeof v.get>, { pos: number[]; vel: number[]; id: number; alive: boolean; big: bigint }>>(true)
+is<Equal<typeof v.columns.pos, Float32Array>>(true)
+is<Equal<typeof v.columns.id, Uint32Array>>(true)
+is<Equal<typeof v.columns.alive, Uint8Array>>(true)
+is<Equal<typeof v.columns.big, BigUint64Array>>(true)
+is<Equal<RowOf<typeof Particle>['id'], number>>(true)
+is<Equal<ColumnsOf<typeof Particle>['vel'], Float32Array>>(true)
+const id: number = v.get(0).id
+void id
+
+v.push({ pos: [0, 1, 2], vel: new Float32Array(3), id: 7, alive: true, big: 1n })
+// @ts-expect-error a missing field does not compile
+v.push({ pos: [0, 1, 2], vel: [1, 0, 0], id: 7, alive: true })
+// @ts-expect-error a wrongly typed field does not compile
+v.push({ pos: [0, 1, 2], vel: [1, 0, 0], id: '7', alive: true, big: 1n })
+// @ts-expect-error a number where a bigint belongs does not compile
+v.push({ pos: [0, 1, 2], vel: [1, 0, 0], id: 7, alive: true, big: 1 })
+v.set(0, { alive: false })
+// @ts-expect-error an unknown field does not compile
+v.set(0, { alvie: false })
+
+// The schema's literal types are inferred without `as const`.
+const w = MmapVec.open('w', { xy: ['f64', 2], n: 'i16' })
+is<Equal<typeof w.columns.xy, Float64Array>>(true)
+is<Equal<ReturnType<typeof w.get>, { xy: number[]; n: number }>>(true)
+
+// Scalar vecs hold plain values.
+const s = MmapVec.open('s', 'f64')
+is<Equal<typeof s.values, Float64Array>>(true)
+is<Equal<ReturnType<typeof s.get>, number>>(true)
+s.push(1.5)
+// @ts-expect-error a scalar vec takes plain values
+s.push({ value: 1.5 })
+const b = MmapVec.temp('i64')
+is<Equal<ReturnType<typeof b.get>, bigint>>(true)
+
+const code: ErrorCode = 'ELOCKED'
+// @ts-expect-error not an error code
+const bad: ErrorCode = 'ENOPE'
+void code
+void bad
+const schema: Schema = { a: 'u8' }
+void schema
+export {}
