@@ -1,6 +1,9 @@
 //! The Node-API binding: `#[napi]` wrappers over `mmapvec-core` and the mapping of its errors.
 //! Nothing here maps memory or takes locks; the TypeScript facade in `ts/` is the public API.
 
+// The napi macros allow their own generated unsafe; any written here is an error.
+#![deny(unsafe_code)]
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,141 +16,141 @@ use napi_derive::napi;
 /// How the facade asks for a vec to be opened.
 #[napi(object)]
 pub struct OpenArgs {
-  pub create: bool,
-  pub create_new: bool,
-  pub read_only: bool,
-  pub temp: bool,
-  pub capacity: f64,
-  pub lock_timeout_ms: f64,
-  pub version: Option<f64>,
-  pub reservation: Option<f64>,
+    pub create: bool,
+    pub create_new: bool,
+    pub read_only: bool,
+    pub temp: bool,
+    pub capacity: f64,
+    pub lock_timeout_ms: f64,
+    pub version: Option<f64>,
+    pub reservation: Option<f64>,
 }
 
 fn whole(n: f64, what: &str) -> Result<u64> {
-  if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 {
-    Ok(n as u64)
-  } else {
-    Err(js_error(Error::new(
-      Code::Invalid,
-      format!("{what} must be a whole number from 0 to 2^53 - 1, got {n}"),
-    )))
-  }
+    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 {
+        Ok(n as u64)
+    } else {
+        Err(js_error(Error::new(
+            Code::Invalid,
+            format!("{what} must be a whole number from 0 to 2^53 - 1, got {n}"),
+        )))
+    }
 }
 
 /// One open vec, as the facade drives it.
 #[napi(custom_finalize)]
 pub struct NativeVec {
-  inner: NodeVec,
+    inner: NodeVec,
 }
 
 #[napi]
 impl NativeVec {
-  #[napi(factory)]
-  pub fn open(path: String, schema_json: String, args: OpenArgs) -> Result<Self> {
-    let schema = Schema::parse_request(&schema_json).map_err(js_error)?;
-    let opts = OpenOptions {
-      create: args.create,
-      create_new: args.create_new,
-      read_only: args.read_only,
-      capacity: whole(args.capacity, "capacity")?,
-      lock_timeout: Duration::from_millis(whole(args.lock_timeout_ms, "lockTimeoutMs")?),
-      version: args.version.map(|v| whole(v, "version")).transpose()?,
-      reservation: match args.reservation {
-        Some(r) => whole(r, "reservation")? as usize,
-        None => mmapvec_core::vec::DEFAULT_RESERVATION,
-      },
-    };
-    let inner = NodeVec::open(Path::new(&path), &schema, &opts, args.temp)?;
-    Ok(NativeVec { inner })
-  }
+    #[napi(factory)]
+    pub fn open(path: String, schema_json: String, args: OpenArgs) -> Result<Self> {
+        let schema = Schema::parse_request(&schema_json).map_err(js_error)?;
+        let opts = OpenOptions {
+            create: args.create,
+            create_new: args.create_new,
+            read_only: args.read_only,
+            capacity: whole(args.capacity, "capacity")?,
+            lock_timeout: Duration::from_millis(whole(args.lock_timeout_ms, "lockTimeoutMs")?),
+            version: args.version.map(|v| whole(v, "version")).transpose()?,
+            reservation: match args.reservation {
+                Some(r) => whole(r, "reservation")? as usize,
+                None => mmapvec_core::vec::DEFAULT_RESERVATION,
+            },
+        };
+        let inner = NodeVec::open(Path::new(&path), &schema, &opts, args.temp)?;
+        Ok(NativeVec { inner })
+    }
 
-  /// The stored schema (fields in stored order, with their files), as JSON.
-  #[napi(getter)]
-  pub fn schema_json(&self) -> Result<String> {
-    Ok(self.inner.vec()?.schema().to_json())
-  }
+    /// The stored schema (fields in stored order, with their files), as JSON.
+    #[napi(getter)]
+    pub fn schema_json(&self) -> Result<String> {
+        Ok(self.inner.vec()?.schema().to_json())
+    }
 
-  #[napi(getter)]
-  pub fn path(&self) -> Result<String> {
-    Ok(self.inner.vec()?.path().display().to_string())
-  }
+    #[napi(getter)]
+    pub fn path(&self) -> Result<String> {
+        Ok(self.inner.vec()?.path().display().to_string())
+    }
 
-  #[napi(getter)]
-  pub fn capacity(&self) -> Result<f64> {
-    Ok(self.inner.vec()?.capacity() as f64)
-  }
+    #[napi(getter)]
+    pub fn capacity(&self) -> Result<f64> {
+        Ok(self.inner.vec()?.capacity() as f64)
+    }
 
-  #[napi(getter)]
-  pub fn app_version(&self) -> Result<f64> {
-    Ok(self.inner.vec()?.app_version() as f64)
-  }
+    #[napi(getter)]
+    pub fn app_version(&self) -> Result<f64> {
+        Ok(self.inner.vec()?.app_version() as f64)
+    }
 
-  /// Byte offset of the row count (an f64) in the header buffer.
-  #[napi(getter)]
-  pub fn length_offset(&self) -> Result<u32> {
-    Ok(self.inner.header_length_offset()? as u32)
-  }
+    /// Byte offset of the row count (an f64) in the header buffer.
+    #[napi(getter)]
+    pub fn length_offset(&self) -> Result<u32> {
+        Ok(self.inner.header_length_offset()? as u32)
+    }
 
-  #[napi(ts_return_type = "ArrayBuffer")]
-  pub fn header_buffer<'e>(&mut self, env: &'e Env) -> Result<Unknown<'e>> {
-    self.inner.header_buffer(env)
-  }
+    #[napi(ts_return_type = "ArrayBuffer")]
+    pub fn header_buffer<'e>(&mut self, env: &'e Env) -> Result<Unknown<'e>> {
+        self.inner.header_buffer(env)
+    }
 
-  /// One ArrayBuffer per stored column, each covering `capacity` rows.
-  #[napi(ts_return_type = "ArrayBuffer[]")]
-  pub fn column_buffers<'e>(&mut self, env: &'e Env) -> Result<Vec<Unknown<'e>>> {
-    self.inner.column_buffers(env)
-  }
+    /// One ArrayBuffer per stored column, each covering `capacity` rows.
+    #[napi(ts_return_type = "ArrayBuffer[]")]
+    pub fn column_buffers<'e>(&mut self, env: &'e Env) -> Result<Vec<Unknown<'e>>> {
+        self.inner.column_buffers(env)
+    }
 
-  /// Grows to at least `min_capacity` rows (geometrically, or exactly); returns the capacity.
-  #[napi]
-  pub fn grow(&mut self, env: &Env, min_capacity: f64, geometric: bool) -> Result<f64> {
-    let min = whole(min_capacity, "capacity")?;
-    Ok(self.inner.grow(env, min, geometric)? as f64)
-  }
+    /// Grows to at least `min_capacity` rows (geometrically, or exactly); returns the capacity.
+    #[napi]
+    pub fn grow(&mut self, env: &Env, min_capacity: f64, geometric: bool) -> Result<f64> {
+        let min = whole(min_capacity, "capacity")?;
+        Ok(self.inner.grow(env, min, geometric)? as f64)
+    }
 
-  #[napi]
-  pub fn shrink_to_fit(&mut self, env: &Env) -> Result<f64> {
-    Ok(self.inner.shrink_to_fit(env)? as f64)
-  }
+    #[napi]
+    pub fn shrink_to_fit(&mut self, env: &Env) -> Result<f64> {
+        Ok(self.inner.shrink_to_fit(env)? as f64)
+    }
 
-  #[napi]
-  pub fn prefetch(&self, start: f64, end: f64) -> Result<()> {
-    self.inner.prefetch(whole(start, "start")?, whole(end, "end")?)
-  }
+    #[napi]
+    pub fn prefetch(&self, start: f64, end: f64) -> Result<()> {
+        self.inner.prefetch(whole(start, "start")?, whole(end, "end")?)
+    }
 
-  #[napi]
-  pub fn flush_sync(&mut self) -> Result<()> {
-    self.inner.flush()
-  }
+    #[napi]
+    pub fn flush_sync(&mut self) -> Result<()> {
+        self.inner.flush()
+    }
 
-  /// What a flush must sync, as a job that owns the mappings it touches. Run it with
-  /// `run()`: the vec itself stays free for other calls (growth, close) while it runs, which
-  /// an async method of this class would not allow (napi-rs keeps `self` borrowed until an
-  /// async task settles).
-  #[napi]
-  pub fn flush_job(&mut self) -> Result<FlushJob> {
-    Ok(FlushJob(Some(self.inner.sync_job()?)))
-  }
+    /// What a flush must sync, as a job that owns the mappings it touches. Run it with
+    /// `run()`: the vec itself stays free for other calls (growth, close) while it runs, which
+    /// an async method of this class would not allow (napi-rs keeps `self` borrowed until an
+    /// async task settles).
+    #[napi]
+    pub fn flush_job(&mut self) -> Result<FlushJob> {
+        Ok(FlushJob(Some(self.inner.sync_job()?)))
+    }
 
-  /// Detaches every view, closes the files and releases the lock.
-  #[napi]
-  pub fn close(&mut self, env: &Env) {
-    self.inner.close(env);
-  }
+    /// Detaches every view, closes the files and releases the lock.
+    #[napi]
+    pub fn close(&mut self, env: &Env) {
+        self.inner.close(env);
+    }
 }
 
 impl ObjectFinalize for NativeVec {
-  fn finalize(mut self, env: Env) -> Result<()> {
-    self.inner.release(&env);
-    Ok(())
-  }
+    fn finalize(mut self, env: Env) -> Result<()> {
+        self.inner.release(&env);
+        Ok(())
+    }
 }
 
 /// Deletes the vec at `path` (ELOCKED while it is open anywhere).
 #[napi]
 pub fn remove(path: String) -> Result<()> {
-  mmapvec_core::MmapVec::remove(Path::new(&path)).map_err(js_error)
+    mmapvec_core::MmapVec::remove(Path::new(&path)).map_err(js_error)
 }
 
 /// A flush prepared by `NativeVec.flushJob()`, run once on the libuv thread pool.
@@ -156,23 +159,23 @@ pub struct FlushJob(Option<SyncJob>);
 
 #[napi]
 impl FlushJob {
-  #[napi(ts_return_type = "Promise<void>")]
-  pub fn run(&mut self) -> AsyncTask<FlushTask> {
-    AsyncTask::new(FlushTask(self.0.take().unwrap_or_default()))
-  }
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn run(&mut self) -> AsyncTask<FlushTask> {
+        AsyncTask::new(FlushTask(self.0.take().unwrap_or_default()))
+    }
 }
 
 pub struct FlushTask(SyncJob);
 
 impl Task for FlushTask {
-  type Output = ();
-  type JsValue = ();
+    type Output = ();
+    type JsValue = ();
 
-  fn compute(&mut self) -> Result<()> {
-    self.0.run().map_err(js_error)
-  }
+    fn compute(&mut self) -> Result<()> {
+        self.0.run().map_err(js_error)
+    }
 
-  fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
-    Ok(())
-  }
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
+        Ok(())
+    }
 }

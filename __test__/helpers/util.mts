@@ -16,7 +16,8 @@ export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtu
 
 /** Runs a fixture script in a child Node process and returns its exit code and output. */
 export function runChild(script: string, args: string[], env: Record<string, string> = {}, user: { uid?: number; gid?: number } = {}) {
-  const r = spawnSync(process.execPath, [fixture(script), ...args], {
+  const node = user.uid === undefined ? process.execPath : nodeForOthers()
+  const r = spawnSync(node, [fixture(script), ...args], {
     encoding: 'utf8',
     env: { ...process.env, ...env },
     timeout: 60_000,
@@ -62,6 +63,27 @@ export async function collectGarbage(): Promise<void> {
     gc()
     await new Promise((r) => setImmediate(r))
   }
+}
+
+/**
+ * A Node binary that the unprivileged user "nobody" can run: this one when its whole path is
+ * open to others (a Node that npx unpacked under /root is not), else the system's.
+ */
+export function nodeForOthers(): string {
+  const open = (p: string) => {
+    try {
+      return (statSync(p).mode & 0o001) !== 0
+    } catch {
+      return false
+    }
+  }
+  const runnable = (bin: string) => {
+    for (let p = bin; p !== '/'; p = join(p, '..')) if (!open(p)) return false
+    return true
+  }
+  const found = [process.execPath, '/usr/bin/node', '/usr/local/bin/node'].find(runnable)
+  if (found === undefined) throw new Error('no Node binary that an unprivileged user may run')
+  return found
 }
 
 export function hasStrace(): boolean {

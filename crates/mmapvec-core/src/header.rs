@@ -63,7 +63,10 @@ impl Header {
         if json.len() > MAX_SCHEMA_BYTES {
             return Err(Error::new(
                 Code::Invalid,
-                format!("invalid schema: it takes {} bytes stored, at most {MAX_SCHEMA_BYTES}", json.len()),
+                format!(
+                    "invalid schema: it takes {} bytes stored, at most {MAX_SCHEMA_BYTES}",
+                    json.len()
+                ),
             ));
         }
         let size = (OFF_SCHEMA + json.len()).div_ceil(HEADER_ALIGN) * HEADER_ALIGN;
@@ -111,7 +114,9 @@ impl Header {
             ));
         }
         if bom != BYTE_ORDER_MARK {
-            return fmt(format!("damaged header: byte-order mark is {bom:#x}, expected {BYTE_ORDER_MARK:#x}"));
+            return fmt(format!(
+                "damaged header: byte-order mark is {bom:#x}, expected {BYTE_ORDER_MARK:#x}"
+            ));
         }
         let format = u32_at(b, OFF_FORMAT);
         if format != FORMAT_VERSION {
@@ -121,13 +126,19 @@ impl Header {
         }
         let size = u32_at(b, OFF_HEADER_SIZE) as usize;
         let schema_len = u32_at(b, OFF_SCHEMA_LEN) as usize;
-        if size < OFF_SCHEMA || size % HEADER_ALIGN != 0 || size as u64 != file_len || size > b.len() {
+        if size < OFF_SCHEMA
+            || !size.is_multiple_of(HEADER_ALIGN)
+            || size as u64 != file_len
+            || size > b.len()
+        {
             return fmt(format!(
                 "damaged header: it says it is {size} bytes long but the file has {file_len}"
             ));
         }
         if schema_len == 0 || schema_len > MAX_SCHEMA_BYTES || OFF_SCHEMA + schema_len > size {
-            return fmt(format!("damaged header: schema length {schema_len} does not fit a {size}-byte header"));
+            return fmt(format!(
+                "damaged header: schema length {schema_len} does not fit a {size}-byte header"
+            ));
         }
         let stored = u32_at(b, OFF_CRC);
         let actual = checksum(b, schema_len);
@@ -141,11 +152,17 @@ impl Header {
             Err(e) => return fmt(format!("damaged header: stored schema does not parse ({e})")),
         };
         if let Err(e) = schema.validate() {
-            return fmt(format!("damaged header: stored schema is not valid ({})", e.message));
+            return fmt(format!(
+                "damaged header: stored schema is not valid ({})",
+                e.message
+            ));
         }
         for c in &schema.columns {
             if !valid_file_name(&c.file) {
-                return fmt(format!("damaged header: column '{}' names the file {:?}", c.name, c.file));
+                return fmt(format!(
+                    "damaged header: column '{}' names the file {:?}",
+                    c.name, c.file
+                ));
             }
         }
         let arch_raw = &b[OFF_ARCH..OFF_ARCH + ARCH_LEN];
@@ -166,7 +183,9 @@ fn valid_file_name(name: &str) -> bool {
         && name != "."
         && name != ".."
         && name != crate::vec::HEADER_FILE
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')
 }
 
 /// Reads a stored row count: an integer-valued, finite, non-negative f64.
@@ -229,7 +248,10 @@ mod tests {
                 let mut d = b.clone();
                 d[i] ^= 1 << bit;
                 let e = Header::decode(&d, d.len() as u64, "h").unwrap_err();
-                assert!(matches!(e.code, Code::Format | Code::Arch), "byte {i} bit {bit}: {e}");
+                assert!(
+                    matches!(e.code, Code::Format | Code::Arch),
+                    "byte {i} bit {bit}: {e}"
+                );
             }
         }
     }
@@ -239,7 +261,10 @@ mod tests {
         let mut b = Header::encode(&schema(), 0).unwrap();
         let swapped = BYTE_ORDER_MARK.swap_bytes().to_ne_bytes();
         b[OFF_BOM..OFF_BOM + 4].copy_from_slice(&swapped);
-        assert_eq!(Header::decode(&b, b.len() as u64, "h").unwrap_err().code, Code::Arch);
+        assert_eq!(
+            Header::decode(&b, b.len() as u64, "h").unwrap_err().code,
+            Code::Arch
+        );
     }
 
     #[test]

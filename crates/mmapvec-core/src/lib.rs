@@ -9,6 +9,7 @@
 //! This crate owns every `unsafe` of the project. The `node` feature adds the module that hands
 //! mapped memory to V8 as external ArrayBuffers and revokes it by detaching them.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
 
 pub mod error;

@@ -96,6 +96,9 @@ fn locked_error(path: &Path, exclusive: bool, timeout: Duration, here: bool) -> 
     };
     Error::new(
         Code::Locked,
-        format!("{}: locked: cannot take the {wanted} lock: {holder}{waited}", path.display()),
+        format!(
+            "{}: locked: cannot take the {wanted} lock: {holder}{waited}",
+            path.display()
+        ),
     )
 }

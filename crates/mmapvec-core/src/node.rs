@@ -20,14 +20,17 @@ use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, Status};
 
 use crate::error::{Code, Error};
-use crate::vec::{MmapVec, OpenOptions, SyncJob};
 use crate::schema::Schema;
+use crate::vec::{MmapVec, OpenOptions, SyncJob};
 use std::path::Path;
 
 /// Turns a core error into the JavaScript error the facade recognises: the message starts with
 /// the stable code (`"ELOCKED: ..."`), which the facade moves into `err.code`.
 pub fn js_error(e: Error) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("{}: {}", e.code.as_str(), e.message))
+    napi::Error::new(
+        Status::GenericFailure,
+        format!("{}: {}", e.code.as_str(), e.message),
+    )
 }
 
 type Keep = Arc<dyn Any + Send + Sync>;
@@ -62,7 +65,13 @@ impl Views {
     /// # Safety
     /// `[ptr, ptr + len)` must be readable and writable memory that stays so for as long as
     /// `keep` lives, and must hold nothing Rust code reads through references.
-    unsafe fn create(&mut self, env: &Env, ptr: *mut u8, len: usize, keep: Keep) -> napi::Result<sys::napi_value> {
+    unsafe fn create(
+        &mut self,
+        env: &Env,
+        ptr: *mut u8,
+        len: usize,
+        keep: Keep,
+    ) -> napi::Result<sys::napi_value> {
         self.prune(env);
         let hint = Box::into_raw(Box::new(keep));
         let mut value = ptr::null_mut();
@@ -90,7 +99,8 @@ impl Views {
         }
         let mut r = ptr::null_mut();
         // SAFETY: `value` is the ArrayBuffer just created in this env.
-        check(unsafe { sys::napi_create_reference(env.raw(), value, 0, &mut r) }, "tracking a view")?;
+        let status = unsafe { sys::napi_create_reference(env.raw(), value, 0, &mut r) };
+        check(status, "tracking a view")?;
         self.refs.push(r);
         Ok(value)
     }
@@ -100,7 +110,9 @@ impl Views {
         self.refs.retain(|&r| {
             let mut v = ptr::null_mut();
             // SAFETY: `r` is a live reference created in this env and not yet deleted.
-            let alive = unsafe { sys::napi_get_reference_value(env.raw(), r, &mut v) } == sys::Status::napi_ok && !v.is_null();
+            let alive = unsafe { sys::napi_get_reference_value(env.raw(), r, &mut v) }
+                == sys::Status::napi_ok
+                && !v.is_null();
             if !alive {
                 // SAFETY: as above; it is removed from the list, so it is deleted once.
                 unsafe { sys::napi_delete_reference(env.raw(), r) };
@@ -115,7 +127,8 @@ impl Views {
             let mut v = ptr::null_mut();
             // SAFETY: `r` is a live reference created in this env; it is deleted right after.
             unsafe {
-                if sys::napi_get_reference_value(env.raw(), r, &mut v) == sys::Status::napi_ok && !v.is_null() {
+                if sys::napi_get_reference_value(env.raw(), r, &mut v) == sys::Status::napi_ok && !v.is_null()
+                {
                     sys::napi_detach_arraybuffer(env.raw(), v);
                 }
                 sys::napi_delete_reference(env.raw(), r);

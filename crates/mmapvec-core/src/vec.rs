@@ -120,7 +120,12 @@ fn file_bytes(rows: u64, row_size: usize, offset: u32) -> Result<u64> {
         .and_then(|b| b.checked_add(offset as u64 + page - 1))
         .map(|b| b / page * page)
         .filter(|&b| b <= isize::MAX as u64)
-        .ok_or_else(|| Error::new(Code::Invalid, format!("a capacity of {rows} rows does not fit the address space")))
+        .ok_or_else(|| {
+            Error::new(
+                Code::Invalid,
+                format!("a capacity of {rows} rows does not fit the address space"),
+            )
+        })
 }
 
 fn reservation_for(bytes: usize, at_least: usize) -> io::Result<Reservation> {
@@ -135,7 +140,10 @@ impl MmapVec {
         if opts.read_only && opts.create_new {
             return Err(Error::new(
                 Code::Invalid,
-                format!("{}: readOnly cannot be combined with create; a read-only open never creates", path.display()),
+                format!(
+                    "{}: readOnly cannot be combined with create; a read-only open never creates",
+                    path.display()
+                ),
             ));
         }
         // Creating races with other creators; retry the lookup once after losing a race.
@@ -180,7 +188,10 @@ impl MmapVec {
         }
         Err(Error::new(
             Code::Exists,
-            format!("{}: another process created it while this one did; open it again", path.display()),
+            format!(
+                "{}: another process created it while this one did; open it again",
+                path.display()
+            ),
         ))
     }
 
@@ -211,20 +222,30 @@ impl MmapVec {
     /// Deletes the vec at `path`; fails with ELOCKED while any handle has it open.
     pub fn remove(path: &Path) -> Result<()> {
         let m = fs::metadata(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::new(Code::NotFound, format!("{}: no such vec to remove", path.display())),
+            io::ErrorKind::NotFound => Error::new(
+                Code::NotFound,
+                format!("{}: no such vec to remove", path.display()),
+            ),
             _ => Error::io(&e, path, "looking it up"),
         })?;
         if !m.is_dir() {
-            return Err(format_err(path, "is not an mmapvec vec (not a directory); refusing to remove it"));
+            return Err(format_err(
+                path,
+                "is not an mmapvec vec (not a directory); refusing to remove it",
+            ));
         }
         let (file, _held) = open_header(path, false, Duration::ZERO)?;
         read_header(path, &file)?;
         let parent = parent_of(path);
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let doomed = parent.join(format!(".{name}.removing-{}", unique_suffix()));
         // Renaming first makes the vec disappear at once, even if deleting is interrupted.
         fs::rename(path, &doomed).map_err(|e| Error::io(&e, path, "removing it"))?;
-        fs::remove_dir_all(&doomed).map_err(|e| Error::io(&e, &doomed, "deleting the files of a removed vec"))?;
+        fs::remove_dir_all(&doomed)
+            .map_err(|e| Error::io(&e, &doomed, "deleting the files of a removed vec"))?;
         let _ = sys::sync_dir(&parent);
         Ok(())
     }
@@ -257,7 +278,15 @@ impl MmapVec {
             ));
         }
         let files = open_column_files(path, &header.0.schema, !opts.read_only)?;
-        let mut v = Self::assemble(path, header_file, Some(held), files, opts.read_only, false, opts.reservation)?;
+        let mut v = Self::assemble(
+            path,
+            header_file,
+            Some(held),
+            files,
+            opts.read_only,
+            false,
+            opts.reservation,
+        )?;
         if !opts.read_only && opts.capacity > v.capacity {
             v.grow(opts.capacity, false)?;
         }
@@ -290,14 +319,19 @@ impl MmapVec {
             }
             capacity = capacity.min(rows);
         }
-        let mode = if read_only { MapMode::Private } else { MapMode::Shared };
+        let mode = if read_only {
+            MapMode::Private
+        } else {
+            MapMode::Shared
+        };
         let header_map = FileMap::new(&header_file, header.header_size, mode)
             .map_err(|e| Error::io(&e, path, "mapping the header"))?;
         let mut columns = Vec::with_capacity(files.len());
         for ((file, fpath, flen), col) in files.into_iter().zip(&header.schema.columns) {
             let mapped = sys::round_up(flen as usize, sys::page_size())
                 .ok_or_else(|| format_err(&fpath, "column file too large"))?;
-            let region = reservation_for(mapped, reservation).map_err(|e| Error::io(&e, &fpath, "reserving address space"))?;
+            let region = reservation_for(mapped, reservation)
+                .map_err(|e| Error::io(&e, &fpath, "reserving address space"))?;
             region
                 .map_file(&file, 0, mapped, mode)
                 .map_err(|e| Error::io(&e, &fpath, "mapping the column"))?;
@@ -350,7 +384,9 @@ impl MmapVec {
     /// The row count, as stored in the mapped header (JavaScript writes it there).
     pub fn len(&self) -> u64 {
         let raw = self.header_map.read_f64(header::OFF_LENGTH);
-        header::decode_length(raw, "").map(|n| n.min(self.capacity)).unwrap_or(0)
+        header::decode_length(raw, "")
+            .map(|n| n.min(self.capacity))
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -361,7 +397,14 @@ impl MmapVec {
     pub fn set_len(&mut self, n: u64) -> Result<()> {
         self.writable()?;
         if n > self.capacity {
-            return Err(Error::new(Code::Range, format!("{}: length {n} is beyond the capacity {}", self.path.display(), self.capacity)));
+            return Err(Error::new(
+                Code::Range,
+                format!(
+                    "{}: length {n} is beyond the capacity {}",
+                    self.path.display(),
+                    self.capacity
+                ),
+            ));
         }
         self.header_map.write_f64(header::OFF_LENGTH, n as f64);
         Ok(())
@@ -375,7 +418,10 @@ impl MmapVec {
         if self.read_only {
             Err(Error::new(
                 Code::ReadOnly,
-                format!("{}: opened readOnly; open it without readOnly to change it", self.path.display()),
+                format!(
+                    "{}: opened readOnly; open it without readOnly to change it",
+                    self.path.display()
+                ),
             ))
         } else {
             Ok(())
@@ -391,7 +437,11 @@ impl MmapVec {
     /// (`capacity * row_size`): what a view may cover.
     pub fn column_region(&self, i: usize) -> (Arc<Reservation>, usize, usize) {
         let c = &self.columns[i];
-        (c.region.clone(), c.offset as usize, self.capacity as usize * c.row_size)
+        (
+            c.region.clone(),
+            c.offset as usize,
+            self.capacity as usize * c.row_size,
+        )
     }
 
     /// Grows the capacity to at least `min_capacity` rows: geometrically (at least doubling)
@@ -404,7 +454,9 @@ impl MmapVec {
             return Ok(Growth::default());
         }
         let target = if geometric {
-            min_capacity.max(self.capacity.saturating_mul(2)).max(MIN_GROWTH_ROWS)
+            min_capacity
+                .max(self.capacity.saturating_mul(2))
+                .max(MIN_GROWTH_ROWS)
         } else {
             min_capacity
         };
@@ -442,7 +494,8 @@ impl MmapVec {
                     .map_file(&c.file, from, new_mapped, mode)
                     .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;
             } else {
-                let region = reservation_for(new_mapped, self.reservation).map_err(|e| Error::io(&e, &c.path, "reserving address space"))?;
+                let region = reservation_for(new_mapped, self.reservation)
+                    .map_err(|e| Error::io(&e, &c.path, "reserving address space"))?;
                 region
                     .map_file(&c.file, 0, new_mapped, mode)
                     .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;
@@ -493,9 +546,12 @@ impl MmapVec {
     pub fn prefetch(&self, start: u64, end: u64) -> Result<()> {
         let end = end.min(self.capacity);
         for c in &self.columns {
-            let at = |row: u64| (row.saturating_mul(c.row_size as u64) as usize).saturating_add(c.offset as usize);
+            let at =
+                |row: u64| (row.saturating_mul(c.row_size as u64) as usize).saturating_add(c.offset as usize);
             let (from, to) = (at(start), at(end));
-            c.region.will_need(from, to).map_err(|e| Error::io(&e, &c.path, "prefetching"))?;
+            c.region
+                .will_need(from, to)
+                .map_err(|e| Error::io(&e, &c.path, "prefetching"))?;
         }
         Ok(())
     }
@@ -562,7 +618,9 @@ pub struct SyncJob {
 impl SyncJob {
     pub fn run(&self) -> Result<()> {
         for p in &self.columns {
-            p.region.sync(p.len).map_err(|e| Error::io(&e, &p.path, "flushing"))?;
+            p.region
+                .sync(p.len)
+                .map_err(|e| Error::io(&e, &p.path, "flushing"))?;
             if let Some(f) = &p.file {
                 f.sync_data().map_err(|e| Error::io(&e, &p.path, "flushing"))?;
             }
@@ -587,7 +645,12 @@ fn create_dir_vec(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()
     let parent = parent_of(path);
     let name = path
         .file_name()
-        .ok_or_else(|| Error::new(Code::Invalid, format!("{}: not a usable path for a vec", path.display())))?
+        .ok_or_else(|| {
+            Error::new(
+                Code::Invalid,
+                format!("{}: not a usable path for a vec", path.display()),
+            )
+        })?
         .to_string_lossy()
         .into_owned();
     fs::create_dir_all(&parent).map_err(|e| Error::io(&e, &parent, "creating the parent directory"))?;
@@ -604,7 +667,10 @@ fn create_dir_vec(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_dir_all(&tmp);
         if path.exists() {
-            return Err(Error::new(Code::Exists, format!("{}: already exists", path.display())));
+            return Err(Error::new(
+                Code::Exists,
+                format!("{}: already exists", path.display()),
+            ));
         }
         return Err(Error::io(&e, path, "creating the vec"));
     }
@@ -628,7 +694,8 @@ fn write_vec_files(dir: &Path, schema: &Schema, version: u64, capacity: u64) -> 
         if size > 0 {
             sys::allocate(&f, size).map_err(|e| Error::io(&e, &cp, "allocating a column file"))?;
         }
-        f.sync_all().map_err(|e| Error::io(&e, &cp, "creating a column file"))?;
+        f.sync_all()
+            .map_err(|e| Error::io(&e, &cp, "creating a column file"))?;
     }
     Ok(())
 }
@@ -646,7 +713,9 @@ fn open_header(path: &Path, write: bool, timeout: Duration) -> Result<(File, Hel
         }
         _ => Error::io(&e, &hp, "opening the header"),
     })?;
-    let meta = file.metadata().map_err(|e| Error::io(&e, &hp, "reading the header"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(&e, &hp, "reading the header"))?;
     if !meta.is_file() {
         return Err(format_err(&hp, "is not a regular file; a vec's header is a file"));
     }
@@ -658,10 +727,16 @@ fn open_header(path: &Path, write: bool, timeout: Duration) -> Result<(File, Hel
 /// on a truncated file), and returns it with the stored row count.
 fn read_header(path: &Path, file: &File) -> Result<(Header, u64)> {
     let hp = path.join(HEADER_FILE);
-    let size = file.metadata().map_err(|e| Error::io(&e, &hp, "reading the header"))?.len();
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io(&e, &hp, "reading the header"))?
+        .len();
     let limit = (header::OFF_SCHEMA + header::MAX_SCHEMA_BYTES + header::HEADER_ALIGN) as u64;
     if size > limit {
-        return Err(format_err(&hp, format!("damaged header: {size} bytes, a header has at most {limit}")));
+        return Err(format_err(
+            &hp,
+            format!("damaged header: {size} bytes, a header has at most {limit}"),
+        ));
     }
     let mut bytes = Vec::with_capacity(size as usize);
     let mut reader: &File = file;
@@ -670,7 +745,11 @@ fn read_header(path: &Path, file: &File) -> Result<(Header, u64)> {
         .map_err(|e| Error::io(&e, &hp, "reading the header"))?;
     let what = hp.display().to_string();
     let header = Header::decode(&bytes, size, &what)?;
-    let raw = f64::from_ne_bytes(bytes[header::OFF_LENGTH..header::OFF_LENGTH + 8].try_into().expect("8 bytes"));
+    let raw = f64::from_ne_bytes(
+        bytes[header::OFF_LENGTH..header::OFF_LENGTH + 8]
+            .try_into()
+            .expect("8 bytes"),
+    );
     let length = header::decode_length(raw, &what)?;
     Ok((header, length))
 }
@@ -682,16 +761,24 @@ fn open_column_files(dir: &Path, schema: &Schema, write: bool) -> Result<Vec<(Fi
         let f = sys::open_file(&cp, write, false).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => format_err(
                 dir,
-                format!("damaged: the column file {} of field '{}' is missing", c.file, c.name),
+                format!(
+                    "damaged: the column file {} of field '{}' is missing",
+                    c.file, c.name
+                ),
             ),
             _ if e.raw_os_error() == Some(libc::EISDIR) || e.raw_os_error() == Some(libc::ELOOP) => {
                 format_err(&cp, format!("is not a regular file (field '{}')", c.name))
             }
             _ => Error::io(&e, &cp, "opening a column file"),
         })?;
-        let meta = f.metadata().map_err(|e| Error::io(&e, &cp, "reading a column file"))?;
+        let meta = f
+            .metadata()
+            .map_err(|e| Error::io(&e, &cp, "reading a column file"))?;
         if !meta.is_file() {
-            return Err(format_err(&cp, format!("is not a regular file (field '{}')", c.name)));
+            return Err(format_err(
+                &cp,
+                format!("is not a regular file (field '{}')", c.name),
+            ));
         }
         out.push((f, cp, meta.len()));
     }

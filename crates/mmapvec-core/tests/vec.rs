@@ -12,7 +12,9 @@ fn schema(json: &str) -> Schema {
 }
 
 fn particles() -> Schema {
-    schema(r#"{"scalar":false,"columns":[{"name":"pos","type":"f32","count":3},{"name":"id","type":"u32","count":1}]}"#)
+    schema(
+        r#"{"scalar":false,"columns":[{"name":"pos","type":"f32","count":3},{"name":"id","type":"u32","count":1}]}"#,
+    )
 }
 
 /// Writes `rows` rows (pos = [i, i+1, i+2], id = i) through raw pointers, as JavaScript does.
@@ -43,7 +45,10 @@ fn check(v: &MmapVec, rows: u64) {
     for i in 0..rows {
         // SAFETY (test): rows below the length are mapped and written.
         unsafe {
-            assert_eq!(pos.base().add(po).cast::<f32>().add(i as usize * 3 + 2).read(), (i + 2) as f32);
+            assert_eq!(
+                pos.base().add(po).cast::<f32>().add(i as usize * 3 + 2).read(),
+                (i + 2) as f32
+            );
             assert_eq!(id.base().add(io).cast::<u32>().add(i as usize).read(), i as u32);
         }
     }
@@ -79,7 +84,11 @@ fn growth_keeps_the_base_address_and_the_data() {
         assert!(v.capacity() >= cap);
         cap = v.capacity();
         let (region, _, _) = v.column_region(0);
-        assert_eq!(region.base(), base, "a growth within the reservation moved the column");
+        assert_eq!(
+            region.base(),
+            base,
+            "a growth within the reservation moved the column"
+        );
     }
     check(&v, 36000);
 }
@@ -87,7 +96,10 @@ fn growth_keeps_the_base_address_and_the_data() {
 #[test]
 fn a_growth_past_the_reservation_moves_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let small = OpenOptions { reservation: 1 << 20, ..opts() };
+    let small = OpenOptions {
+        reservation: 1 << 20,
+        ..opts()
+    };
     let mut v = MmapVec::open(&dir.path().join("m"), &particles(), &small).unwrap();
     fill(&mut v, 1000);
     // 12 bytes per row of `pos`: 100,000 rows pass the 1 MiB reservation; `id` (4 bytes) fits.
@@ -107,13 +119,22 @@ fn a_second_writer_gets_elocked_and_readers_share() {
     let e = MmapVec::open(&path, &particles(), &opts()).unwrap_err();
     assert_eq!(e.code, Code::Locked);
     assert!(e.message.contains("this same process"), "{}", e.message);
-    let ro = OpenOptions { read_only: true, ..opts() };
-    assert_eq!(MmapVec::open(&path, &particles(), &ro).unwrap_err().code, Code::Locked);
+    let ro = OpenOptions {
+        read_only: true,
+        ..opts()
+    };
+    assert_eq!(
+        MmapVec::open(&path, &particles(), &ro).unwrap_err().code,
+        Code::Locked
+    );
     drop(v);
     let r1 = MmapVec::open(&path, &particles(), &ro).unwrap();
     let r2 = MmapVec::open(&path, &particles(), &ro).unwrap();
     assert!(r1.is_read_only() && r2.is_read_only());
-    assert_eq!(MmapVec::open(&path, &particles(), &opts()).unwrap_err().code, Code::Locked);
+    assert_eq!(
+        MmapVec::open(&path, &particles(), &opts()).unwrap_err().code,
+        Code::Locked
+    );
 }
 
 #[test]
@@ -135,7 +156,10 @@ fn lock_timeout_waits_then_gives_up() {
     let path = dir.path().join("t");
     let _v = MmapVec::open(&path, &particles(), &opts()).unwrap();
     let start = Instant::now();
-    let waiting = OpenOptions { lock_timeout: Duration::from_millis(150), ..opts() };
+    let waiting = OpenOptions {
+        lock_timeout: Duration::from_millis(150),
+        ..opts()
+    };
     let e = MmapVec::open(&path, &particles(), &waiting).unwrap_err();
     assert_eq!(e.code, Code::Locked);
     assert!(start.elapsed() >= Duration::from_millis(150));
@@ -145,27 +169,65 @@ fn lock_timeout_waits_then_gives_up() {
 fn create_new_refuses_an_existing_vec_and_open_refuses_a_missing_one() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c");
-    let no_create = OpenOptions { create: false, ..opts() };
-    assert_eq!(MmapVec::open(&path, &particles(), &no_create).unwrap_err().code, Code::NotFound);
+    let no_create = OpenOptions {
+        create: false,
+        ..opts()
+    };
+    assert_eq!(
+        MmapVec::open(&path, &particles(), &no_create).unwrap_err().code,
+        Code::NotFound
+    );
     assert!(!path.exists(), "a refused open must not create anything");
     drop(MmapVec::open(&path, &particles(), &opts()).unwrap());
-    let create_new = OpenOptions { create_new: true, ..opts() };
-    assert_eq!(MmapVec::open(&path, &particles(), &create_new).unwrap_err().code, Code::Exists);
+    let create_new = OpenOptions {
+        create_new: true,
+        ..opts()
+    };
+    assert_eq!(
+        MmapVec::open(&path, &particles(), &create_new).unwrap_err().code,
+        Code::Exists
+    );
 }
 
 #[test]
 fn schema_and_version_mismatches_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s");
-    drop(MmapVec::open(&path, &particles(), &OpenOptions { version: Some(3), ..opts() }).unwrap());
-    let other = schema(r#"{"scalar":false,"columns":[{"name":"pos","type":"f64","count":3},{"name":"id","type":"u32","count":1}]}"#);
+    drop(
+        MmapVec::open(
+            &path,
+            &particles(),
+            &OpenOptions {
+                version: Some(3),
+                ..opts()
+            },
+        )
+        .unwrap(),
+    );
+    let other = schema(
+        r#"{"scalar":false,"columns":[{"name":"pos","type":"f64","count":3},{"name":"id","type":"u32","count":1}]}"#,
+    );
     let e = MmapVec::open(&path, &other, &opts()).unwrap_err();
     assert_eq!(e.code, Code::Schema);
-    assert!(e.message.contains("[f32, 3]") && e.message.contains("[f64, 3]"), "{}", e.message);
-    let e = MmapVec::open(&path, &particles(), &OpenOptions { version: Some(4), ..opts() }).unwrap_err();
+    assert!(
+        e.message.contains("[f32, 3]") && e.message.contains("[f64, 3]"),
+        "{}",
+        e.message
+    );
+    let e = MmapVec::open(
+        &path,
+        &particles(),
+        &OpenOptions {
+            version: Some(4),
+            ..opts()
+        },
+    )
+    .unwrap_err();
     assert_eq!(e.code, Code::Version);
     // Same fields in another order are the same schema; no version asked means no check.
-    let reordered = schema(r#"{"scalar":false,"columns":[{"name":"id","type":"u32","count":1},{"name":"pos","type":"f32","count":3}]}"#);
+    let reordered = schema(
+        r#"{"scalar":false,"columns":[{"name":"id","type":"u32","count":1},{"name":"pos","type":"f32","count":3}]}"#,
+    );
     let v = MmapVec::open(&path, &reordered, &opts()).unwrap();
     assert_eq!(v.app_version(), 3);
 }
@@ -175,7 +237,10 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap_or_default())
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap_or_default(),
+            )
         })
         .collect();
     out.sort();
@@ -193,8 +258,14 @@ fn damaged_vecs_are_refused_with_eformat_and_left_unchanged() {
     let good = fs::read(&header).unwrap();
     type Damage = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, Damage)> = vec![
-        ("empty header", Box::new(|p: &Path| fs::write(p.join("header"), b"").unwrap())),
-        ("garbage header", Box::new(|p: &Path| fs::write(p.join("header"), vec![0xAB; 4096]).unwrap())),
+        (
+            "empty header",
+            Box::new(|p: &Path| fs::write(p.join("header"), b"").unwrap()),
+        ),
+        (
+            "garbage header",
+            Box::new(|p: &Path| fs::write(p.join("header"), vec![0xAB; 4096]).unwrap()),
+        ),
         ("flipped schema byte", {
             let good = good.clone();
             Box::new(move |p: &Path| {
@@ -211,13 +282,32 @@ fn damaged_vecs_are_refused_with_eformat_and_left_unchanged() {
                 fs::write(p.join("header"), b).unwrap()
             })
         }),
-        ("short column file", Box::new(|p: &Path| fs::OpenOptions::new().write(true).open(p.join("c1.col")).unwrap().set_len(64).unwrap())),
-        ("missing column file", Box::new(|p: &Path| fs::remove_file(p.join("c0.col")).unwrap())),
-        ("header is a directory", Box::new(|p: &Path| {
-            fs::remove_file(p.join("header")).unwrap();
-            fs::create_dir(p.join("header")).unwrap()
-        })),
-        ("header missing", Box::new(|p: &Path| fs::remove_file(p.join("header")).unwrap())),
+        (
+            "short column file",
+            Box::new(|p: &Path| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(p.join("c1.col"))
+                    .unwrap()
+                    .set_len(64)
+                    .unwrap()
+            }),
+        ),
+        (
+            "missing column file",
+            Box::new(|p: &Path| fs::remove_file(p.join("c0.col")).unwrap()),
+        ),
+        (
+            "header is a directory",
+            Box::new(|p: &Path| {
+                fs::remove_file(p.join("header")).unwrap();
+                fs::create_dir(p.join("header")).unwrap()
+            }),
+        ),
+        (
+            "header missing",
+            Box::new(|p: &Path| fs::remove_file(p.join("header")).unwrap()),
+        ),
     ];
     let pristine = snapshot(&path);
     for (name, damage) in cases {
@@ -236,7 +326,10 @@ fn damaged_vecs_are_refused_with_eformat_and_left_unchanged() {
         let before = snapshot(&path);
         let e = MmapVec::open(&path, &particles(), &opts()).unwrap_err();
         assert_eq!(e.code, Code::Format, "{name}: {e}");
-        assert!(e.message.contains(&path.display().to_string()), "{name}: message names no path: {e}");
+        assert!(
+            e.message.contains(&path.display().to_string()),
+            "{name}: message names no path: {e}"
+        );
         assert_eq!(snapshot(&path), before, "{name}: a failed open changed the files");
     }
 }
@@ -246,7 +339,10 @@ fn a_file_where_a_vec_should_be_is_eformat() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     fs::write(&path, b"hello").unwrap();
-    assert_eq!(MmapVec::open(&path, &particles(), &opts()).unwrap_err().code, Code::Format);
+    assert_eq!(
+        MmapVec::open(&path, &particles(), &opts()).unwrap_err().code,
+        Code::Format
+    );
     assert_eq!(fs::read(&path).unwrap(), b"hello");
     assert_eq!(MmapVec::remove(&path).unwrap_err().code, Code::Format);
 }
@@ -255,7 +351,15 @@ fn a_file_where_a_vec_should_be_is_eformat() {
 fn shrink_to_fit_gives_back_space_and_keeps_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k");
-    let mut v = MmapVec::open(&path, &particles(), &OpenOptions { capacity: 100_000, ..opts() }).unwrap();
+    let mut v = MmapVec::open(
+        &path,
+        &particles(),
+        &OpenOptions {
+            capacity: 100_000,
+            ..opts()
+        },
+    )
+    .unwrap();
     fill(&mut v, 10);
     v.shrink_to_fit().unwrap();
     assert!(v.capacity() < 2000, "capacity {}", v.capacity());
@@ -267,13 +371,22 @@ fn shrink_to_fit_gives_back_space_and_keeps_rows() {
 
 #[test]
 fn temp_vecs_leave_no_files() {
-    let before: Vec<_> = fs::read_dir(std::env::temp_dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let before: Vec<_> = fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     let mut v = MmapVec::temp(&particles(), &opts()).unwrap();
     fill(&mut v, 20_000);
     check(&v, 20_000);
     assert!(!v.path().exists());
-    let after: Vec<_> = fs::read_dir(std::env::temp_dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let new: Vec<_> = after.iter().filter(|n| !before.contains(n) && n.to_string_lossy().starts_with("mmapvec-")).collect();
+    let after: Vec<_> = fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let new: Vec<_> = after
+        .iter()
+        .filter(|n| !before.contains(n) && n.to_string_lossy().starts_with("mmapvec-"))
+        .collect();
     assert!(new.is_empty(), "temp vec left {new:?}");
 }
 
@@ -287,7 +400,11 @@ fn remove_deletes_a_closed_vec_and_refuses_an_open_one() {
     MmapVec::remove(&path).unwrap();
     assert!(!path.exists());
     assert_eq!(MmapVec::remove(&path).unwrap_err().code, Code::NotFound);
-    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "remove left files behind");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "remove left files behind"
+    );
 }
 
 #[test]
@@ -297,7 +414,15 @@ fn read_only_vecs_refuse_changes() {
     let mut v = MmapVec::open(&path, &particles(), &opts()).unwrap();
     fill(&mut v, 10);
     drop(v);
-    let mut r = MmapVec::open(&path, &particles(), &OpenOptions { read_only: true, ..opts() }).unwrap();
+    let mut r = MmapVec::open(
+        &path,
+        &particles(),
+        &OpenOptions {
+            read_only: true,
+            ..opts()
+        },
+    )
+    .unwrap();
     check(&r, 10);
     assert_eq!(r.grow(100, true).unwrap_err().code, Code::ReadOnly);
     assert_eq!(r.set_len(5).unwrap_err().code, Code::ReadOnly);

@@ -110,8 +110,11 @@ impl Reservation {
     /// multiple of the page size; `to` must not pass the reservation's end nor the end of the
     /// file's last page.
     pub fn map_file(&self, file: &File, from: usize, to: usize, mode: MapMode) -> io::Result<()> {
-        if from % page_size() != 0 || from > to || to > self.len {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "mapping outside the reservation"));
+        if !from.is_multiple_of(page_size()) || from > to || to > self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "mapping outside the reservation",
+            ));
         }
         if from == to {
             return Ok(());
@@ -143,8 +146,11 @@ impl Reservation {
     /// behind it can shrink: a native reader still holding a pointer there reads zeros instead
     /// of faulting on pages past the end of the file.
     pub fn zero_range(&self, from: usize, to: usize) -> io::Result<()> {
-        if from % page_size() != 0 || from > to || to > self.len {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "range outside the reservation"));
+        if !from.is_multiple_of(page_size()) || from > to || to > self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "range outside the reservation",
+            ));
         }
         if from == to {
             return Ok(());
@@ -186,7 +192,11 @@ impl Reservation {
         }
         // SAFETY: the range lies inside this reservation; WILLNEED does not change its contents.
         check(unsafe {
-            libc::madvise(self.base.as_ptr().add(start).cast(), to - start, libc::MADV_WILLNEED)
+            libc::madvise(
+                self.base.as_ptr().add(start).cast(),
+                to - start,
+                libc::MADV_WILLNEED,
+            )
         })
     }
 }
@@ -247,7 +257,7 @@ impl FileMap {
 
     /// Reads the f64 at `off`, which JavaScript may write at any time between our calls.
     pub fn read_f64(&self, off: usize) -> f64 {
-        assert!(off % 8 == 0 && off + 8 <= self.len());
+        assert!(off.is_multiple_of(8) && off + 8 <= self.len());
         // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`. A
         // volatile read because the bytes change outside Rust's view.
         unsafe { std::ptr::read_volatile(self.ptr().add(off).cast::<f64>()) }
@@ -255,7 +265,7 @@ impl FileMap {
 
     /// Writes the f64 at `off`.
     pub fn write_f64(&self, off: usize, v: f64) {
-        assert!(off % 8 == 0 && off + 8 <= self.len());
+        assert!(off.is_multiple_of(8) && off + 8 <= self.len());
         // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`.
         unsafe { std::ptr::write_volatile(self.ptr().add(off).cast::<f64>(), v) }
     }
