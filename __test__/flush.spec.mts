@@ -12,12 +12,12 @@ const fresh = () => join(dir, `f${n++}.mvec`)
 /** Runs a fixture under strace and returns its stdout and the traced sync calls. */
 function traced(script: string, args: string[]) {
   const trace = join(dir, `trace-${n++}.txt`)
-  const r = spawnSync('strace', ['-f', '-e', 'trace=msync,fsync,fdatasync', '-o', trace, process.execPath, fixture(script), ...args], {
+  const r = spawnSync('strace', ['-f', '-e', 'trace=msync,fsync,fdatasync,madvise', '-o', trace, process.execPath, fixture(script), ...args], {
     encoding: 'utf8',
     timeout: 60_000,
   })
   if (r.status !== 0) throw new Error(`traced child failed: ${r.stderr}`)
-  const calls = readFileSync(trace, 'utf8').split('\n').filter((l) => /(msync|fsync|fdatasync)\(/.test(l))
+  const calls = readFileSync(trace, 'utf8').split('\n').filter((l) => /(msync|fsync|fdatasync|madvise)\(/.test(l))
   return { stdout: r.stdout, calls }
 }
 
@@ -78,4 +78,10 @@ straced('autoFlushMs flushes in the background without being asked', (t) => {
   const path = fresh()
   const { calls } = traced('autoflush.mjs', [path, '50'])
   t.true(calls.filter((l) => l.includes('msync(')).length >= 2, calls.join('\n'))
+})
+
+straced('prefetch asks the kernel to read the rows ahead', (t) => {
+  const path = fresh()
+  const { calls } = traced('prefetch.mjs', [path])
+  t.true(calls.some((l) => l.includes('MADV_WILLNEED')), calls.join('\n'))
 })

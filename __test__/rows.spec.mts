@@ -172,6 +172,9 @@ test('pushMany refuses mismatched columns without adding anything', (t) => {
     t.is(e.code, 'EINVAL')
   }
   t.is(v.length, 0)
+  const rows = [{ a: 1, b: [1, 2] }, { a: 2, b: [3, 4] }, { a: 3, b: [5] }]
+  t.throws(() => v.pushMany(rows as never), { code: 'EINVAL' } as object)
+  t.is(v.length, 0, 'rows before the bad one are taken back')
 })
 
 test('iteration yields every row in order', (t) => {

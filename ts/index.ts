@@ -344,7 +344,14 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     }
     if (this._spec.scalar && ArrayBuffer.isView(input)) return this._pushColumns({ value: input })
     if (typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {
-      for (const row of input as Iterable<RowInput<S>>) this.push(row)
+      const start = this._len
+      try {
+        for (const row of input as Iterable<RowInput<S>>) this.push(row)
+      } catch (err) {
+        // All or nothing: a bad row takes back the rows before it.
+        if (!this._closed) this._setLength(start)
+        throw err
+      }
       return this._len
     }
     if (this._spec.scalar) throw invalid(`${this._path}: pushMany on a vec of plain values takes an iterable or a TypedArray`, this._path)
