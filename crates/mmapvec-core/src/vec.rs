@@ -700,25 +700,40 @@ fn write_vec_files(dir: &Path, schema: &Schema, version: u64, capacity: u64) -> 
     Ok(())
 }
 
+/// Opens one of a vec's files, which must be a regular file: `missing` and `not_regular` say
+/// what it means when it is absent or something else (EFORMAT either way).
+fn open_regular(
+    path: &Path,
+    write: bool,
+    missing: Error,
+    not_regular: Error,
+    doing: &str,
+) -> Result<(File, u64)> {
+    let file = sys::open_file(path, write, false).map_err(|e| match e.raw_os_error() {
+        _ if e.kind() == io::ErrorKind::NotFound => missing.clone(),
+        Some(libc::EISDIR) | Some(libc::ELOOP) => not_regular.clone(),
+        _ => Error::io(&e, path, doing),
+    })?;
+    let meta = file.metadata().map_err(|e| Error::io(&e, path, doing))?;
+    if !meta.is_file() {
+        return Err(not_regular);
+    }
+    Ok((file, meta.len()))
+}
+
 /// Opens (read-write or read-only) and locks a vec's header file.
 fn open_header(path: &Path, write: bool, timeout: Duration) -> Result<(File, Held)> {
     let hp = path.join(HEADER_FILE);
-    let file = sys::open_file(&hp, write, false).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => format_err(
+    let (file, _) = open_regular(
+        &hp,
+        write,
+        format_err(
             path,
             "is a directory without a header file: not an mmapvec vec, or its header was deleted",
         ),
-        _ if e.raw_os_error() == Some(libc::EISDIR) || e.raw_os_error() == Some(libc::ELOOP) => {
-            format_err(&hp, "is not a regular file; a vec's header is a file")
-        }
-        _ => Error::io(&e, &hp, "opening the header"),
-    })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(&e, &hp, "reading the header"))?;
-    if !meta.is_file() {
-        return Err(format_err(&hp, "is not a regular file; a vec's header is a file"));
-    }
+        format_err(&hp, "is not a regular file; a vec's header is a file"),
+        "opening the header",
+    )?;
     let held = lock::lock(&file, write, timeout, path)?;
     Ok((file, held))
 }
@@ -758,29 +773,20 @@ fn open_column_files(dir: &Path, schema: &Schema, write: bool) -> Result<Vec<(Fi
     let mut out = Vec::with_capacity(schema.columns.len());
     for c in &schema.columns {
         let cp = dir.join(&c.file);
-        let f = sys::open_file(&cp, write, false).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => format_err(
+        let (f, len) = open_regular(
+            &cp,
+            write,
+            format_err(
                 dir,
                 format!(
                     "damaged: the column file {} of field '{}' is missing",
                     c.file, c.name
                 ),
             ),
-            _ if e.raw_os_error() == Some(libc::EISDIR) || e.raw_os_error() == Some(libc::ELOOP) => {
-                format_err(&cp, format!("is not a regular file (field '{}')", c.name))
-            }
-            _ => Error::io(&e, &cp, "opening a column file"),
-        })?;
-        let meta = f
-            .metadata()
-            .map_err(|e| Error::io(&e, &cp, "reading a column file"))?;
-        if !meta.is_file() {
-            return Err(format_err(
-                &cp,
-                format!("is not a regular file (field '{}')", c.name),
-            ));
-        }
-        out.push((f, cp, meta.len()));
+            format_err(&cp, format!("is not a regular file (field '{}')", c.name)),
+            "opening a column file",
+        )?;
+        out.push((f, cp, len));
     }
     Ok(out)
 }
