@@ -55,23 +55,52 @@ test('a column that outgrows its reservation moves: its old views become empty, 
   t.is(v.get(500).x, 500)
 })
 
-test('thousands of growths with views held and garbage collected in between', async (t) => {
-  using v = MmapVec.open(fresh(), { a: ['f32', 2], b: 'u8' }, { reservation: 1 << 22 })
+test('10,000 growths with views held and garbage collected in between', async (t) => {
+  // A small reservation, so that some growths move the column and detach the views held.
+  using v = MmapVec.open(fresh(), { a: ['f32', 2], b: 'u8' }, { reservation: 1 << 14 })
   const held: Float32Array[] = []
-  for (let round = 0; round < 2000; round++) {
-    v.reserve(v.length + 1 + (round % 7) * 100 - v.length)
+  let growths = 0
+  for (let round = 0; round < 10_000; round++) {
+    const cap = v.capacity
+    v.reserve(1 + (round % 7) * 100)
     v.push({ a: [round, -round], b: round & 255 })
+    if (v.capacity !== cap) growths++
     if (round % 10 === 0) held.push(v.columns.a)
-    if (round % 200 === 0) await collectGarbage()
+    if (round % 1000 === 0) await collectGarbage()
   }
+  let emptied = 0
   for (const h of held) {
-    if (h.length > 0) t.is(h[0], 0)
+    if (h.length === 0) emptied++
+    else t.is(h[0], 0)
   }
-  t.is(v.length, 2000)
-  t.deepEqual(v.get(1999), { a: [1999, -1999], b: 1999 & 255 })
+  for (const h of held) h[0] = 7 // harmless on an emptied view; on a live one it writes row 0
+  t.is(v.get(0).a[0], emptied < held.length ? 7 : 0)
+  t.true(growths >= 10, `${growths} growths`)
+  t.true(emptied > 0, 'some growths moved the column')
+  t.is(v.length, 10_000)
+  t.deepEqual(v.get(9999), { a: [9999, -9999], b: 9999 & 255 })
 })
 
-test.serial('1000 open and close cycles leave no mappings, descriptors or locks behind', async (t) => {
+test('views held across truncate, shrink and close read nothing stale that could crash', (t) => {
+  const v = MmapVec.open(fresh(), { x: 'f64' }, { capacity: 50_000 })
+  for (let i = 0; i < 1000; i++) v.push({ x: i })
+  const a = v.columns.x
+  v.truncate(10)
+  t.is(a.length, 1000, 'truncate keeps the memory: the view still covers it')
+  a[500] = 1
+  v.shrinkToFit()
+  t.is(a.length, 0)
+  a[500] = 1
+  t.is(a[500] as number | undefined, undefined)
+  const b = v.columns.x
+  v.close()
+  t.is(b.length, 0)
+  t.is(b[0] as number | undefined, undefined)
+  // Iterating a detached TypedArray is a TypeError in JavaScript itself: an exception, not a crash.
+  t.throws(() => [...b], { instanceOf: TypeError })
+})
+
+test.serial('1000 open and close cycles leave no mappings, descriptors or memory behind', async (t) => {
   const path = fresh()
   const count = (s: string) => s.split('\n').filter((l) => l.includes(path)).length
   // Descriptors open on the vec's files (other descriptors come and go with the test runner).
@@ -91,6 +120,17 @@ test.serial('1000 open and close cycles leave no mappings, descriptors or locks 
     if (i % 100 === 0) await collectGarbage()
   }
   await collectGarbage()
+  const rssBefore = process.memoryUsage().rss
+  for (let i = 0; i < 1000; i++) {
+    const v = MmapVec.open(path, { x: 'f64' }, { capacity: 1000 })
+    v.columns.x.fill(i)
+    v.close({ flush: false })
+    if (i % 100 === 0) await collectGarbage()
+  }
+  await collectGarbage()
+  const grown = (process.memoryUsage().rss - rssBefore) / 2 ** 20
+  t.log(`RSS grew by ${grown.toFixed(1)} MiB over 1000 cycles`)
+  t.true(grown < 16, `RSS grew by ${grown.toFixed(1)} MiB`)
   t.is(fds(), 0, 'descriptors of the vec remain')
   t.is(count(readFileSync('/proc/self/maps', 'utf8')), 0, 'mappings of the vec remain')
 })

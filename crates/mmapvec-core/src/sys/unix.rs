@@ -275,6 +275,7 @@ impl FileMap {
 /// disk shows up here as ENOSPC and never later as SIGBUS on a write into a sparse page. Where
 /// the file system cannot reserve blocks, the file is only extended.
 pub fn allocate(file: &File, len: u64) -> io::Result<()> {
+    ignore_file_size_signal();
     match fs4::FileExt::allocate(file, len) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
@@ -285,6 +286,28 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
         file.set_len(len)?;
     }
     Ok(())
+}
+
+/// A process over its file size limit (RLIMIT_FSIZE, `ulimit -f`) gets SIGXFSZ, whose default
+/// action kills it. Where nobody chose another action, ignore the signal: the growth then fails
+/// with EFBIG, which becomes an ENOSPC error, and the process lives. A handler someone
+/// installed (Node's `process.on('SIGXFSZ')`) is left alone.
+fn ignore_file_size_signal() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sigaction with a null new action only reads the current one into `old`,
+        // a zeroed, properly sized sigaction struct.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGXFSZ, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_DFL
+            {
+                let mut ignore: libc::sigaction = std::mem::zeroed();
+                ignore.sa_sigaction = libc::SIG_IGN;
+                libc::sigaction(libc::SIGXFSZ, &ignore, std::ptr::null_mut());
+            }
+        }
+    });
 }
 
 /// Makes a directory entry change (create, rename) durable.

@@ -1,0 +1,78 @@
+// A full disk: a 4 MiB tmpfs mounted for the test. Growth that does not fit fails with ENOSPC,
+// the vec keeps its old capacity and every row, and no write into a mapped page ever faults
+// (disk blocks are reserved with fallocate when the file grows).
+import test from 'ava'
+import { MmapVec, type MmapVecError } from 'mmapvec'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const mountpoint = mkdtempSync(join(tmpdir(), 'mmapvec-small-disk-'))
+const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountpoint], { encoding: 'utf8' })
+const mounted = mount.status === 0
+process.on('exit', () => {
+  if (mounted) spawnSync('umount', ['-l', mountpoint])
+  rmSync(mountpoint, { recursive: true, force: true })
+})
+// Mounting needs root (or a user namespace); the RLIMIT_FSIZE case in errors.spec.mts covers
+// the same error path without it.
+const onSmallDisk = mounted ? test.serial : test.skip
+if (!mounted) console.warn(`cannot mount a tmpfs here (${mount.stderr.trim()}): the small-disk tests are skipped`)
+
+const Row = { x: 'f64', y: ['f32', 4] } as const
+const row = (i: number) => ({ x: i, y: [i, -i, i / 2, 1] })
+
+onSmallDisk('growth past a full disk is ENOSPC; every row stays and the vec stays usable', (t) => {
+  const path = join(mountpoint, 'full.mvec')
+  const v = MmapVec.open(path, Row)
+  let err: MmapVecError | undefined
+  try {
+    for (let i = 0; ; i++) v.push(row(i))
+  } catch (e) {
+    err = e as MmapVecError
+  }
+  t.is(err?.code, 'ENOSPC')
+  t.true(err?.message.includes(path), err?.message)
+  t.regex(err?.message ?? '', /no space left/)
+  const n = v.length
+  t.true(n > 10_000, `only ${n} rows fit`)
+  t.is(v.capacity, n, 'the failed growth left the old capacity')
+  t.deepEqual(v.get(n - 1), row(n - 1))
+  t.throws(() => v.push(row(n)), { code: 'ENOSPC' } as object)
+  t.throws(() => v.reserve(1_000_000), { code: 'ENOSPC' } as object)
+  t.is(v.capacity, n)
+  t.throws(() => v.pushMany({ x: new Float64Array(5000), y: new Float32Array(20_000) }), { code: 'ENOSPC' } as object)
+  t.is(v.length, n)
+  v.set(0, { x: -1 })
+  const { x } = v.columns
+  for (let i = 1; i < n; i++) x[i] = i * 2
+  v.flushSync()
+  v.close()
+  using w = MmapVec.open(path, Row)
+  t.is(w.length, n)
+  t.is(w.get(0).x, -1)
+  t.is(w.get(n - 1).x, (n - 1) * 2)
+  w.truncate(100)
+  w.shrinkToFit()
+  w.push(row(100))
+  t.is(w.length, 101, 'space given back can be used again')
+})
+
+onSmallDisk('creating a vec on a full disk is ENOSPC and leaves nothing behind', (t) => {
+  const filler = join(mountpoint, 'filler')
+  let size = 4 << 20
+  for (;;) {
+    try {
+      writeFileSync(filler, Buffer.alloc(size))
+      break
+    } catch {
+      size -= 64 << 10
+    }
+  }
+  const before = readdirSync(mountpoint).sort()
+  const e = t.throws(() => MmapVec.create(join(mountpoint, 'new.mvec'), Row, { capacity: 100_000 }), { code: 'ENOSPC' } as object)
+  t.truthy(e)
+  t.deepEqual(readdirSync(mountpoint).sort(), before)
+  rmSync(filler)
+})
