@@ -1,0 +1,59 @@
+// Shared pieces of the benchmark scenarios. Each scenario runs in a process of its own (so
+// that one's heap, JIT state and page cache use do not colour the next) and prints one JSON
+// line: { rows: [{ scenario, subject, value, unit, baseline?, note? }] }.
+import { mkdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export const quick = process.argv.includes('--quick')
+export const dataDir = process.env.MMAPVEC_BENCH_DIR ?? join(tmpdir(), 'mmapvec-bench')
+mkdirSync(dataDir, { recursive: true })
+
+/** A path in the data directory, emptied first. */
+export function fresh(name) {
+  const p = join(dataDir, name)
+  rmSync(p, { recursive: true, force: true })
+  return p
+}
+
+/** The benchmark row: { x, y, vx, vy: f32, id: u32 }, 20 bytes. */
+export const Row = { x: 'f32', y: 'f32', vx: 'f32', vy: 'f32', id: 'u32' }
+export const ROW_BYTES = 20
+
+/** Runs `fn` `times` times (after one warm-up run unless told otherwise) and returns the median seconds. */
+export function timeMedian(times, fn, { warmup = true } = {}) {
+  if (warmup) fn()
+  const t = []
+  for (let i = 0; i < times; i++) {
+    const s = process.hrtime.bigint()
+    fn()
+    t.push(Number(process.hrtime.bigint() - s) / 1e9)
+  }
+  t.sort((a, b) => a - b)
+  return t[t.length >> 1]
+}
+
+export async function timeMedianAsync(times, fn) {
+  const t = []
+  for (let i = 0; i < times; i++) {
+    const s = process.hrtime.bigint()
+    await fn()
+    t.push(Number(process.hrtime.bigint() - s) / 1e9)
+  }
+  t.sort((a, b) => a - b)
+  return t[t.length >> 1]
+}
+
+/** A deterministic PRNG, so every run reads the same rows. */
+export function prng(seed = 12345) {
+  let s = seed >>> 0
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32)
+}
+
+export function report(rows) {
+  console.log(JSON.stringify({ rows }))
+}
+
+export function gc() {
+  if (globalThis.gc) globalThis.gc()
+}
