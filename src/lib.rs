@@ -24,6 +24,8 @@ pub struct OpenArgs {
     pub lock_timeout_ms: f64,
     pub version: Option<f64>,
     pub reservation: Option<f64>,
+    /// The runtime's largest ArrayBuffer (`buffer.constants.MAX_LENGTH`).
+    pub max_view_bytes: f64,
 }
 
 fn whole(n: f64, what: &str) -> Result<u64> {
@@ -59,6 +61,7 @@ impl NativeVec {
                 Some(r) => whole(r, "reservation")? as usize,
                 None => mmapvec_core::vec::DEFAULT_RESERVATION,
             },
+            max_view_bytes: whole(args.max_view_bytes, "maxViewBytes")?,
         };
         let inner = NodeVec::open(Path::new(&path), &schema, &opts, args.temp)?;
         Ok(NativeVec { inner })

@@ -5,6 +5,7 @@
  * hot path (`push`, `get`, `set`, `at`, `pop`, `length`, `columns`) runs in JavaScript and calls
  * native code only when the capacity must grow.
  */
+import { constants as bufferConstants } from 'node:buffer'
 import { NativeVec, remove as nativeRemove } from '../native/binding.js'
 import { specialise } from './codegen.js'
 import { MmapVecError, fromNative, native, type ErrorCode } from './errors.js'
@@ -230,6 +231,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         lockTimeoutMs: o.lockTimeoutMs ?? 0,
         version: o.version,
         reservation: o.reservation,
+        // Node 20 cannot make an ArrayBuffer over native memory past 4 GiB; the capacity of a
+        // column stays within what a view of it can show.
+        maxViewBytes: bufferConstants.MAX_LENGTH,
       }),
     )
     const Cls = specialise(MmapVec, spec)

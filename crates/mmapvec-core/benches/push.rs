@@ -11,7 +11,9 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10_000_000);
-    let dir = std::env::var("MMAPVEC_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
+    let dir = std::env::var("MMAPVEC_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir());
     let schema = Schema::parse_request(
         r#"{"scalar":false,"columns":[{"name":"x","type":"f32","count":1},{"name":"y","type":"f32","count":1},{"name":"vx","type":"f32","count":1},{"name":"vy","type":"f32","count":1},{"name":"id","type":"u32","count":1}]}"#,
     )

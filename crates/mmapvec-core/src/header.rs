@@ -147,6 +147,12 @@ impl Header {
                 "damaged header: checksum is {stored:#010x}, the bytes give {actual:#010x}"
             ));
         }
+        if u32_at(b, OFF_RESERVED) != 0 {
+            return fmt("damaged header: the reserved field is not zero".to_string());
+        }
+        if b[OFF_SCHEMA + schema_len..size].iter().any(|&x| x != 0) {
+            return fmt("damaged header: the padding after the schema is not zero".to_string());
+        }
         let schema: Schema = match serde_json::from_slice(&b[OFF_SCHEMA..OFF_SCHEMA + schema_len]) {
             Ok(s) => s,
             Err(e) => return fmt(format!("damaged header: stored schema does not parse ({e})")),
@@ -157,7 +163,10 @@ impl Header {
                 e.message
             ));
         }
-        for c in &schema.columns {
+        for (i, c) in schema.columns.iter().enumerate() {
+            if schema.columns[..i].iter().any(|o| o.file == c.file) {
+                return fmt(format!("damaged header: two columns name the file {:?}", c.file));
+            }
             if !valid_file_name(&c.file) {
                 return fmt(format!(
                     "damaged header: column '{}' names the file {:?}",
@@ -190,7 +199,7 @@ fn valid_file_name(name: &str) -> bool {
 
 /// Reads a stored row count: an integer-valued, finite, non-negative f64.
 pub fn decode_length(raw: f64, what: &str) -> Result<u64> {
-    if raw.is_finite() && raw >= 0.0 && raw.fract() == 0.0 && raw <= (1u64 << 53) as f64 {
+    if raw.is_finite() && raw >= 0.0 && raw.fract() == 0.0 && raw < (1u64 << 53) as f64 {
         Ok(raw as u64)
     } else {
         Err(Error::new(
@@ -267,10 +276,44 @@ mod tests {
         );
     }
 
+    /// Regression: padding, the reserved field and duplicate column files were accepted when
+    /// the checksum matched (found by the damaged-files suite).
+    #[test]
+    fn crafted_headers_with_a_valid_checksum_are_still_checked() {
+        let good = Header::encode(&schema(), 0).unwrap();
+        let schema_len = u32_at(&good, OFF_SCHEMA_LEN) as usize;
+        let reseal = |mut b: Vec<u8>| {
+            let crc = checksum(&b, u32_at(&b, OFF_SCHEMA_LEN) as usize);
+            b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_ne_bytes());
+            b
+        };
+        let mut padded = good.clone();
+        padded[OFF_SCHEMA + schema_len + 3] = 1;
+        let mut reserved = good.clone();
+        reserved[OFF_RESERVED] = 1;
+        let mut dup = schema();
+        dup.columns[1].file = dup.columns[0].file.clone();
+        let mut unknown = schema().to_json();
+        unknown.insert_str(1, r#""extra":1,"#);
+        let mut with_unknown = good.clone();
+        with_unknown[OFF_SCHEMA_LEN..OFF_SCHEMA_LEN + 4]
+            .copy_from_slice(&(unknown.len() as u32).to_ne_bytes());
+        with_unknown[OFF_SCHEMA..OFF_SCHEMA + unknown.len()].copy_from_slice(unknown.as_bytes());
+        for (what, b) in [
+            ("padding", padded),
+            ("reserved", reseal(reserved)),
+            ("duplicate file", Header::encode(&dup, 0).unwrap()),
+            ("unknown key", reseal(with_unknown)),
+        ] {
+            let e = Header::decode(&b, b.len() as u64, "h").unwrap_err();
+            assert_eq!(e.code, Code::Format, "{what}: {e}");
+        }
+    }
+
     #[test]
     fn row_counts_must_be_whole() {
         assert_eq!(decode_length(3.0, "h").unwrap(), 3);
-        for bad in [-1.0, 0.5, f64::NAN, f64::INFINITY, 1e300] {
+        for bad in [-1.0, 0.5, f64::NAN, f64::INFINITY, 1e300, (1u64 << 53) as f64] {
             assert_eq!(decode_length(bad, "h").unwrap_err().code, Code::Format);
         }
     }

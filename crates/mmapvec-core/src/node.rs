@@ -87,8 +87,10 @@ impl Views {
             )
         };
         if status != sys::Status::napi_ok {
-            // SAFETY: the call failed, so Node did not take ownership of `hint`.
-            drop(unsafe { Box::from_raw(hint) });
+            // `hint` is not freed here: some Node versions run the finalizer themselves when
+            // this call fails (Node 20 does for lengths past 4 GiB), so freeing it could free it
+            // twice. Leaking one Arc on a failure path that the capacity limit already avoids is
+            // the safe choice.
             if status == sys::Status::napi_no_external_buffers_allowed {
                 return Err(js_error(Error::new(
                     Code::Invalid,

@@ -48,6 +48,7 @@ pub const MAX_NAME: usize = 255;
 
 /// One column: `count` values of `ty` per row, kept in the file `file` of the vec's directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Column {
     pub name: String,
     #[serde(rename = "type")]
@@ -71,6 +72,7 @@ impl Column {
 
 /// A vec's schema. A scalar vec has exactly one column, named `value`, and reads as plain values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Schema {
     pub scalar: bool,
     pub columns: Vec<Column>,

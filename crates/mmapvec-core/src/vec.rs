@@ -40,6 +40,9 @@ pub struct OpenOptions {
     /// Address space to reserve per column at the least (bytes). A column grows in place
     /// within it; past it, the column moves to a reservation four times its size.
     pub reservation: usize,
+    /// The largest view the caller can make of one column, in bytes (Node 20 cannot make
+    /// ArrayBuffers over memory it did not allocate past 4 GiB). Capacity never goes past it.
+    pub max_view_bytes: u64,
 }
 
 impl Default for OpenOptions {
@@ -52,6 +55,7 @@ impl Default for OpenOptions {
             lock_timeout: Duration::ZERO,
             version: None,
             reservation: DEFAULT_RESERVATION,
+            max_view_bytes: u64::MAX,
         }
     }
 }
@@ -90,6 +94,7 @@ pub struct MmapVec {
     columns: Vec<ColumnMap>,
     capacity: u64,
     reservation: usize,
+    max_view_bytes: u64,
     // Declared last: the lock is released after everything else is dropped.
     _held: Option<Held>,
     _header_file: File,
@@ -128,6 +133,39 @@ fn file_bytes(rows: u64, row_size: usize, offset: u32) -> Result<u64> {
         })
 }
 
+/// Refuses, before anything touches the disk, a `capacity` option that no view could show.
+fn check_capacity(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()> {
+    let widest = schema
+        .columns
+        .iter()
+        .map(|c| c.row_size() as u64)
+        .max()
+        .unwrap_or(1);
+    if opts.capacity > opts.max_view_bytes / widest {
+        return Err(Error::new(
+            Code::Range,
+            format!(
+                "{}: a capacity of {} rows would make a column larger than this runtime can show as one view ({} bytes); use Node 22 or newer, or split the data",
+                path.display(),
+                opts.capacity,
+                opts.max_view_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Rows a column file of `len` bytes holds.
+fn rows_in(len: u64, offset: u32, row_size: usize) -> u64 {
+    len.saturating_sub(offset as u64) / row_size as u64
+}
+
+/// Bytes of a column file to map for `capacity` rows: whole pages.
+fn mapped_bytes(capacity: u64, row_size: usize, offset: u32) -> usize {
+    let page = sys::page_size() as u64;
+    (capacity * row_size as u64 + offset as u64).div_ceil(page) as usize * page as usize
+}
+
 fn reservation_for(bytes: usize, at_least: usize) -> io::Result<Reservation> {
     Reservation::new(bytes.saturating_mul(4).max(at_least))
 }
@@ -137,6 +175,7 @@ impl MmapVec {
     /// maps it. `schema` must match the stored one (fields in any order).
     pub fn open(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<MmapVec> {
         schema.validate()?;
+        check_capacity(path, schema, opts)?;
         if opts.read_only && opts.create_new {
             return Err(Error::new(
                 Code::Invalid,
@@ -199,6 +238,7 @@ impl MmapVec {
     /// nothing is left behind after close or a crash.
     pub fn temp(schema: &Schema, opts: &OpenOptions) -> Result<MmapVec> {
         schema.validate()?;
+        check_capacity(Path::new("temp vec"), schema, opts)?;
         let dir = std::env::temp_dir().join(format!("mmapvec-{}", unique_suffix()));
         let mut schema = schema.clone();
         schema.assign_files();
@@ -212,7 +252,7 @@ impl MmapVec {
         })();
         let _ = fs::remove_dir_all(&dir);
         let (header_file, files) = opened?;
-        let mut v = Self::assemble(&dir, header_file, None, files, false, true, opts.reservation)?;
+        let mut v = Self::assemble(&dir, header_file, None, files, false, true, opts)?;
         if opts.capacity > v.capacity {
             v.grow(opts.capacity, false)?;
         }
@@ -278,15 +318,7 @@ impl MmapVec {
             ));
         }
         let files = open_column_files(path, &header.0.schema, !opts.read_only)?;
-        let mut v = Self::assemble(
-            path,
-            header_file,
-            Some(held),
-            files,
-            opts.read_only,
-            false,
-            opts.reservation,
-        )?;
+        let mut v = Self::assemble(path, header_file, Some(held), files, opts.read_only, false, opts)?;
         if !opts.read_only && opts.capacity > v.capacity {
             v.grow(opts.capacity, false)?;
         }
@@ -301,12 +333,12 @@ impl MmapVec {
         files: Vec<(File, PathBuf, u64)>,
         read_only: bool,
         temp: bool,
-        reservation: usize,
+        opts: &OpenOptions,
     ) -> Result<MmapVec> {
         let (header, length) = read_header(path, &header_file)?;
         let mut capacity = u64::MAX;
         for ((_, fpath, flen), col) in files.iter().zip(&header.schema.columns) {
-            let rows = flen.saturating_sub(col.offset as u64) / col.row_size() as u64;
+            let rows = rows_in(*flen, col.offset, col.row_size());
             if rows < length {
                 return Err(format_err(
                     path,
@@ -317,7 +349,20 @@ impl MmapVec {
                     ),
                 ));
             }
-            capacity = capacity.min(rows);
+            let viewable = opts.max_view_bytes / col.row_size() as u64;
+            if viewable < length {
+                return Err(Error::new(
+                    Code::Range,
+                    format!(
+                        "{}: field '{}' holds {} bytes, more than this runtime can show as one view ({} bytes); open it with Node 22 or newer",
+                        path.display(),
+                        col.name,
+                        length * col.row_size() as u64,
+                        opts.max_view_bytes
+                    ),
+                ));
+            }
+            capacity = capacity.min(rows).min(viewable);
         }
         let mode = if read_only {
             MapMode::Private
@@ -328,9 +373,10 @@ impl MmapVec {
             .map_err(|e| Error::io(&e, path, "mapping the header"))?;
         let mut columns = Vec::with_capacity(files.len());
         for ((file, fpath, flen), col) in files.into_iter().zip(&header.schema.columns) {
-            let mapped = sys::round_up(flen as usize, sys::page_size())
-                .ok_or_else(|| format_err(&fpath, "column file too large"))?;
-            let region = reservation_for(mapped, reservation)
+            // Only what the capacity needs is mapped: a column file may be longer (a growth a
+            // crash interrupted, or damage), and a private mapping of all of it could exhaust memory.
+            let mapped = mapped_bytes(capacity, col.row_size(), col.offset);
+            let region = reservation_for(mapped, opts.reservation)
                 .map_err(|e| Error::io(&e, &fpath, "reserving address space"))?;
             region
                 .map_file(&file, 0, mapped, mode)
@@ -354,7 +400,8 @@ impl MmapVec {
             header_map: Arc::new(header_map),
             columns,
             capacity,
-            reservation,
+            reservation: opts.reservation,
+            max_view_bytes: opts.max_view_bytes,
             _held: held,
             _header_file: header_file,
         })
@@ -453,10 +500,22 @@ impl MmapVec {
         if min_capacity <= self.capacity {
             return Ok(Growth::default());
         }
+        let viewable = self.viewable_rows();
+        if min_capacity > viewable {
+            return Err(Error::new(
+                Code::Range,
+                format!(
+                    "{}: {min_capacity} rows would make a column larger than this runtime can show as one view ({} bytes); use Node 22 or newer, or split the data",
+                    self.path.display(),
+                    self.max_view_bytes
+                ),
+            ));
+        }
         let target = if geometric {
             min_capacity
                 .max(self.capacity.saturating_mul(2))
                 .max(MIN_GROWTH_ROWS)
+                .min(viewable)
         } else {
             min_capacity
         };
@@ -479,12 +538,14 @@ impl MmapVec {
             }
         }
         // Phase 2: map the new pages. A column whose reservation is too small moves.
+        for (i, c) in self.columns.iter_mut().enumerate() {
+            c.file_len = sizes[i].max(c.file_len);
+        }
+        let capacity = self.fit_capacity();
         let mut growth = Growth::default();
         let mode = MapMode::Shared;
         for (i, c) in self.columns.iter_mut().enumerate() {
-            let new_len = sizes[i].max(c.file_len);
-            c.file_len = new_len;
-            let new_mapped = new_len as usize;
+            let new_mapped = mapped_bytes(capacity, c.row_size, c.offset);
             if new_mapped <= c.mapped {
                 continue;
             }
@@ -504,7 +565,7 @@ impl MmapVec {
             }
             c.mapped = new_mapped;
         }
-        self.capacity = self.file_capacity();
+        self.capacity = capacity;
         Ok(growth)
     }
 
@@ -529,15 +590,25 @@ impl MmapVec {
                 .map_err(|e| Error::io(&e, &c.path, "shrinking the column file"))?;
             c.file_len = new_len;
         }
-        self.capacity = self.file_capacity().max(len);
+        self.capacity = self.fit_capacity().max(len);
         Ok(())
     }
 
-    /// The rows every column file has room for.
-    fn file_capacity(&self) -> u64 {
+    /// The rows every column file has room for and every view can show.
+    fn fit_capacity(&self) -> u64 {
         self.columns
             .iter()
-            .map(|c| c.file_len.saturating_sub(c.offset as u64) / c.row_size as u64)
+            .map(|c| rows_in(c.file_len, c.offset, c.row_size))
+            .min()
+            .unwrap_or(0)
+            .min(self.viewable_rows())
+    }
+
+    /// The most rows a view of every column can show.
+    fn viewable_rows(&self) -> u64 {
+        self.columns
+            .iter()
+            .map(|c| self.max_view_bytes / c.row_size as u64)
             .min()
             .unwrap_or(0)
     }
@@ -711,7 +782,10 @@ fn open_regular(
 ) -> Result<(File, u64)> {
     let file = sys::open_file(path, write, false).map_err(|e| match e.raw_os_error() {
         _ if e.kind() == io::ErrorKind::NotFound => missing.clone(),
-        Some(libc::EISDIR) | Some(libc::ELOOP) => not_regular.clone(),
+        // A directory, a symlink loop, a socket, or a device without a driver.
+        Some(libc::EISDIR) | Some(libc::ELOOP) | Some(libc::ENXIO) | Some(libc::ENODEV) => {
+            not_regular.clone()
+        }
         _ => Error::io(&e, path, doing),
     })?;
     let meta = file.metadata().map_err(|e| Error::io(&e, path, doing))?;

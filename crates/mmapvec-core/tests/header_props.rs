@@ -111,22 +111,33 @@ fn make_schema(scalar: bool, cols: Vec<(String, ElemType, u32)>) -> Schema {
     s
 }
 
-/// A valid schema with files assigned: a scalar one, or 1 to 1024 uniquely named fields (mostly
-/// a few; sometimes enough that the offsets wrap around 4096 and the header spans many pages).
+/// A valid schema with files assigned: a scalar one, 1 to 8 fields with names of every kind, or
+/// up to 1024 plainly named fields (enough that the offsets wrap around 4096 and the header
+/// spans many pages).
 fn schema() -> impl Strategy<Value = Schema> {
-    let fields = |max: usize| {
-        proptest::collection::vec(column(), 1..=max).prop_map(|cols| {
-            let mut seen = BTreeSet::new();
-            cols.into_iter()
-                .filter(|c| seen.insert(c.0.clone()))
-                .collect::<Vec<_>>()
-        })
+    let named = proptest::collection::vec(column(), 1..=8).prop_map(|cols| {
+        let mut seen = BTreeSet::new();
+        let cols = cols.into_iter().filter(|c| seen.insert(c.0.clone())).collect();
+        make_schema(false, cols)
+    });
+    let wide = |max: usize| {
+        (
+            proptest::collection::vec((select(TYPES.to_vec()), count()), 1..=max),
+            "[a-z]{0,8}",
+        )
+            .prop_map(|(cols, stem)| {
+                let cols = cols
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (ty, n))| (format!("{stem}{i}"), ty, n));
+                make_schema(false, cols.collect())
+            })
     };
     prop_oneof![
         2 => (select(TYPES.to_vec()), count()).prop_map(|(ty, n)| make_schema(true, vec![("value".into(), ty, n)])),
-        12 => fields(8).prop_map(|c| make_schema(false, c)),
-        2 => fields(80).prop_map(|c| make_schema(false, c)),
-        1 => fields(MAX_COLUMNS).prop_map(|c| make_schema(false, c)),
+        12 => named,
+        2 => wide(100),
+        1 => wide(MAX_COLUMNS),
     ]
 }
 

@@ -122,7 +122,9 @@ impl Reservation {
         let flags = libc::MAP_FIXED
             | match mode {
                 MapMode::Shared => libc::MAP_SHARED,
-                MapMode::Private => libc::MAP_PRIVATE,
+                // No commit charge: the pages are the file's until a stray write copies one, and
+                // a large read-only vec must not count against the memory limit as if written.
+                MapMode::Private => libc::MAP_PRIVATE | libc::MAP_NORESERVE,
             };
         // SAFETY: [base + from, base + to) lies inside this reservation, which owns the range,
         // so MAP_FIXED replaces only our own mapping there.
