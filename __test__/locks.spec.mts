@@ -80,17 +80,19 @@ test('a worker thread opening a vec the main thread holds gets ELOCKED', async (
   t.is(held.length, 1)
 })
 
-test('many readers at once, across processes; a writer waits for all of them', async (t) => {
+test('many readers at once, across processes; a writer gets in only after the last one leaves', async (t) => {
   const path = fresh()
-  const readers = [0, 1, 2, 3].map(() => startChild('locker.mjs', [path, '1', '600']))
+  const readers = [0, 1, 2, 3].map(() => startChild('locker.mjs', [path, '1', '60000']))
   await Promise.all(readers.map((r) => r.ready))
   using mine = MmapVec.open(path, { x: 'f64' }, { readOnly: true })
   t.is(mine.length, 0)
-  t.throws(() => MmapVec.open(path, { x: 'f64' }), { code: 'ELOCKED' } as object)
   mine.close()
-  const start = Date.now()
-  using w = MmapVec.open(path, { x: 'f64' }, { lockTimeoutMs: 20_000 })
-  t.true(Date.now() - start >= 100, 'the writer waited for the readers, who hold the lock for 600 ms')
-  t.deepEqual(await Promise.all(readers.map((r) => r.exited)), [0, 0, 0, 0])
+  for (const r of readers) {
+    t.throws(() => MmapVec.open(path, { x: 'f64' }), { code: 'ELOCKED' } as object)
+    r.child.kill('SIGKILL')
+    await r.exited
+  }
+  using w = MmapVec.open(path, { x: 'f64' })
   w.push({ x: 1 })
+  t.is(w.length, 1)
 })

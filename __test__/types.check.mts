@@ -42,6 +42,11 @@ is<Equal<ReturnType<typeof s.get>, number>>(true)
 s.push(1.5)
 // @ts-expect-error a scalar vec takes plain values
 s.push({ value: 1.5 })
+const triples = MmapVec.open('t', ['f32', 3])
+triples.pushMany(new Float32Array(6))
+triples.pushMany([[1, 2, 3]])
+// @ts-expect-error a plain array of numbers is a list of rows here, not a column
+triples.pushMany([1, 2, 3])
 const b = MmapVec.temp('i64')
 is<Equal<ReturnType<typeof b.get>, bigint>>(true)
 

@@ -73,9 +73,13 @@ export type ColumnsOf<S extends Schema> = S extends FieldType ? never : { readon
 /** The `values` of a scalar vec: its one column. */
 export type ValuesOf<S extends Schema> = S extends FieldType ? ColumnOf<S> : never
 
-/** Columns given to `pushMany`: one array or TypedArray per field, all of the same row count. */
+/**
+ * Columns given to `pushMany`: one array or TypedArray per field, all of the same row count.
+ * A vec of plain values takes its one column as a TypedArray (a plain array there is a list of
+ * rows).
+ */
 export type ColumnInput<S extends Schema> = S extends FieldType
-  ? ArrayLike<FieldValue<S> extends (infer E)[] ? E : FieldValue<S>>
+  ? ColumnOf<S>
   : { [K in keyof S]: ArrayLike<FieldValue<S[K]> extends (infer E)[] ? E : FieldValue<S[K]>> }
 
 /** One column after validation. */
