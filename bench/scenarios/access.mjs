@@ -1,5 +1,6 @@
 // 3. scan (sum of one f32 column) and tick (x += vx * dt over every row), and 4. random get and
-// set of whole rows, each beside the same loop over in-memory TypedArrays.
+// set of whole rows (every field read or written), each beside the same loop over in-memory
+// TypedArrays.
 import { MmapVec } from 'mmapvec'
 import { Row, fresh, prng, quick, report, timeMedian } from '../lib.mjs'
 
@@ -47,7 +48,7 @@ function getOurs() {
   let s = 0
   for (let k = 0; k < RANDOM; k++) {
     const r = v.get(idx[k])
-    s += r.x + r.id
+    s += r.x + r.y + r.vx + r.vy + r.id
   }
   return s
 }
@@ -57,7 +58,7 @@ function getMem() {
   for (let k = 0; k < RANDOM; k++) {
     const i = idx[k]
     const r = { x: x[i], y: y[i], vx: vx[i], vy: vy[i], id: id[i] }
-    s += r.x + r.id
+    s += r.x + r.y + r.vx + r.vy + r.id
   }
   return s
 }
