@@ -33,6 +33,29 @@ export function timeMedian(times, fn, { warmup = true } = {}) {
   return t[t.length >> 1]
 }
 
+/**
+ * Times several subjects side by side: each repetition runs every subject once, in turn, so
+ * that a noisy neighbour slows all of them alike. `setup` and `teardown` run outside the timing.
+ * Returns the median seconds of each subject.
+ */
+export function interleaved(reps, subjects, { warmup = true } = {}) {
+  const names = Object.keys(subjects)
+  const times = Object.fromEntries(names.map((n) => [n, []]))
+  for (let r = warmup ? -1 : 0; r < reps; r++) {
+    for (const n of names) {
+      const { setup, run, teardown } = subjects[n]
+      const arg = setup?.()
+      gc()
+      const s = process.hrtime.bigint()
+      run(arg)
+      const t = Number(process.hrtime.bigint() - s) / 1e9
+      teardown?.(arg)
+      if (r >= 0) times[n].push(t)
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n, times[n].sort((a, b) => a - b)[times[n].length >> 1]]))
+}
+
 export async function timeMedianAsync(times, fn) {
   const t = []
   for (let i = 0; i < times; i++) {

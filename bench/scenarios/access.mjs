@@ -2,7 +2,7 @@
 // set of whole rows (every field read or written), each beside the same loop over in-memory
 // TypedArrays.
 import { MmapVec } from 'mmapvec'
-import { Row, fresh, prng, quick, report, timeMedian } from '../lib.mjs'
+import { Row, fresh, interleaved, prng, quick, report } from '../lib.mjs'
 
 const N = quick ? 2_000_000 : 10_000_000
 const REPEAT = quick ? 5 : 15
@@ -34,10 +34,13 @@ function tick(x, vx, dt) {
   for (let i = 0; i < x.length; i++) x[i] += vx[i] * dt
 }
 const cols = v.columns
-const scanOurs = timeMedian(REPEAT, () => sum(cols.x))
-const scanMem = timeMedian(REPEAT, () => sum(mem.x))
-const tickOurs = timeMedian(REPEAT, () => tick(cols.x, cols.vx, 1 / 60))
-const tickMem = timeMedian(REPEAT, () => tick(mem.x, mem.vx, 1 / 60))
+const st = interleaved(REPEAT, {
+  scanOurs: { run: () => sum(cols.x) },
+  scanMem: { run: () => sum(mem.x) },
+  tickOurs: { run: () => tick(cols.x, cols.vx, 1 / 60) },
+  tickMem: { run: () => tick(mem.x, mem.vx, 1 / 60) },
+})
+const [scanOurs, scanMem, tickOurs, tickMem] = [st.scanOurs, st.scanMem, st.tickOurs, st.tickMem]
 
 const idx = new Uint32Array(RANDOM)
 {
@@ -74,10 +77,8 @@ function setMem() {
   }
 }
 const R = quick ? 3 : 7
-const get = timeMedian(R, getOurs)
-const getM = timeMedian(R, getMem)
-const set = timeMedian(R, setOurs)
-const setM = timeMedian(R, setMem)
+const rt = interleaved(R, { getOurs: { run: getOurs }, getMem: { run: getMem }, setOurs: { run: setOurs }, setMem: { run: setMem } })
+const [get, getM, set, setM] = [rt.getOurs, rt.getMem, rt.setOurs, rt.setMem]
 v.close({ flush: false })
 
 const rows = `${N.toLocaleString('en')} rows`

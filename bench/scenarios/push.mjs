@@ -5,14 +5,15 @@
 import Database from 'better-sqlite3'
 import { open as lmdbOpen } from 'lmdb'
 import { MmapVec } from 'mmapvec'
-import { ROW_BYTES, Row, fresh, gc, quick, report, timeMedian } from '../lib.mjs'
+import { ROW_BYTES, Row, fresh, interleaved, quick, report, timeMedian } from '../lib.mjs'
 
 const N = quick ? 2_000_000 : 10_000_000
 const PEER_N = quick ? 100_000 : 1_000_000
 const REPEAT = quick ? 3 : 5
 
-function pushOurs() {
-  const v = MmapVec.open(fresh('push.mvec'), Row)
+let round = 0
+function pushOurs(path) {
+  const v = MmapVec.open(path, Row)
   for (let i = 0; i < N; i++) v.push({ x: i, y: i, vx: 1, vy: -1, id: i })
   v.close({ flush: false })
 }
@@ -81,13 +82,16 @@ function pushSqlite() {
 }
 
 const rate = (n, s) => n / s
-const measure = (fn) => {
-  gc()
-  return timeMedian(REPEAT, fn)
-}
-const ours = rate(N, measure(pushOurs))
-const pre = rate(N, measure(pushPreallocated))
-const grow = rate(N, measure(pushGrowable))
+// Each subject in turn, so that a noisy neighbour slows all of them alike; deleting the
+// previous run's files happens outside the timing.
+const t = interleaved(REPEAT, {
+  ours: { setup: () => fresh(`push-${round++}.mvec`), run: pushOurs, teardown: (p) => fresh(p.split('/').pop()) },
+  pre: { run: pushPreallocated },
+  grow: { run: pushGrowable },
+})
+const ours = rate(N, t.ours)
+const pre = rate(N, t.pre)
+const grow = rate(N, t.grow)
 const lmdb = rate(PEER_N, timeMedian(quick ? 1 : 3, pushLmdb, { warmup: false }))
 const sqlite = rate(PEER_N, timeMedian(quick ? 1 : 3, pushSqlite, { warmup: false }))
 
@@ -98,17 +102,27 @@ const cols = {
   vy: new Float32Array(CHUNK).fill(-1), id: Uint32Array.from({ length: CHUNK }, (_, i) => i),
 }
 const CALLS = Math.ceil(N / CHUNK)
-const bulk = timeMedian(REPEAT, () => {
-  const v = MmapVec.open(fresh('bulk.mvec'), Row)
-  for (let c = 0; c < CALLS; c++) v.pushMany(cols)
-  v.close({ flush: false })
+const bulkT = interleaved(REPEAT, {
+  ours: {
+    setup: () => fresh(`bulk-${round++}.mvec`),
+    run: (path) => {
+      const v = MmapVec.open(path, Row)
+      for (let c = 0; c < CALLS; c++) v.pushMany(cols)
+      v.close({ flush: false })
+    },
+    teardown: (p) => fresh(p.split('/').pop()),
+  },
+  pre: {
+    run: () => {
+      const n = CALLS * CHUNK
+      const arrs = [new Float32Array(n), new Float32Array(n), new Float32Array(n), new Float32Array(n), new Uint32Array(n)]
+      const src = [cols.x, cols.y, cols.vx, cols.vy, cols.id]
+      for (let c = 0; c < CALLS; c++) for (let k = 0; k < 5; k++) arrs[k].set(src[k], c * CHUNK)
+    },
+  },
 })
-const bulkPre = timeMedian(REPEAT, () => {
-  const n = CALLS * CHUNK
-  const arrs = [new Float32Array(n), new Float32Array(n), new Float32Array(n), new Float32Array(n), new Uint32Array(n)]
-  const src = [cols.x, cols.y, cols.vx, cols.vy, cols.id]
-  for (let c = 0; c < CALLS; c++) for (let k = 0; k < 5; k++) arrs[k].set(src[k], c * CHUNK)
-})
+const bulk = bulkT.ours
+const bulkPre = bulkT.pre
 
 const rows = `${N.toLocaleString('en')} rows`
 report([
