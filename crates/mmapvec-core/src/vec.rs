@@ -763,6 +763,7 @@ fn create_dir_vec(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()
         .to_string_lossy()
         .into_owned();
     fs::create_dir_all(&parent).map_err(|e| Error::io(&e, &parent, "creating the parent directory"))?;
+    remove_stale_work_dirs(&parent, &name);
     let tmp = parent.join(format!(".{name}.creating-{}", unique_suffix()));
     fs::create_dir(&tmp).map_err(|e| Error::io(&e, &tmp, "creating the vec"))?;
     let mut stored = schema.clone();
@@ -785,6 +786,41 @@ fn create_dir_vec(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()
     }
     let _ = sys::sync_dir(&parent);
     Ok(())
+}
+
+/// How old a creation or removal directory of a dead process must be before it is removed: a
+/// process in another PID namespace (a container sharing the volume) looks dead from here, and
+/// no creation takes this long.
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Removes what a process killed while creating or removing the vec `name` left beside it
+/// (`.name.creating-<pid>-...`, `.name.removing-<pid>-...`): only when that process is gone and
+/// the directory is older than [`STALE_AFTER`]. Best effort: errors leave it in place.
+fn remove_stale_work_dirs(parent: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| {
+            n.strip_prefix(&format!(".{name}.creating-"))
+                .or_else(|| n.strip_prefix(&format!(".{name}.removing-")))
+        }) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let old_enough = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_AFTER);
+        if pid != std::process::id() && old_enough && !sys::process_alive(pid) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Writes a new header and empty column files (with room for `capacity` rows) into `dir`.

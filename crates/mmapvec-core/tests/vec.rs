@@ -429,3 +429,34 @@ fn read_only_vecs_refuse_changes() {
     assert_eq!(r.shrink_to_fit().unwrap_err().code, Code::ReadOnly);
     r.flush().unwrap();
 }
+
+#[test]
+fn what_a_killed_creator_left_is_removed_once_it_is_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.mvec");
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let mk = |name: &str, age: std::time::SystemTime| {
+        let d = dir.path().join(name);
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("header"), b"half-written").unwrap();
+        fs::File::open(&d).unwrap().set_modified(age).unwrap();
+        d
+    };
+    // A pid above any pid_max is a process that is surely gone.
+    let dead = mk(".s.mvec.creating-4000000000-1-0", old);
+    let dead_removal = mk(".s.mvec.removing-4000000000-1-0", old);
+    let recent = mk(".s.mvec.creating-4000000001-1-0", std::time::SystemTime::now());
+    let alive = mk(&format!(".s.mvec.creating-{}-1-0", std::process::id()), old);
+    let other = mk(".t.mvec.creating-4000000000-1-0", old);
+    drop(MmapVec::open(&path, &particles(), &opts()).unwrap());
+    assert!(
+        !dead.exists() && !dead_removal.exists(),
+        "stale work directories remain"
+    );
+    assert!(
+        recent.exists(),
+        "a recent one may still be in use (another PID namespace)"
+    );
+    assert!(alive.exists(), "this process's own must stay");
+    assert!(other.exists(), "another vec's must stay");
+}
