@@ -4,7 +4,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -95,6 +95,7 @@ pub struct MmapVec {
     capacity: u64,
     reservation: usize,
     max_view_bytes: u64,
+    prefaults: Vec<Prefault>,
     // Declared last: the lock is released after everything else is dropped.
     _held: Option<Held>,
     _header_file: File,
@@ -141,24 +142,41 @@ const PREFAULT_BYTES: usize = 64 << 20;
 /// a file mapping costs a few microseconds of kernel work (page-cache insertion, `page_mkwrite`),
 /// which made pushing into fresh pages about twice as slow as into present ones; done here, that
 /// work runs on another core. Pages are only faulted in, never changed. The thread owns the
-/// reservations, so the vec may shrink, move or close meanwhile.
-fn prefault_in_background(ranges: Vec<(Arc<Reservation>, usize, usize)>) {
-    const CHUNK: usize = 256 << 10;
-    let spawned = std::thread::Builder::new()
-        .name("mmapvec-prefault".into())
-        .spawn(move || {
-            let mut at = 0;
-            while ranges.iter().any(|(_, from, to)| from + at < *to) {
-                for (region, from, to) in &ranges {
-                    if from + at < *to {
-                        region.populate_write(from + at, (from + at + CHUNK).min(*to));
+/// reservations it touches; the vec stops it (between two chunks) before it shrinks or closes,
+/// so that nothing touches its files once it is closed.
+#[derive(Debug)]
+struct Prefault {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Prefault {
+    fn start(ranges: Vec<(Arc<Reservation>, usize, usize)>) -> Option<Prefault> {
+        const CHUNK: usize = 256 << 10;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("mmapvec-prefault".into())
+            .spawn(move || {
+                let mut at = 0;
+                while !flag.load(Ordering::Relaxed) && ranges.iter().any(|(_, from, to)| from + at < *to) {
+                    for (region, from, to) in &ranges {
+                        if from + at < *to {
+                            region.populate_write(from + at, (from + at + CHUNK).min(*to));
+                        }
                     }
+                    at += CHUNK;
                 }
-                at += CHUNK;
-            }
-        });
-    // Without a thread (resource limits), pushes simply fault the pages in themselves.
-    drop(spawned);
+            })
+            // Without a thread (resource limits), pushes simply fault the pages in themselves.
+            .ok()?;
+        Some(Prefault { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }
 
 /// Refuses, before anything touches the disk, a `capacity` option that no view could show.
@@ -430,6 +448,7 @@ impl MmapVec {
             capacity,
             reservation: opts.reservation,
             max_view_bytes: opts.max_view_bytes,
+            prefaults: Vec::new(),
             _held: held,
             _header_file: header_file,
         })
@@ -601,7 +620,8 @@ impl MmapVec {
                 .zip(old_mapped)
                 .map(|(c, from)| (c.region.clone(), from, c.mapped.min(from + PREFAULT_BYTES)))
                 .collect();
-            prefault_in_background(ranges);
+            self.prefaults.retain(|p| !p.thread.is_finished());
+            self.prefaults.extend(Prefault::start(ranges));
         }
         self.capacity = capacity;
         Ok(growth)
@@ -612,6 +632,7 @@ impl MmapVec {
     /// becomes private zero pages.
     pub fn shrink_to_fit(&mut self) -> Result<()> {
         self.writable()?;
+        self.stop_prefaults();
         let len = self.len();
         for c in &mut self.columns {
             let new_len = file_bytes(len, c.row_size, c.offset)?;
@@ -698,8 +719,17 @@ impl MmapVec {
     }
 }
 
+impl MmapVec {
+    fn stop_prefaults(&mut self) {
+        for p in self.prefaults.drain(..) {
+            p.stop();
+        }
+    }
+}
+
 impl Drop for MmapVec {
     fn drop(&mut self) {
+        self.stop_prefaults();
         // A mapping keeps its open file description alive, and a flock lives as long as that
         // description: the header stays mapped until V8 collects the last view over it, so the
         // lock must be released explicitly here, not left to the file being closed.

@@ -460,3 +460,28 @@ fn what_a_killed_creator_left_is_removed_once_it_is_stale() {
     assert!(alive.exists(), "this process's own must stay");
     assert!(other.exists(), "another vec's must stay");
 }
+
+/// Regression: the thread that faults in the pages of a growth went on after close, and
+/// changed the column files' mtimes after the vec was closed (found by the EREADONLY test).
+#[test]
+fn nothing_touches_the_files_once_the_vec_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.mvec");
+    let mut v = MmapVec::open(&path, &particles(), &opts()).unwrap();
+    v.grow(4_000_000, true).unwrap();
+    drop(v);
+    let stamp = || {
+        let mut s: Vec<_> = fs::read_dir(&path)
+            .unwrap()
+            .map(|e| {
+                let m = e.unwrap().metadata().unwrap();
+                (m.len(), m.modified().unwrap())
+            })
+            .collect();
+        s.sort();
+        s
+    };
+    let closed = stamp();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stamp(), closed);
+}
