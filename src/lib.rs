@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mmapvec_core::node::{js_error, NodeVec};
 use mmapvec_core::{Code, Error, OpenOptions, Schema, SyncJob};
-use napi::bindgen_prelude::{AsyncTask, ObjectFinalize, Unknown};
+use napi::bindgen_prelude::{AsyncTask, ObjectFinalize, Uint8Array, Unknown};
 use napi::{Env, Result, Task};
 use napi_derive::napi;
 
@@ -78,6 +78,12 @@ impl NativeVec {
         Ok(self.inner.vec()?.path().display().to_string())
     }
 
+    /// The stored row count (buffered mode reads it once at open).
+    #[napi(getter)]
+    pub fn length(&self) -> Result<f64> {
+        Ok(self.inner.vec()?.len() as f64)
+    }
+
     #[napi(getter)]
     pub fn capacity(&self) -> Result<f64> {
         Ok(self.inner.vec()?.capacity() as f64)
@@ -136,6 +142,24 @@ impl NativeVec {
         Ok(FlushJob(Some(self.inner.sync_job()?)))
     }
 
+    /// Buffered mode: copies stored column `i` (capacity rows) into `dst`.
+    #[napi]
+    pub fn read_column(&self, i: u32, mut dst: Uint8Array) -> Result<()> {
+        self.inner.read_column(i as usize, &mut dst)
+    }
+
+    /// Buffered mode: copies `src` into stored column `i`, from its first row.
+    #[napi]
+    pub fn write_column(&mut self, i: u32, src: Uint8Array) -> Result<()> {
+        self.inner.write_column(i as usize, &src)
+    }
+
+    /// Buffered mode: stores the row count in the header.
+    #[napi]
+    pub fn set_length(&mut self, n: f64) -> Result<()> {
+        self.inner.set_len(whole(n, "length")?)
+    }
+
     /// Detaches every view, closes the files and releases the lock.
     #[napi]
     pub fn close(&mut self, env: &Env) {
@@ -148,6 +172,13 @@ impl ObjectFinalize for NativeVec {
         self.inner.release(&env);
         Ok(())
     }
+}
+
+/// Whether ArrayBuffers may point at memory V8 did not allocate (false inside Electron's V8
+/// memory cage, where vecs open in buffered mode).
+#[napi]
+pub fn external_buffers_allowed(env: Env) -> bool {
+    mmapvec_core::node::external_buffers_allowed(&env)
 }
 
 /// Deletes the vec at `path` (ELOCKED while it is open anywhere).

@@ -6,7 +6,7 @@
  * native code only when the capacity must grow.
  */
 import { constants as bufferConstants } from 'node:buffer'
-import { NativeVec, remove as nativeRemove } from '../native/binding.js'
+import { NativeVec, externalBuffersAllowed, remove as nativeRemove } from '../native/binding.js'
 import { specialise } from './codegen.js'
 import { MmapVecError, fromNative, native, type ErrorCode } from './errors.js'
 import {
@@ -62,6 +62,29 @@ export interface OpenOptions {
    * reservation and earlier views of it become empty. Costs no memory, only address space.
    */
   reservation?: number
+  /**
+   * `'mmap'`: columns are views of the file's pages (zero copy). `'buffered'`: columns live in
+   * memory V8 allocates, read from the files at open and written back on flush, autoFlush and
+   * close; it costs memory equal to the data, and a crash loses what was not flushed. The
+   * default is `'mmap'`, or `'buffered'` where the runtime forbids views of other memory
+   * (Electron's V8 memory cage); the environment variable `MMAPVEC_MODE` overrides it.
+   */
+  mode?: Mode
+}
+
+/** How a vec's columns reach JavaScript; see {@link OpenOptions.mode}. */
+export type Mode = 'mmap' | 'buffered'
+
+let defaultModeCache: Mode | undefined
+function defaultMode(): Mode {
+  if (defaultModeCache === undefined) {
+    const env = process.env.MMAPVEC_MODE
+    if (env !== undefined && env !== '' && env !== 'mmap' && env !== 'buffered') {
+      throw invalid(`MMAPVEC_MODE must be 'mmap' or 'buffered', got '${env}'`)
+    }
+    defaultModeCache = env === 'mmap' || env === 'buffered' ? env : externalBuffersAllowed() ? 'mmap' : 'buffered'
+  }
+  return defaultModeCache
 }
 
 /** Options of {@link MmapVec.close}. */
@@ -70,7 +93,7 @@ export interface CloseOptions {
   flush?: boolean
 }
 
-const OPTION_TYPES: Record<keyof OpenOptions, 'boolean' | 'number'> = {
+const OPTION_TYPES: Record<keyof OpenOptions, 'boolean' | 'number' | 'string'> = {
   create: 'boolean',
   readOnly: 'boolean',
   capacity: 'number',
@@ -78,6 +101,7 @@ const OPTION_TYPES: Record<keyof OpenOptions, 'boolean' | 'number'> = {
   version: 'number',
   autoFlushMs: 'number',
   reservation: 'number',
+  mode: 'string',
 }
 
 function invalid(message: string, path?: string): MmapVecError {
@@ -103,13 +127,16 @@ function checkOptions(path: string, options: unknown): OpenOptions {
   }
   const o = options as OpenOptions
   for (const k of ['capacity', 'lockTimeoutMs', 'version', 'reservation'] as const) if (o[k] !== undefined) checkCount(o[k], k, path)
+  if (o.mode !== undefined && o.mode !== 'mmap' && o.mode !== 'buffered') {
+    throw invalid(`${path}: mode must be 'mmap' or 'buffered', got '${o.mode}'`, path)
+  }
   if (o.autoFlushMs !== undefined && !(o.autoFlushMs > 0 && o.autoFlushMs < 2 ** 31)) {
     throw invalid(`${path}: autoFlushMs must be a positive number of milliseconds, got ${o.autoFlushMs}`, path)
   }
   return o
 }
 
-type Mode = 'open' | 'create' | 'temp'
+type Making = 'open' | 'create' | 'temp'
 
 interface Opening<S extends Schema> {
   native: NativeVec
@@ -149,6 +176,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   /** @internal */ declare _flushing: boolean
   /** @internal */ declare _flushError: unknown
   /** @internal Stored column index of each schema column. */ declare _stored: number[]
+  /** @internal Columns in V8-allocated memory, copied to and from the files. */ declare _buffered: boolean
 
   /** @internal Use {@link MmapVec.open}, {@link MmapVec.create} or {@link MmapVec.temp}. */
   constructor(o: Opening<S>) {
@@ -157,6 +185,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._spec = o.spec
     this._temp = o.temp
     this._readOnly = o.options.readOnly === true
+    this._buffered = o.options.mode === 'buffered'
     this._path = o.native.path
     this._closed = false
     this._dirty = false
@@ -167,8 +196,13 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._gen = 0
     const storedSchema = JSON.parse(o.native.schemaJson) as NormalizedSchema
     this._stored = o.spec.columns.map((c) => storedSchema.columns.findIndex((s) => s.name === c.name))
-    const hb = native(this._path, () => o.native.headerBuffer())
-    this._hdr = new Float64Array(hb, o.native.lengthOffset, 1)
+    if (this._buffered) {
+      this._hdr = new Float64Array(1)
+      this._hdr[0] = o.native.length
+    } else {
+      const hb = native(this._path, () => o.native.headerBuffer())
+      this._hdr = new Float64Array(hb, o.native.lengthOffset, 1)
+    }
     // Keep the length a small integer where it fits: a field that once held a double stays a
     // boxed double in V8, which makes every push several times slower.
     const stored = this._hdr[0]
@@ -212,7 +246,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   }
 
   /** @internal */
-  static _make<S extends Schema>(mode: Mode, path: string, schema: S, options: OpenOptions | undefined): MmapVec<S> {
+  static _make<S extends Schema>(mode: Making, path: string, schema: S, options: OpenOptions | undefined): MmapVec<S> {
     if (mode !== 'temp' && (typeof path !== 'string' || path === '')) {
       throw invalid(`path must be a non-empty string, got ${String(path)}`)
     }
@@ -221,6 +255,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (mode === 'create' && o.create === false) throw invalid(`${where}: create() with create: false makes no sense`, path)
     const spec = normalizeSchema(schema)
     if (typeof spec === 'string') throw invalid(`${where}: ${spec}`, path || undefined)
+    // Resolved before anything touches the disk: a bad MMAPVEC_MODE fails here.
+    const resolved: OpenOptions = { ...o, mode: o.mode ?? defaultMode() }
     const nv = native(path || undefined, () =>
       NativeVec.open(path, JSON.stringify(spec), {
         create: mode !== 'open' || o.create !== false,
@@ -237,7 +273,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       }),
     )
     const Cls = specialise(MmapVec, spec)
-    return new Cls({ native: nv, schema, spec, options: o, temp: mode === 'temp' }) as MmapVec<S>
+    return new Cls({ native: nv, schema, spec, options: resolved, temp: mode === 'temp' }) as MmapVec<S>
   }
 
   /** Number of rows. */
@@ -253,6 +289,11 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   /** The schema the vec was opened with. */
   get schema(): S {
     return this._schema
+  }
+
+  /** `'mmap'` or `'buffered'`; see {@link OpenOptions.mode}. */
+  get mode(): Mode {
+    return this._buffered ? 'buffered' : 'mmap'
   }
 
   /** The vec's directory (for temp vecs, a name that no longer exists on disk). */
@@ -406,8 +447,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   /** Gives back the disk space past the last row. Views taken before become empty. */
   shrinkToFit(): void {
     this._writable()
+    if (this._buffered) this._writeBack()
     this._cap = native(this._path, () => this._native.shrinkToFit())
-    this._refresh()
+    this._refresh(true)
   }
 
   /** Asks the OS to read rows `[start, end)` ahead (madvise WILLNEED), for scans. */
@@ -431,6 +473,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._throwFlushError()
     if (this._readOnly) return
     this._dirty = false
+    if (this._buffered) this._writeBack()
     try {
       await this._native.flushJob().run()
     } catch (err) {
@@ -444,6 +487,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._throwFlushError()
     if (this._readOnly) return
     this._dirty = false
+    if (this._buffered) this._writeBack()
     native(this._path, () => this._native.flushSync())
   }
 
@@ -456,9 +500,12 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (this._timer !== undefined) clearInterval(this._timer)
     this._timer = undefined
     try {
+      // Buffered columns always go back to the files (the page cache): only the sync is optional.
+      if (this._buffered && !this._readOnly && this._dirty) this._writeBack()
       if (options?.flush !== false && !this._readOnly) native(this._path, () => this._native.flushSync())
     } finally {
       this._native.close()
+      if (this._buffered) for (const c of this._cols) structuredClone(c.buffer, { transfer: [c.buffer as ArrayBuffer] })
       this._closed = true
       this._len = 0
       this._cap = 0
@@ -504,17 +551,51 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._refresh()
   }
 
-  /** @internal Takes new full-capacity views from the native layer. */
-  _refresh(): void {
-    const bufs = native(this._path, () => this._native.columnBuffers())
+  /**
+   * @internal Takes new full-capacity views: from the native layer (mmap mode), or as new
+   * V8-allocated buffers (buffered mode) filled from the old ones after a growth, or from the
+   * files at open and after `shrinkToFit` (`fromFiles`).
+   */
+  _refresh(fromFiles = false): void {
     this._cap = this._native.capacity
     this._limit = this._readOnly ? -1 : this._cap
-    this._cols = this._spec.columns.map((c, k) => {
-      const Ctor = ARRAY_TYPES[c.type]
-      return new Ctor(bufs[this._stored[k]], 0, this._cap * c.count)
-    })
+    if (this._buffered) {
+      const first = this._cols.length === 0
+      this._cols = this._spec.columns.map((c, k) => {
+        const Ctor = ARRAY_TYPES[c.type]
+        const fresh = new Ctor(this._cap * c.count)
+        const bytes = new Uint8Array(fresh.buffer)
+        const old = this._cols[k]
+        if (first || fromFiles) {
+          native(this._path, () => this._native.readColumn(this._stored[k], bytes))
+        } else {
+          bytes.set(new Uint8Array(old.buffer, old.byteOffset, Math.min(old.byteLength, bytes.byteLength)))
+        }
+        // The old buffer is detached, as a moved mapping's views are: a stale view reads as
+        // empty instead of silently missing every later change.
+        if (!first) structuredClone(old.buffer, { transfer: [old.buffer as ArrayBuffer] })
+        return fresh
+      })
+    } else {
+      const bufs = native(this._path, () => this._native.columnBuffers())
+      this._cols = this._spec.columns.map((c, k) => {
+        const Ctor = ARRAY_TYPES[c.type]
+        return new Ctor(bufs[this._stored[k]], 0, this._cap * c.count)
+      })
+    }
     this._spec.columns.forEach((_, k) => ((this as unknown as Record<string, unknown>)[`_c${k}`] = this._cols[k]))
     this._gen++
+  }
+
+  /** @internal Buffered mode: copies every row and the row count into the mapped files. */
+  _writeBack(): void {
+    native(this._path, () => {
+      this._spec.columns.forEach((c, k) => {
+        const a = this._cols[k]
+        this._native.writeColumn(this._stored[k], new Uint8Array(a.buffer, a.byteOffset, this._len * c.count * a.BYTES_PER_ELEMENT))
+      })
+      this._native.setLength(this._len)
+    })
   }
 
   /** @internal */
@@ -613,6 +694,13 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (!this._dirty || this._flushing || this._closed) return
     this._dirty = false
     this._flushing = true
+    try {
+      if (this._buffered) this._writeBack()
+    } catch (e) {
+      this._flushing = false
+      this._flushError = e
+      return
+    }
     this._native.flushJob().run().then(
       () => {
         this._flushing = false

@@ -27,8 +27,8 @@ export function runChild(script: string, args: string[], env: Record<string, str
 }
 
 /** Starts a fixture script and resolves once it printed `line` (e.g. "ready"). */
-export function startChild(script: string, args: string[], line = 'ready') {
-  const child = spawn(process.execPath, [fixture(script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+export function startChild(script: string, args: string[], line = 'ready', env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [fixture(script), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   let out = ''
   let err = ''
   child.stderr.on('data', (d: Buffer) => (err += d))

@@ -16,7 +16,7 @@ use std::ffi::c_void;
 use std::ptr;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::Unknown;
+use napi::bindgen_prelude::{Uint8Array, Unknown};
 use napi::{sys, Env, Status};
 
 use crate::error::{Code, Error};
@@ -148,6 +148,27 @@ impl Views {
     }
 }
 
+/// Whether this runtime lets ArrayBuffers point at memory it did not allocate. Electron 21 and
+/// later do not (the V8 memory cage): there, vecs must be opened in buffered mode. Asked with
+/// the raw Node-API call, since napi-rs's wrapper silently copies instead of failing.
+pub fn external_buffers_allowed(env: &Env) -> bool {
+    static PROBE: [u8; 8] = [0; 8];
+    let mut value = ptr::null_mut();
+    // SAFETY: a static, never-written 8-byte buffer outlives any ArrayBuffer made over it; no
+    // finalizer is given, and the probe buffer is never handed to JavaScript.
+    let status = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env.raw(),
+            PROBE.as_ptr().cast_mut().cast(),
+            PROBE.len(),
+            None,
+            ptr::null_mut(),
+            &mut value,
+        )
+    };
+    status != sys::Status::napi_no_external_buffers_allowed
+}
+
 /// An open vec together with the views it handed to JavaScript.
 #[derive(Debug)]
 pub struct NodeVec {
@@ -217,6 +238,25 @@ impl NodeVec {
             out.push(unsafe { Unknown::from_raw_unchecked(env.raw(), value) });
         }
         Ok(out)
+    }
+
+    /// Buffered mode: copies column `i` into `dst`, a buffer V8 allocated.
+    pub fn read_column(&self, i: usize, dst: &mut Uint8Array) -> napi::Result<()> {
+        let v = self.vec()?;
+        // SAFETY: `dst` is a V8-owned buffer kept alive by the caller's argument for this call,
+        // and JavaScript cannot run while this function does, so nothing else touches it.
+        let bytes = unsafe { dst.as_mut() };
+        v.read_column(i, bytes).map_err(js_error)
+    }
+
+    /// Buffered mode: copies `src` (a buffer V8 allocated) into column `i` and sets the row
+    /// count, so that a flush makes them durable.
+    pub fn write_column(&mut self, i: usize, src: &Uint8Array) -> napi::Result<()> {
+        self.vec_mut()?.write_column(i, src).map_err(js_error)
+    }
+
+    pub fn set_len(&mut self, n: u64) -> napi::Result<()> {
+        self.vec_mut()?.set_len(n).map_err(js_error)
     }
 
     /// Grows to at least `min_capacity` rows; views of columns that had to move are detached.

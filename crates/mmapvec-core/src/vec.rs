@@ -490,6 +490,9 @@ impl MmapVec {
     /// Sets the row count. Rows below it must have been written.
     pub fn set_len(&mut self, n: u64) -> Result<()> {
         self.writable()?;
+        if n == self.len() {
+            return Ok(());
+        }
         if n > self.capacity {
             return Err(Error::new(
                 Code::Range,
@@ -536,6 +539,58 @@ impl MmapVec {
             c.offset as usize,
             self.capacity as usize * c.row_size,
         )
+    }
+
+    /// Copies column `i`'s first `dst.len()` bytes (at most its capacity) out of the mapping.
+    pub fn read_column(&self, i: usize, dst: &mut [u8]) -> Result<()> {
+        let (region, offset, len) = self.column_region(i);
+        if dst.len() > len {
+            return Err(Error::new(
+                Code::Range,
+                format!(
+                    "{}: reading {} bytes of a {len}-byte column",
+                    self.path.display(),
+                    dst.len()
+                ),
+            ));
+        }
+        // SAFETY: `[offset, offset + len)` of the reservation is mapped to the column file (the
+        // capacity invariant), `dst` is no larger, and `dst` is not inside the mapping (it is
+        // a `&mut` the caller owns, which no mapped range can be).
+        unsafe { std::ptr::copy_nonoverlapping(region.base().add(offset), dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    /// Copies `src` into column `i` from its first row on (buffered mode's write-back).
+    pub fn write_column(&mut self, i: usize, src: &[u8]) -> Result<()> {
+        self.writable()?;
+        let (region, offset, len) = self.column_region(i);
+        if src.len() > len {
+            return Err(Error::new(
+                Code::Range,
+                format!(
+                    "{}: writing {} bytes into a {len}-byte column",
+                    self.path.display(),
+                    src.len()
+                ),
+            ));
+        }
+        // Only pages whose bytes differ are written: an unchanged page stays clean, so a flush
+        // writes what changed and the file's mtime moves only when its contents do.
+        const CHUNK: usize = 4096;
+        let base = region.base().wrapping_add(offset);
+        for (k, part) in src.chunks(CHUNK).enumerate() {
+            // SAFETY: as in `read_column`: `[base, base + src.len())` is mapped (shared and
+            // writable, the vec is not read-only) and does not overlap `src`; only the
+            // column's own bytes are read, compared and written.
+            unsafe {
+                let dst = base.add(k * CHUNK);
+                if std::slice::from_raw_parts(dst, part.len()) != part {
+                    std::ptr::copy_nonoverlapping(part.as_ptr(), dst, part.len());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Grows the capacity to at least `min_capacity` rows: geometrically (at least doubling)

@@ -1,0 +1,96 @@
+// Buffered mode, for runtimes that forbid ArrayBuffers over memory V8 did not allocate
+// (Electron's V8 memory cage): columns live in V8-allocated buffers, read from the files at
+// open and written back on flush and close. Same API, locks and file format as mmap mode.
+import test from 'ava'
+import { MmapVec, type MmapVecError } from 'mmapvec'
+import { join } from 'node:path'
+import { fingerprint, runChild, scratch, startChild } from './helpers/util.mjs'
+
+const Row = { pos: ['f32', 3], id: 'u32', big: 'i64', alive: 'bool' } as const
+const row = (i: number) => ({ pos: [i, i * 2, i * 3], id: i, big: BigInt(i) * 1000n, alive: i % 2 === 0 })
+const dir = scratch()
+let n = 0
+const fresh = () => join(dir, `b${n++}.mvec`)
+const buffered = { mode: 'buffered' } as const
+
+test('the mode is chosen by the option, by MMAPVEC_MODE, or by what the runtime allows', (t) => {
+  using m = MmapVec.temp('f64')
+  t.is(m.mode, 'mmap', 'plain Node allows views of mapped memory')
+  using b = MmapVec.temp('f64', buffered)
+  t.is(b.mode, 'buffered')
+  t.throws(() => MmapVec.temp('f64', { mode: 'copy' as 'mmap' }), { code: 'EINVAL' } as object)
+  const child = runChild('reader.mjs', [fresh(), '0'], { MMAPVEC_MODE: 'nonsense' })
+  t.is(JSON.parse(child.stdout).code, 'EINVAL')
+})
+
+test('rows round-trip through flush, close and reopen, and other processes see flushed rows', async (t) => {
+  const path = fresh()
+  const v = MmapVec.open(path, Row, buffered)
+  for (let i = 0; i < 5000; i++) v.push(row(i))
+  const before = JSON.parse(runChild('reader.mjs', [path, '1']).stdout) as { code?: string }
+  t.is(before.code, 'ELOCKED', 'the lock is the same as in mmap mode')
+  await v.flush()
+  v.close()
+  const r = JSON.parse(runChild('reader.mjs', [path, '1']).stdout) as { length: number; rows: { id: number }[] }
+  t.is(r.length, 5000)
+  t.is(r.rows[4999].id, 4999)
+  using w = MmapVec.open(path, Row, buffered)
+  t.deepEqual(w.get(1234), row(1234))
+  using m = MmapVec.open(join(dir, 'unused.mvec'), Row)
+  t.is(m.mode, 'mmap')
+})
+
+test('a crash loses what was not flushed, and nothing before it', async (t) => {
+  const path = fresh()
+  const v = MmapVec.open(path, Row, buffered)
+  for (let i = 0; i < 100; i++) v.push(row(i))
+  v.close()
+  const c = startChild('writer.mjs', [path, '1000', 'kill'], 'ready', { MMAPVEC_MODE: 'buffered' })
+  await c.ready
+  c.child.kill('SIGKILL')
+  await c.exited
+  using w = MmapVec.open(path, Row, buffered)
+  t.is(w.length, 100, 'the killed child never flushed its 1000 rows')
+  t.deepEqual(w.get(99), row(99))
+})
+
+test('growth, shrinkToFit and close empty earlier views; columns read again see every row', (t) => {
+  const v = MmapVec.open(fresh(), { x: 'f64' }, buffered)
+  v.push({ x: 1 })
+  const early = v.columns.x
+  for (let i = 1; i < 5000; i++) v.push({ x: i + 1 })
+  t.is(early.length, 0, 'a buffer that growth replaced is detached, not left stale')
+  t.is(v.columns.x[4999], 5000)
+  v.truncate(10)
+  v.shrinkToFit()
+  t.deepEqual([...v.columns.x], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+  const last = v.columns.x
+  v.close()
+  t.is(last.length, 0)
+})
+
+test('an open and close without changes leaves the files untouched; readOnly writes stay local', (t) => {
+  const path = fresh()
+  const v = MmapVec.open(path, Row, buffered)
+  for (let i = 0; i < 300; i++) v.push(row(i))
+  v.close()
+  const before = fingerprint(path)
+  const again = MmapVec.open(path, Row, buffered)
+  t.is(again.columns.id[299], 299)
+  again.close()
+  t.deepEqual(fingerprint(path), before)
+  const ro = MmapVec.open(path, Row, { ...buffered, readOnly: true })
+  ro.columns.id[0] = 77
+  t.is(ro.get(0).id, 77)
+  t.throws(() => ro.push(row(0)), { code: 'EREADONLY' } as object)
+  ro.close()
+  t.deepEqual(fingerprint(path), before)
+})
+
+test('buffered vecs refuse bad input and damaged files like mmap ones', (t) => {
+  using v = MmapVec.open(fresh(), Row, buffered)
+  const e = t.throws(() => v.push({ ...row(0), big: 1 } as never)) as MmapVecError
+  t.is(e.code, 'EINVAL')
+  t.is(v.length, 0)
+  t.throws(() => v.get(0), { code: 'ERANGE' } as object)
+})
