@@ -188,6 +188,7 @@ interface Vec {
   readonly length: number
   readonly capacity: number
   readonly closed: boolean
+  readonly mode: 'mmap' | 'buffered'
   readonly columns: Record<string, Column>
   readonly values: Column
   push(row: unknown): number
@@ -288,9 +289,10 @@ function expectColumns(m: Model, r: Real, what: string): void {
   })
 }
 
-/** Growth may move a column only when the reservation was made small. */
+/** Growth may move a column only when the reservation was made small, or in buffered mode. */
 function grew(r: Real, before: number): void {
-  if (r.held !== undefined && r.options.reservation !== undefined && r.v.capacity !== before) r.held.mayEmpty.fill(true)
+  const mayMove = r.options.reservation !== undefined || r.v.mode === 'buffered'
+  if (r.held !== undefined && mayMove && r.v.capacity !== before) r.held.mayEmpty.fill(true)
 }
 
 /** shrinkToFit and close must empty every view taken before. */

@@ -500,8 +500,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (this._timer !== undefined) clearInterval(this._timer)
     this._timer = undefined
     try {
-      // Buffered columns always go back to the files (the page cache): only the sync is optional.
-      if (this._buffered && !this._readOnly && this._dirty) this._writeBack()
+      // Buffered columns always go back to the files (the page cache), compared page by page so
+      // that unchanged pages stay clean: writes through views leave no trace the vec could see.
+      if (this._buffered && !this._readOnly) this._writeBack()
       if (options?.flush !== false && !this._readOnly) native(this._path, () => this._native.flushSync())
     } finally {
       this._native.close()
