@@ -568,7 +568,10 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         const bytes = new Uint8Array(fresh.buffer)
         const old = this._cols[k]
         if (first || fromFiles) {
-          native(this._path, () => this._native.readColumn(this._stored[k], bytes))
+          // Only the rows: past the length the files hold nothing a vec reads, and a new
+          // buffer is zero already (and costs no memory until written).
+          const used = bytes.subarray(0, this._len * c.count * fresh.BYTES_PER_ELEMENT)
+          native(this._path, () => this._native.readColumn(this._stored[k], used))
         } else {
           bytes.set(new Uint8Array(old.buffer, old.byteOffset, Math.min(old.byteLength, bytes.byteLength)))
         }
