@@ -541,44 +541,39 @@ impl MmapVec {
         )
     }
 
-    /// Copies column `i`'s first `dst.len()` bytes (at most its capacity) out of the mapping.
-    pub fn read_column(&self, i: usize, dst: &mut [u8]) -> Result<()> {
+    /// Where column `i`'s rows start in memory, after checking that `bytes` of them fit its
+    /// capacity (`doing` names the copy in the error).
+    fn column_start(&self, i: usize, bytes: usize, doing: &str) -> Result<*mut u8> {
         let (region, offset, len) = self.column_region(i);
-        if dst.len() > len {
+        if bytes > len {
             return Err(Error::new(
                 Code::Range,
                 format!(
-                    "{}: reading {} bytes of a {len}-byte column",
-                    self.path.display(),
-                    dst.len()
+                    "{}: {doing} {bytes} bytes of a {len}-byte column",
+                    self.path.display()
                 ),
             ));
         }
-        // SAFETY: `[offset, offset + len)` of the reservation is mapped to the column file (the
-        // capacity invariant), `dst` is no larger, and `dst` is not inside the mapping (it is
+        Ok(region.base().wrapping_add(offset))
+    }
+
+    /// Copies column `i`'s first `dst.len()` bytes (at most its capacity) out of the mapping.
+    pub fn read_column(&self, i: usize, dst: &mut [u8]) -> Result<()> {
+        let start = self.column_start(i, dst.len(), "reading")?;
+        // SAFETY: the column's capacity bytes from `start` are mapped to its file (the capacity
+        // invariant), `dst` is no larger (checked), and `dst` is not inside the mapping (it is
         // a `&mut` the caller owns, which no mapped range can be).
-        unsafe { std::ptr::copy_nonoverlapping(region.base().add(offset), dst.as_mut_ptr(), dst.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(start, dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
 
     /// Copies `src` into column `i` from its first row on (buffered mode's write-back).
     pub fn write_column(&mut self, i: usize, src: &[u8]) -> Result<()> {
         self.writable()?;
-        let (region, offset, len) = self.column_region(i);
-        if src.len() > len {
-            return Err(Error::new(
-                Code::Range,
-                format!(
-                    "{}: writing {} bytes into a {len}-byte column",
-                    self.path.display(),
-                    src.len()
-                ),
-            ));
-        }
+        let base = self.column_start(i, src.len(), "writing")?;
         // Only pages whose bytes differ are written: an unchanged page stays clean, so a flush
         // writes what changed and the file's mtime moves only when its contents do.
         const CHUNK: usize = 4096;
-        let base = region.base().wrapping_add(offset);
         for (k, part) in src.chunks(CHUNK).enumerate() {
             // SAFETY: as in `read_column`: `[base, base + src.len())` is mapped (shared and
             // writable, the vec is not read-only) and does not overlap `src`; only the
