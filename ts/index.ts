@@ -7,6 +7,7 @@
  */
 import { constants as bufferConstants } from 'node:buffer'
 import { NativeVec, externalBuffersAllowed, remove as nativeRemove } from '../native/binding.js'
+import { track, untrack, writeBack, type BufferedState } from './buffered.js'
 import { specialise } from './codegen.js'
 import { MmapVecError, fromNative, native, type ErrorCode } from './errors.js'
 import {
@@ -177,6 +178,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   /** @internal */ declare _flushError: unknown
   /** @internal Stored column index of each schema column. */ declare _stored: number[]
   /** @internal Columns in V8-allocated memory, copied to and from the files. */ declare _buffered: boolean
+  /** @internal Buffered mode: what writing back needs, kept apart so that the vec can be collected. */
+  declare _keep: BufferedState | undefined
 
   /** @internal Use {@link MmapVec.open}, {@link MmapVec.create} or {@link MmapVec.temp}. */
   constructor(o: Opening<S>) {
@@ -211,7 +214,19 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._limit = -1
     this._cols = []
     for (let k = 0; k < o.spec.columns.length; k++) (this as unknown as Record<string, unknown>)[`_c${k}`] = undefined
+    this._keep = undefined
     this._refresh()
+    if (this._buffered && !this._readOnly) {
+      this._keep = {
+        native: o.native,
+        path: this._path,
+        cols: this._cols,
+        counts: o.spec.columns.map((c) => c.count),
+        stored: this._stored,
+        hdr: this._hdr,
+      }
+      track(this, this._keep)
+    }
     if (o.options.autoFlushMs !== undefined && !this._readOnly) {
       this._timer = setInterval(() => this._autoFlush(), o.options.autoFlushMs)
       this._timer.unref()
@@ -505,6 +520,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       if (this._buffered && !this._readOnly) this._writeBack()
       if (options?.flush !== false && !this._readOnly) native(this._path, () => this._native.flushSync())
     } finally {
+      if (this._keep !== undefined) untrack(this._keep)
+      this._keep = undefined
       this._native.close()
       if (this._buffered) for (const c of this._cols) structuredClone(c.buffer, { transfer: [c.buffer as ArrayBuffer] })
       this._closed = true
@@ -588,18 +605,14 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       })
     }
     this._spec.columns.forEach((_, k) => ((this as unknown as Record<string, unknown>)[`_c${k}`] = this._cols[k]))
+    if (this._keep !== undefined) this._keep.cols = this._cols
     this._gen++
   }
 
   /** @internal Buffered mode: copies every row and the row count into the mapped files. */
   _writeBack(): void {
-    native(this._path, () => {
-      this._spec.columns.forEach((c, k) => {
-        const a = this._cols[k]
-        this._native.writeColumn(this._stored[k], new Uint8Array(a.buffer, a.byteOffset, this._len * c.count * a.BYTES_PER_ELEMENT))
-      })
-      this._native.setLength(this._len)
-    })
+    const keep = this._keep
+    if (keep !== undefined) native(this._path, () => writeBack(keep))
   }
 
   /** @internal */

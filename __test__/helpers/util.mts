@@ -4,6 +4,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { MmapVec, type Mode } from 'mmapvec'
+
+/** The mode vecs open in by default here ('buffered' under MMAPVEC_MODE=buffered). */
+export const mode: Mode = (() => {
+  using v = MmapVec.temp('u8')
+  return v.mode
+})()
 
 /** A fresh directory for one test, removed when the process exits. */
 export function scratch(): string {
