@@ -1,9 +1,11 @@
 // The examples, run briefly so that they cannot rot: the game server (ticks, /stats over
 // loopback, resume after SIGINT, SIGKILL and SIGTERM, and an exact resume), the particles demo
-// (twice: the second run continues the first). Every wait is bounded.
+// (twice: the second run continues the first), and the Electron example's vec module in
+// buffered mode, the mode Electron's V8 memory cage makes mmapvec choose. Every wait is bounded.
 import test from 'ava'
 import { MmapVec } from 'mmapvec'
 import { spawn } from 'node:child_process'
+import { mkdirSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 // @ts-expect-error a plain JavaScript module without types: the example's own world code
@@ -154,4 +156,39 @@ test('the particles demo runs, and its second run continues the first', (t) => {
   const second = run()
   t.regex(second, /\(110,000 particles, 10,000 born this run\)/)
   t.regex(second, /^ticks: 120 -> 240 \(continued from the last run\)$/m)
+})
+
+test("the Electron example's counter keeps its beats across launches in buffered mode", (t) => {
+  // `require('mmapvec')` from examples/electron/, resolved as an app's node_modules would.
+  const modules = join(dir, 'node_modules')
+  mkdirSync(modules)
+  symlinkSync(root, join(modules, 'mmapvec'), 'dir')
+  const path = join(dir, 'beats.mvec')
+  const launch = (mode: string, ...steps: string[]) => {
+    const r = runChild(fileURLToPath(new URL('fixtures/electron-counter.mjs', import.meta.url)), [path, ...steps], { NODE_PATH: modules, MMAPVEC_MODE: mode })
+    t.is(r.stderr, '')
+    return { signal: r.signal, snapshots: r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) }
+  }
+
+  const one = launch('buffered', 'beat:1000', 'beat:2000', 'beat:3000', 'snapshot', 'close')
+  t.like(one.snapshots[0], { length: 3, launch: 1, beatsThisLaunch: 3, firstAt: 1000, lastAt: 3000, mode: 'buffered' })
+
+  // Buffered mode: a crash loses what was not written back (the beat at 5000), keeps what was flushed.
+  const two = launch('buffered', 'snapshot', 'beat:4000', 'flush', 'beat:5000', 'snapshot', 'crash')
+  t.is(two.signal, 'SIGKILL')
+  t.like(two.snapshots[0], { length: 3, launch: 2, beatsThisLaunch: 0 })
+  t.like(two.snapshots[1], { length: 5, launch: 2, lastAt: 5000 })
+  // mmap mode, for contrast: a crash loses nothing.
+  const three = launch('mmap', 'beat:6000', 'snapshot', 'crash')
+  t.like(three.snapshots[0], { length: 5, launch: 3, mode: 'mmap' })
+
+  // The same file format either way: read the beats directly.
+  using v = MmapVec.open(path, { at: 'f64', launch: 'u32' }, { version: 1, readOnly: true })
+  t.deepEqual([...v], [
+    { at: 1000, launch: 1 },
+    { at: 2000, launch: 1 },
+    { at: 3000, launch: 1 },
+    { at: 4000, launch: 2 },
+    { at: 6000, launch: 3 },
+  ])
 })
