@@ -40,7 +40,10 @@ export function openWorld(dir, { entities = 100_000, autoFlushMs, readOnly = fal
   }
   const created = state.length === 0
   if (created) {
-    if (readOnly) throw new Error(`${dir}: no world here`)
+    if (readOnly) {
+      closeWorld({ state, entities: ents })
+      throw new Error(`${dir}: the world was never started; run the server on it first`)
+    }
     state.push({ tick: 0n, rng: 0x9e3779b9, nextId: 0, target: entities, deaths: 0n })
   }
   const world = { dir, state, entities: ents, created }
