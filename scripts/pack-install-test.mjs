@@ -2,7 +2,7 @@
 // and the linux-x64-gnu platform package with `npm pack`, installs both tarballs into a fresh
 // project whose PATH has no cargo or rustc, and opens, pushes, closes, reopens and checks rows
 // there, with `import` and with `require`. Also checks that the main package ships no Rust
-// sources, tests or build output. Run by .ci/run (`npm run test:pack`).
+// sources, tests, examples or build output. Run by .ci/run (`npm run test:pack`).
 import { execFileSync } from 'node:child_process'
 import { accessSync, constants, copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -24,12 +24,12 @@ if (process.platform !== 'linux' || process.arch !== 'x64') {
 
 // 1. What the main package ships.
 const listing = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts']))[0].files.map((f) => f.path)
-const forbidden = listing.filter((p) => /\.rs$|^crates\/|^src\/|^__test__\/|^target\/|\.node$|^bench\/|^Cargo\./.test(p))
+const forbidden = listing.filter((p) => /\.rs$|^crates\/|^src\/|^__test__\/|^target\/|\.node$|^bench\/|^examples\/|^Cargo\./.test(p))
 if (forbidden.length > 0) fail(`the main package would ship ${forbidden.join(', ')}`)
 for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/esm.mjs', 'native/binding.js', 'package.json', 'README.md']) {
   if (!listing.includes(needed)) fail(`the main package lacks ${needed}`)
 }
-console.log(`main package: ${listing.length} files, no Rust sources, tests or build output`)
+console.log(`main package: ${listing.length} files, no Rust sources, tests, examples or build output`)
 
 // 2. The tarballs: the main package, and the platform package napi generates, holding the addon.
 const stage = mkdtempSync(join(tmpdir(), 'mmapvec-pack-'))

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MmapVec, type Mode } from 'mmapvec'
 
@@ -19,7 +19,8 @@ export function scratch(): string {
   return dir
 }
 
-export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
+/** A script in __test__/fixtures by name, or any script by absolute path (the examples). */
+export const fixture = (name: string): string => (isAbsolute(name) ? name : fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url)))
 
 /** Runs a fixture script in a child Node process and returns its exit code and output. */
 export function runChild(script: string, args: string[], env: Record<string, string> = {}, user: { uid?: number; gid?: number } = {}) {

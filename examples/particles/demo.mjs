@@ -1,13 +1,16 @@
 // A small particle simulation whose world lives in mmapvec vecs. Each run advances the world
 // by 120 ticks, adds a few particles, flushes and stops; the next run continues from there.
-// Run it with `npm run demo` (again and again); `npm run demo -- --reset` starts over.
-import { dirname, join } from 'node:path'
+// Run it with `npm run demo` (again and again); `npm run demo -- --reset` starts over;
+// `--world DIR` keeps the world somewhere else (the test suite runs it in a scratch dir).
+import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import { MmapVec } from 'mmapvec'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const world = join(here, 'world')
-if (process.argv.includes('--reset')) {
+const { values: args } = parseArgs({ options: { reset: { type: 'boolean' }, world: { type: 'string', default: join(here, 'world') } } })
+const world = args.world
+if (args.reset) {
   for (const name of ['particles.mvec', 'clock.mvec']) {
     try {
       MmapVec.remove(join(world, name))
@@ -65,7 +68,7 @@ await clock.flush()
 const flushMs = performance.now() - t1
 
 const n = particles.length
-console.log(`world: ${join('examples/particles/world')} (${n.toLocaleString('en')} particles, ${born.toLocaleString('en')} born this run)`)
+console.log(`world: ${relative(process.cwd(), world) || '.'} (${n.toLocaleString('en')} particles, ${born.toLocaleString('en')} born this run)`)
 console.log(`ticks: ${startTick} -> ${clock.get(0)}${startTick > 0n ? ' (continued from the last run)' : ' (a new world)'}`)
 console.log(`simulated ${TICKS} ticks in ${simMs.toFixed(1)} ms: ${((simMs * 1e6) / (TICKS * n)).toFixed(2)} ns per particle per tick, ${bounces.toLocaleString('en')} wall bounces`)
 const first = particles.get(0)
