@@ -126,9 +126,18 @@ function checkCount(n: unknown, what: string, path: string): number {
   return n
 }
 
+/** The longest field name in bytes, and the most fields (the core enforces the same). */
+const MAX_NAME_BYTES = 255
+const MAX_COLUMNS = 1024
+
 function checkName(name: unknown, method: string, what: string, path: string): void {
   if (typeof name !== 'string' || name === '') {
     throw invalid(`${path}: ${method}: ${what} must be a non-empty string, got ${typeof name === 'string' ? "''" : String(name)}`, path)
+  }
+  // Checked here as well as in the core so that a refused call fails before buffered mode
+  // writes anything back.
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
+    throw invalid(`${path}: ${method}: field name '${name.slice(0, 32)}...' is longer than ${MAX_NAME_BYTES} bytes`, path)
   }
 }
 
@@ -489,6 +498,10 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     checkName(name, 'addColumn', 'the column name', this._path)
     const c = field(name, type)
     if (typeof c === 'string') throw invalid(`${this._path}: addColumn: field '${name}': ${c}`, this._path)
+    if (this._has(name)) throw this._taken('addColumn', name, `drop that column first with vec.dropColumn('${name}')`)
+    if (this._spec.columns.length >= MAX_COLUMNS) {
+      throw invalid(`${this._path}: addColumn: the vec has ${MAX_COLUMNS} fields, the most a vec may have`, this._path)
+    }
     const kept = this._spec.columns.map((_, k) => k)
     const copy: FieldType = typeof type === 'string' ? type : [c.type, c.count]
     this._change(
@@ -508,6 +521,14 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._changeable('dropColumn')
     checkName(name, 'dropColumn', 'the column name', this._path)
     const k = this._spec.columns.findIndex((c) => c.name === name)
+    if (k < 0) throw this._noColumn('dropColumn', name)
+    if (this._spec.columns.length === 1) {
+      throw new MmapVecError(
+        'ESCHEMA',
+        `${this._path}: dropColumn: '${name}' is the vec's only column, and a vec has at least one; add another column first, or delete the whole vec with MmapVec.remove`,
+        this._path,
+      )
+    }
     const kept = this._spec.columns.map((_, j) => j).filter((j) => j !== k)
     this._change(
       () => this._native.dropColumn(name),
@@ -526,6 +547,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._changeable('renameColumn')
     checkName(from, 'renameColumn', 'the old name', this._path)
     checkName(to, 'renameColumn', 'the new name', this._path)
+    if (!this._has(from)) throw this._noColumn('renameColumn', from)
+    if ((from as string) === to) return this as unknown as MmapVec<WithRenamedColumn<S, F, T>>
+    if (this._has(to)) throw this._taken('renameColumn', to, `drop it first with vec.dropColumn('${to}')`)
     this._change(
       () => this._native.renameColumn(from, to),
       Object.fromEntries(Object.entries(this._schema).map(([n, t]) => [n === from ? to : n, t])),
@@ -676,6 +700,22 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         this._path,
       )
     }
+  }
+
+  /** @internal */
+  _has(name: string): boolean {
+    return this._spec.columns.some((c) => c.name === name)
+  }
+
+  /** @internal */
+  _noColumn(method: string, name: string): MmapVecError {
+    const names = this._spec.columns.map((c) => `'${c.name}'`).join(', ')
+    return new MmapVecError('ESCHEMA', `${this._path}: ${method}: the vec has no column '${name}'; its columns are ${names}`, this._path)
+  }
+
+  /** @internal */
+  _taken(method: string, name: string, fix: string): MmapVecError {
+    return new MmapVecError('ESCHEMA', `${this._path}: ${method}: the vec already has a column '${name}'; choose another name, or ${fix}`, this._path)
   }
 
   /**
