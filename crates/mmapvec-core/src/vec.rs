@@ -369,11 +369,8 @@ impl MmapVec {
         }
         let files = open_column_files(path, &header.0.schema, !opts.read_only)?;
         let mut v = Self::assemble(path, header_file, Some(held), files, opts.read_only, false, opts)?;
-        if !opts.read_only {
-            remove_orphans(path, &v.header.schema);
-            if opts.capacity > v.capacity {
-                v.grow(opts.capacity, false)?;
-            }
+        if !opts.read_only && opts.capacity > v.capacity {
+            v.grow(opts.capacity, false)?;
         }
         Ok(v)
     }
@@ -822,6 +819,7 @@ impl MmapVec {
                 ),
             ));
         }
+        self.remove_leftovers();
         self.flush()?;
         let (dir, scratch) = self.new_files_dir()?;
         let prepared = self.prepare_column(&dir, &col);
@@ -860,6 +858,7 @@ impl MmapVec {
                 ),
             ));
         }
+        self.remove_leftovers();
         self.flush()?;
         // The prefault thread may be touching the column's pages; it must not outlive them.
         self.stop_prefaults();
@@ -901,8 +900,17 @@ impl MmapVec {
         schema
             .validate()
             .map_err(|e| Error::new(e.code, format!("{p}: renameColumn: {}", e.message)))?;
+        self.remove_leftovers();
         self.flush()?;
         self.replace_header(schema)?.map_or(Ok(()), Err)
+    }
+
+    /// Removes what an earlier change a crash cut off left behind (see [`remove_orphans`]).
+    /// Done here rather than at open, so that opening never changes a vec's files.
+    fn remove_leftovers(&self) {
+        if !self.temp {
+            remove_orphans(&self.path, &self.header.schema);
+        }
     }
 
     fn changeable(&self, what: &str) -> Result<()> {
@@ -1287,7 +1295,7 @@ fn open_header(path: &Path, write: bool, timeout: Duration) -> Result<(File, Hel
             format_err(&hp, "is not a regular file; a vec's header is a file"),
             "opening the header",
         )?;
-        let held = lock::lock(&file, write, timeout.saturating_sub(start.elapsed()), path)?;
+        let held = lock::lock_since(&file, write, timeout, start, path)?;
         // A schema change renames a new header file over this one (its writer locks the new file
         // before the rename). A lock on a file that was replaced while this process waited for it
         // keeps nobody out: take the live file's lock instead.
@@ -1369,8 +1377,8 @@ fn column_file_number(name: &str) -> Option<u64> {
 }
 
 /// Removes what a schema change interrupted by a crash left in the directory of a vec this
-/// process holds the write lock on: column files (`cN.col`) the header does not name, and
-/// unfinished header files (`.header-*.tmp`). Nothing reads them; best effort.
+/// process holds the write lock on: regular column files (`cN.col`) the header does not name,
+/// and unfinished header files (`.header-*.tmp`). Nothing reads them; best effort.
 fn remove_orphans(path: &Path, schema: &Schema) {
     let Ok(entries) = fs::read_dir(path) else {
         return;

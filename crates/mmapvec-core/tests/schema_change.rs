@@ -304,7 +304,7 @@ fn a_waiting_opener_locks_the_live_header() {
 }
 
 #[test]
-fn leftovers_of_an_interrupted_change_are_ignored_then_removed() {
+fn leftovers_of_an_interrupted_change_are_ignored_then_removed_by_the_next_change() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.mvec");
     let mut v = MmapVec::open(&path, &particles(), &opts()).unwrap();
@@ -314,21 +314,30 @@ fn leftovers_of_an_interrupted_change_are_ignored_then_removed() {
     fs::write(path.join("c7.col"), vec![0xAB; 8192]).unwrap();
     fs::write(path.join(".header-123-abc-0.tmp"), b"half a header").unwrap();
     fs::write(path.join("notes.txt"), b"not ours").unwrap();
-    let ro = OpenOptions {
-        read_only: true,
-        ..opts()
-    };
-    let v = MmapVec::open(&path, &particles(), &ro).unwrap();
-    check(&v, 100, Some("pos"), Some("id"));
-    drop(v);
-    assert_eq!(names(&path).len(), 6, "a read-only open removes nothing");
+    let all = names(&path);
+    for read_only in [true, false] {
+        let o = OpenOptions { read_only, ..opts() };
+        let v = MmapVec::open(&path, &particles(), &o).unwrap();
+        check(&v, 100, Some("pos"), Some("id"));
+        drop(v);
+        assert_eq!(
+            names(&path),
+            all,
+            "opening (read_only {read_only}) changes no file"
+        );
+    }
     let mut v = MmapVec::open(&path, &particles(), &opts()).unwrap();
-    assert_eq!(names(&path), ["c0.col", "c1.col", "header", "notes.txt"]);
+    // A refused change removes nothing either.
+    assert_eq!(v.drop_column("nope").unwrap_err().code, Code::Schema);
+    assert_eq!(names(&path), all);
     // A new column never takes the name of a file that was there.
-    fs::write(path.join("c9.col"), b"orphan").unwrap();
     v.add_column("hp", ElemType::U16, 1).unwrap();
-    assert_eq!(columns(&v)[2].3, "c10.col");
-    assert_eq!(fs::read(path.join("c9.col")).unwrap(), b"orphan");
+    assert_eq!(columns(&v)[2].3, "c8.col");
+    assert_eq!(
+        names(&path),
+        ["c0.col", "c1.col", "c8.col", "header", "notes.txt"]
+    );
+    check(&v, 100, Some("pos"), Some("id"));
 }
 
 #[test]
