@@ -50,6 +50,32 @@ triples.pushMany([1, 2, 3])
 const b = MmapVec.temp('i64')
 is<Equal<ReturnType<typeof b.get>, bigint>>(true)
 
+// Schema changes return the vec retyped.
+const hp = v.addColumn('hp', 'u16')
+is<Equal<ReturnType<typeof hp.get>, { pos: number[]; vel: number[]; id: number; alive: boolean; big: bigint; hp: number }>>(true)
+is<Equal<typeof hp.columns.hp, Uint16Array>>(true)
+hp.push({ pos: [0, 1, 2], vel: [1, 0, 0], id: 7, alive: true, big: 1n, hp: 3 })
+// @ts-expect-error the new field is required in a push
+hp.push({ pos: [0, 1, 2], vel: [1, 0, 0], id: 7, alive: true, big: 1n })
+const arr = w.addColumn('tags', ['u64', 2])
+is<Equal<ReturnType<typeof arr.get>, { xy: number[]; n: number; tags: bigint[] }>>(true)
+is<Equal<typeof arr.columns.tags, BigUint64Array>>(true)
+const dropped = hp.dropColumn('vel')
+is<Equal<ReturnType<typeof dropped.get>, { pos: number[]; id: number; alive: boolean; big: bigint; hp: number }>>(true)
+// @ts-expect-error a dropped field is gone from rows
+dropped.get(0).vel
+// @ts-expect-error only existing fields can be dropped
+hp.dropColumn('nope')
+const renamed = dropped.renameColumn('hp', 'health')
+is<Equal<ReturnType<typeof renamed.get>, { pos: number[]; id: number; alive: boolean; big: bigint; health: number }>>(true)
+is<Equal<typeof renamed.columns.health, Uint16Array>>(true)
+// @ts-expect-error only existing fields can be renamed
+dropped.renameColumn('nope', 'x')
+// @ts-expect-error not a field type
+w.addColumn('bad', 'f16')
+// @ts-expect-error a vec of plain values has no named fields to drop
+s.dropColumn('value')
+
 const code: ErrorCode = 'ELOCKED'
 // @ts-expect-error not an error code
 const bad: ErrorCode = 'ENOPE'

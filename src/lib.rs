@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use mmapvec_core::node::{js_error, NodeVec};
-use mmapvec_core::{Code, Error, OpenOptions, Schema, SyncJob};
+use mmapvec_core::{Code, ElemType, Error, OpenOptions, Schema, SyncJob};
 use napi::bindgen_prelude::{AsyncTask, ObjectFinalize, Uint8Array, Unknown};
 use napi::{Env, Result, Task};
 use napi_derive::napi;
@@ -121,6 +121,29 @@ impl NativeVec {
     #[napi]
     pub fn shrink_to_fit(&mut self, env: &Env) -> Result<f64> {
         Ok(self.inner.shrink_to_fit(env)? as f64)
+    }
+
+    /// Adds a column of `count` values of `ty` per row (existing rows read zero in it).
+    #[napi]
+    pub fn add_column(&mut self, env: &Env, name: String, ty: String, count: u32) -> Result<()> {
+        let ty = ElemType::parse(&ty).ok_or_else(|| {
+            js_error(Error::new(
+                Code::Invalid,
+                format!("addColumn: unknown type '{ty}'"),
+            ))
+        })?;
+        self.inner.change_schema(env, |v| v.add_column(&name, ty, count))
+    }
+
+    /// Removes a column and its data; its views become empty.
+    #[napi]
+    pub fn drop_column(&mut self, env: &Env, name: String) -> Result<()> {
+        self.inner.change_schema(env, |v| v.drop_column(&name))
+    }
+
+    #[napi]
+    pub fn rename_column(&mut self, env: &Env, from: String, to: String) -> Result<()> {
+        self.inner.change_schema(env, |v| v.rename_column(&from, &to))
     }
 
     #[napi]

@@ -12,10 +12,14 @@ import { specialise } from './codegen.js'
 import { MmapVecError, fromNative, native, type ErrorCode } from './errors.js'
 import {
   ARRAY_TYPES,
+  field,
   normalizeSchema,
   type AnyColumn,
   type ColumnInput,
+  type ColumnSpec,
   type ColumnsOf,
+  type FieldNames,
+  type FieldType,
   type NormalizedSchema,
   type PartialRowInput,
   type RowInput,
@@ -23,6 +27,9 @@ import {
   type Schema,
   type ScalarType,
   type ValuesOf,
+  type WithColumn,
+  type WithRenamedColumn,
+  type WithoutColumn,
 } from './schema.js'
 
 export { MmapVecError, type ErrorCode }
@@ -32,6 +39,7 @@ export type {
   ColumnOf,
   ColumnsOf,
   FieldInput,
+  FieldNames,
   FieldType,
   FieldValue,
   Fields,
@@ -41,6 +49,9 @@ export type {
   ScalarType,
   Schema,
   ValuesOf,
+  WithColumn,
+  WithRenamedColumn,
+  WithoutColumn,
 } from './schema.js'
 
 /** Options of {@link MmapVec.open}, {@link MmapVec.create} and {@link MmapVec.temp}. */
@@ -114,6 +125,21 @@ function checkCount(n: unknown, what: string, path: string): number {
     throw invalid(`${path}: ${what} must be a whole number >= 0, got ${String(n)}`, path)
   }
   return n
+}
+
+/** The longest field name in bytes, and the most fields (the core enforces the same). */
+const MAX_NAME_BYTES = 255
+const MAX_COLUMNS = 1024
+
+function checkName(name: unknown, method: string, what: string, path: string): void {
+  if (typeof name !== 'string' || name === '') {
+    throw invalid(`${path}: ${method}: ${what} must be a non-empty string, got ${typeof name === 'string' ? "''" : String(name)}`, path)
+  }
+  // Checked here as well as in the core so that a refused call fails before buffered mode
+  // writes anything back.
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
+    throw invalid(`${path}: ${method}: field name '${name.slice(0, 32)}...' is longer than ${MAX_NAME_BYTES} bytes`, path)
+  }
 }
 
 function checkOptions(path: string, options: unknown): OpenOptions {
@@ -475,6 +501,79 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     native(this._path, () => this._native.prefetch(start, end))
   }
 
+  /**
+   * Adds a field to the stored schema. Every row, existing and new, reads zero (`0`, `0n`,
+   * `false`) in it until written; existing rows are not rewritten, so it takes the same time
+   * for any number of rows. Atomic on disk: a crash leaves the old schema or the new one.
+   * Everything written before it is made durable first, as by {@link flushSync}. Returns this
+   * vec, typed with the new schema: `const v2 = v.addColumn('hp', 'u16')`.
+   */
+  addColumn<const N extends string, const F extends FieldType>(name: N, type: F): MmapVec<WithColumn<S, N, F>> {
+    this._changeable('addColumn')
+    checkName(name, 'addColumn', 'the column name', this._path)
+    const c = field(name, type)
+    if (typeof c === 'string') throw invalid(`${this._path}: addColumn: field '${name}': ${c}`, this._path)
+    if (this._has(name)) throw this._taken('addColumn', name, `drop that column first with vec.dropColumn('${name}')`)
+    if (this._spec.columns.length >= MAX_COLUMNS) {
+      throw invalid(`${this._path}: addColumn: the vec has ${MAX_COLUMNS} fields, the most a vec may have`, this._path)
+    }
+    const kept = this._spec.columns.map((_, k) => k)
+    const copy: FieldType = typeof type === 'string' ? type : [c.type, c.count]
+    this._change(
+      () => this._native.addColumn(name, c.type, c.count),
+      Object.fromEntries([...Object.entries(this._schema), [name, copy]]),
+      [...this._spec.columns, c],
+      [...kept, -1],
+    )
+    return this as unknown as MmapVec<WithColumn<S, N, F>>
+  }
+
+  /**
+   * Removes a field and its data from the stored schema; its views become empty. A vec keeps
+   * at least one field. Atomic on disk, and durable like {@link addColumn}.
+   */
+  dropColumn<const N extends FieldNames<S>>(name: N): MmapVec<WithoutColumn<S, N>> {
+    this._changeable('dropColumn')
+    checkName(name, 'dropColumn', 'the column name', this._path)
+    const k = this._spec.columns.findIndex((c) => c.name === name)
+    if (k < 0) throw this._noColumn('dropColumn', name)
+    if (this._spec.columns.length === 1) {
+      throw new MmapVecError(
+        'ESCHEMA',
+        `${this._path}: dropColumn: '${name}' is the vec's only column, and a vec has at least one; add another column first, or delete the whole vec with MmapVec.remove`,
+        this._path,
+      )
+    }
+    const kept = this._spec.columns.map((_, j) => j).filter((j) => j !== k)
+    this._change(
+      () => this._native.dropColumn(name),
+      Object.fromEntries(Object.entries(this._schema).filter(([n]) => n !== name)),
+      kept.map((j) => this._spec.columns[j]),
+      kept,
+    )
+    return this as unknown as MmapVec<WithoutColumn<S, N>>
+  }
+
+  /**
+   * Renames a field; its data and views stay as they are. Atomic on disk, and durable like
+   * {@link addColumn}.
+   */
+  renameColumn<const F extends FieldNames<S>, const T extends string>(from: F, to: T): MmapVec<WithRenamedColumn<S, F, T>> {
+    this._changeable('renameColumn')
+    checkName(from, 'renameColumn', 'the old name', this._path)
+    checkName(to, 'renameColumn', 'the new name', this._path)
+    if (!this._has(from)) throw this._noColumn('renameColumn', from)
+    if ((from as string) === to) return this as unknown as MmapVec<WithRenamedColumn<S, F, T>>
+    if (this._has(to)) throw this._taken('renameColumn', to, `drop it first with vec.dropColumn('${to}')`)
+    this._change(
+      () => this._native.renameColumn(from, to),
+      Object.fromEntries(Object.entries(this._schema).map(([n, t]) => [n === from ? to : n, t])),
+      this._spec.columns.map((c) => (c.name === from ? { ...c, name: to } : c)),
+      this._spec.columns.map((_, k) => k),
+    )
+    return this as unknown as MmapVec<WithRenamedColumn<S, F, T>>
+  }
+
   *[Symbol.iterator](): Iterator<RowOf<S>> {
     for (let i = 0; i < this._len; i++) yield this.get(i)
   }
@@ -607,6 +706,81 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._spec.columns.forEach((_, k) => ((this as unknown as Record<string, unknown>)[`_c${k}`] = this._cols[k]))
     if (this._keep !== undefined) this._keep.cols = this._cols
     this._gen++
+  }
+
+  /** @internal */
+  _changeable(what: string): void {
+    this._writable()
+    if (this._spec.scalar) {
+      throw new MmapVecError(
+        'ESCHEMA',
+        `${this._path}: ${what}: this is a vec of plain values, which has no named columns; schema changes apply to vecs of fields. Copy the rows into a new vec with fields instead`,
+        this._path,
+      )
+    }
+  }
+
+  /** @internal */
+  _has(name: string): boolean {
+    return this._spec.columns.some((c) => c.name === name)
+  }
+
+  /** @internal */
+  _noColumn(method: string, name: string): MmapVecError {
+    const names = this._spec.columns.map((c) => `'${c.name}'`).join(', ')
+    return new MmapVecError('ESCHEMA', `${this._path}: ${method}: the vec has no column '${name}'; its columns are ${names}`, this._path)
+  }
+
+  /** @internal */
+  _taken(method: string, name: string, fix: string): MmapVecError {
+    return new MmapVecError('ESCHEMA', `${this._path}: ${method}: the vec already has a column '${name}'; choose another name, or ${fix}`, this._path)
+  }
+
+  /**
+   * @internal Runs a native schema change and takes on what it left: the new schema (`schema`,
+   * `columns`, and `from[k]`, the old position of new column `k` or -1 for a new one) when the
+   * stored schema changed, even if the call then failed (making it durable), else nothing.
+   */
+  _change(call: () => void, schema: Record<string, FieldType>, columns: ColumnSpec[], from: number[]): void {
+    // Buffered columns go to the files first: the change makes everything before it durable.
+    if (this._buffered) this._writeBack()
+    const before = this._native.schemaJson
+    try {
+      native(this._path, call)
+    } finally {
+      if (this._native.schemaJson !== before) this._reshape(schema as S, { scalar: false, columns }, from)
+    }
+  }
+
+  /**
+   * @internal Regenerates the per-schema code and the views after a schema change. The native
+   * layer has detached the views of a dropped column and of the replaced header already.
+   */
+  _reshape(schema: S, spec: NormalizedSchema, from: number[]): void {
+    const self = this as unknown as Record<string, unknown>
+    const oldCols = this._cols
+    const oldCount = this._spec.columns.length
+    const stored = JSON.parse(this._native.schemaJson) as NormalizedSchema
+    this._schema = schema
+    this._spec = spec
+    this._stored = spec.columns.map((c) => stored.columns.findIndex((s) => s.name === c.name))
+    Object.setPrototypeOf(this, specialise(MmapVec, spec).prototype)
+    if (this._buffered) {
+      // The capacity is unchanged: kept columns keep their buffers, a new one starts at zero.
+      this._cols = spec.columns.map((c, k) => (from[k] >= 0 ? oldCols[from[k]] : new ARRAY_TYPES[c.type](this._cap * c.count)))
+      oldCols.forEach((a, j) => {
+        if (!from.includes(j)) structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] })
+      })
+      spec.columns.forEach((_, k) => (self[`_c${k}`] = this._cols[k]))
+      this._gen++
+    } else {
+      // The header file was replaced: the row count must keep landing in the live one.
+      const hb = native(this._path, () => this._native.headerBuffer())
+      this._hdr = new Float64Array(hb, this._native.lengthOffset, 1)
+      this._refresh()
+    }
+    for (let k = spec.columns.length; k < oldCount; k++) self[`_c${k}`] = undefined
+    this._columnsCache = undefined
   }
 
   /** @internal Buffered mode: copies every row and the row count into the mapped files. */

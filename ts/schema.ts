@@ -82,6 +82,24 @@ export type ColumnInput<S extends Schema> = S extends FieldType
   ? ColumnOf<S>
   : { [K in keyof S]: ArrayLike<FieldValue<S[K]> extends (infer E)[] ? E : FieldValue<S[K]>> }
 
+/** The field names of a struct schema (`never` for a vec of plain values, which has none). */
+export type FieldNames<S extends Schema> = S extends FieldType ? never : keyof S & string
+
+/** The schema after `addColumn(name, type)`: the new field last. */
+export type WithColumn<S extends Schema, N extends string, F extends FieldType> = S extends FieldType
+  ? never
+  : { readonly [K in keyof S | N]: K extends N ? F : S[K & keyof S] }
+
+/** The schema after `dropColumn(name)`. */
+export type WithoutColumn<S extends Schema, N extends string> = S extends FieldType
+  ? never
+  : { readonly [K in keyof S as K extends N ? never : K]: S[K] }
+
+/** The schema after `renameColumn(from, to)`. */
+export type WithRenamedColumn<S extends Schema, F extends string, T extends string> = S extends FieldType
+  ? never
+  : { readonly [K in keyof S as K extends F ? T : K]: S[K] }
+
 /** One column after validation. */
 export interface ColumnSpec {
   readonly name: string
@@ -111,7 +129,7 @@ function describeValue(v: unknown): string {
 }
 
 /** Checks one field type and returns its element type and width, or a reason it is bad. */
-function field(name: string, t: unknown): ColumnSpec | string {
+export function field(name: string, t: unknown): ColumnSpec | string {
   if (typeof t === 'string') {
     return TYPES.has(t) ? { name, type: t as ScalarType, count: 1 } : `unknown type ${describeValue(t)}`
   }

@@ -59,6 +59,12 @@ fn checksum(b: &[u8], schema_len: usize) -> u32 {
 impl Header {
     /// Bytes of a new header file: the fixed part, the schema, zero padding to [`HEADER_ALIGN`].
     pub fn encode(schema: &Schema, app_version: u64) -> Result<Vec<u8>> {
+        Self::encode_for(schema, app_version, std::env::consts::ARCH)
+    }
+
+    /// [`encode`](Self::encode) with the architecture to record (a schema change keeps the
+    /// creator's).
+    pub fn encode_for(schema: &Schema, app_version: u64, arch: &str) -> Result<Vec<u8>> {
         let json = schema.to_json();
         if json.len() > MAX_SCHEMA_BYTES {
             return Err(Error::new(
@@ -78,7 +84,7 @@ impl Header {
         b[OFF_SCHEMA_LEN..OFF_SCHEMA_LEN + 4].copy_from_slice(&(json.len() as u32).to_ne_bytes());
         b[OFF_APP_VERSION..OFF_APP_VERSION + 8].copy_from_slice(&app_version.to_ne_bytes());
         b[OFF_LENGTH..OFF_LENGTH + 8].copy_from_slice(&0f64.to_ne_bytes());
-        let arch = std::env::consts::ARCH.as_bytes();
+        let arch = arch.as_bytes();
         let n = arch.len().min(ARCH_LEN);
         b[OFF_ARCH..OFF_ARCH + n].copy_from_slice(&arch[..n]);
         b[OFF_SCHEMA..OFF_SCHEMA + json.len()].copy_from_slice(json.as_bytes());

@@ -43,8 +43,18 @@ fn held_here(key: Option<FileKey>) -> bool {
 
 /// Takes a shared or exclusive lock on `file`, retrying until `timeout` has passed.
 pub fn lock(file: &File, exclusive: bool, timeout: Duration, path: &Path) -> Result<Held> {
+    lock_since(file, exclusive, timeout, Instant::now(), path)
+}
+
+/// [`lock`], for a wait that began at `start` (an open that retries on a replaced header file).
+pub fn lock_since(
+    file: &File,
+    exclusive: bool,
+    timeout: Duration,
+    start: Instant,
+    path: &Path,
+) -> Result<Held> {
     let key = crate::sys::file_id(file).ok();
-    let start = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
         let attempt = if exclusive {

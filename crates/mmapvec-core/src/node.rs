@@ -282,6 +282,38 @@ impl NodeVec {
         Ok(v.capacity())
     }
 
+    /// Runs a schema change, then brings the views in line with whatever it left (a change
+    /// can fail after its commit point, when making it durable): views of a dropped column and
+    /// of a replaced header are detached; columns keep their views by file, whatever their
+    /// new position. Returns the change's result.
+    pub fn change_schema(
+        &mut self,
+        env: &Env,
+        change: impl FnOnce(&mut MmapVec) -> crate::Result<()>,
+    ) -> napi::Result<()> {
+        let v = self.inner.as_mut().ok_or_else(closed)?;
+        let files: Vec<String> = v.schema().columns.iter().map(|c| c.file.clone()).collect();
+        let header = v.header_region().0;
+        let result = change(v);
+        if !Arc::ptr_eq(&header, &v.header_region().0) {
+            self.header_views.detach_all(env);
+        }
+        let mut old: Vec<(String, Views)> = files.into_iter().zip(self.column_views.drain(..)).collect();
+        self.column_views = v
+            .schema()
+            .columns
+            .iter()
+            .map(|c| match old.iter().position(|(f, _)| *f == c.file) {
+                Some(k) => old.swap_remove(k).1,
+                None => Views::default(),
+            })
+            .collect();
+        for (_, mut views) in old {
+            views.detach_all(env);
+        }
+        result.map_err(js_error)
+    }
+
     pub fn prefetch(&self, start: u64, end: u64) -> napi::Result<()> {
         self.vec()?.prefetch(start, end).map_err(js_error)
     }

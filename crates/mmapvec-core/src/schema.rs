@@ -23,6 +23,11 @@ pub enum ElemType {
 }
 
 impl ElemType {
+    /// The type of a name as schemas write it (`"f32"`), or None.
+    pub fn parse(name: &str) -> Option<ElemType> {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    }
+
     /// Bytes per value.
     pub fn size(self) -> usize {
         match self {
@@ -161,28 +166,193 @@ impl Schema {
 
     /// A short human form, `{ pos: [f32, 3], id: u32 }` or `f64`, for error messages.
     pub fn describe(&self) -> String {
-        let field = |c: &Column| {
-            let t = serde_json::to_value(c.ty).ok();
-            let t = t.as_ref().and_then(|v| v.as_str()).unwrap_or("?").to_string();
-            if c.count == 1 {
-                t
-            } else {
-                format!("[{t}, {}]", c.count)
-            }
-        };
         if self.scalar {
-            return field(&self.columns[0]);
+            return field_type(&self.columns[0]);
         }
         let parts: Vec<String> = self
             .columns
             .iter()
-            .map(|c| format!("{}: {}", c.name, field(c)))
+            .map(|c| format!("{}: {}", c.name, field_type(c)))
+            .collect();
+        format!("{{ {} }}", parts.join(", "))
+    }
+
+    /// What separates a stored schema (`self`) from the one a program asked for, and the calls
+    /// that migrate the stored one, for the ESCHEMA message of an open. Fields are matched by
+    /// name; a stored-only and a requested-only field of the same type and width are reported
+    /// as a likely rename.
+    pub fn difference(&self, requested: &Schema) -> String {
+        if self.scalar != requested.scalar {
+            let (has, wants) = if self.scalar {
+                ("a vec of plain values", "fields")
+            } else {
+                ("a vec of fields", "plain values")
+            };
+            return format!(
+                "the stored vec is {has} and the program asked for {wants}; schema changes (addColumn, dropColumn, renameColumn) apply to vecs of fields only, so copy the rows into a new vec instead"
+            );
+        }
+        if self.scalar {
+            return format!(
+                "the stored values are {} and the program asked for {}; a vec of plain values cannot change its type, so copy the rows into a new vec instead",
+                self.describe(),
+                requested.describe()
+            );
+        }
+        let mut facts = Vec::new();
+        let mut calls = Vec::new();
+        let mut changed_type = Vec::new();
+        for c in &requested.columns {
+            if let Some(s) = self.columns.iter().find(|s| s.name == c.name) {
+                if s.ty != c.ty || s.count != c.count {
+                    facts.push(format!(
+                        "column {} is {} stored and {} requested",
+                        js_str(&c.name),
+                        field_type(s),
+                        field_type(c)
+                    ));
+                    changed_type.push(c);
+                }
+            }
+        }
+        let mut missing: Vec<&Column> = requested
+            .columns
+            .iter()
+            .filter(|c| !self.columns.iter().any(|s| s.name == c.name))
+            .collect();
+        let mut extra: Vec<&Column> = self
+            .columns
+            .iter()
+            .filter(|s| !requested.columns.iter().any(|c| c.name == s.name))
+            .collect();
+        // Pair stored-only with requested-only fields of the same type: likely renames.
+        let mut renames = Vec::new();
+        extra.retain(
+            |s| match missing.iter().position(|c| c.ty == s.ty && c.count == s.count) {
+                Some(k) => {
+                    renames.push((*s, missing.remove(k)));
+                    false
+                }
+                None => true,
+            },
+        );
+        for (s, c) in &renames {
+            facts.push(format!(
+                "the stored column {} ({}) is not requested and the requested column {} is not stored: likely renamed",
+                js_str(&s.name),
+                field_type(s),
+                js_str(&c.name)
+            ));
+            calls.push(format!(
+                "vec.renameColumn({}, {})",
+                js_str(&s.name),
+                js_str(&c.name)
+            ));
+        }
+        for c in &missing {
+            facts.push(format!(
+                "the stored schema has no column {} ({})",
+                js_str(&c.name),
+                field_type(c)
+            ));
+            calls.push(format!(
+                "vec.addColumn({}, {})",
+                js_str(&c.name),
+                js_field_type(c)
+            ));
+        }
+        for s in &extra {
+            facts.push(format!(
+                "the stored column {} ({}) is not in the requested schema",
+                js_str(&s.name),
+                field_type(s)
+            ));
+            calls.push(format!(
+                "vec.dropColumn({}) (which deletes its data; or add the field to the program's schema)",
+                js_str(&s.name)
+            ));
+        }
+        let mut out = facts.join("; ");
+        if !calls.is_empty() {
+            out.push_str(&format!(
+                "; to migrate, open it with the stored schema {} and call {}",
+                self.describe_js(),
+                calls.join(", ")
+            ));
+        }
+        for c in changed_type {
+            out.push_str(&format!(
+                "; a column's type cannot change in place: add a column of the new type, copy the values, drop {} and rename the new one to it (vec.addColumn, vec.dropColumn, vec.renameColumn)",
+                js_str(&c.name)
+            ));
+        }
+        out
+    }
+
+    /// The schema as JavaScript source (`{ pos: ['f32', 3], id: 'u32' }`), to paste into a program.
+    pub fn describe_js(&self) -> String {
+        if self.scalar {
+            return js_field_type(&self.columns[0]);
+        }
+        let parts: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{}: {}", js_key(&c.name), js_field_type(c)))
             .collect();
         format!("{{ {} }}", parts.join(", "))
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a schema always serializes")
+    }
+}
+
+/// The type name as stored and as JavaScript writes it (`f32`).
+fn type_name(t: ElemType) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
+}
+
+/// `u32` or `[f32, 3]`, as the messages show fields.
+fn field_type(c: &Column) -> String {
+    if c.count == 1 {
+        type_name(c.ty)
+    } else {
+        format!("[{}, {}]", type_name(c.ty), c.count)
+    }
+}
+
+/// `'u32'` or `['f32', 3]`: a field type as JavaScript source.
+fn js_field_type(c: &Column) -> String {
+    if c.count == 1 {
+        format!("'{}'", type_name(c.ty))
+    } else {
+        format!("['{}', {}]", type_name(c.ty), c.count)
+    }
+}
+
+/// A string literal JavaScript reads back as `s`: single-quoted when that needs no escapes.
+pub fn js_str(s: &str) -> String {
+    if s.chars().all(|c| c != '\'' && c != '\\' && !c.is_control()) {
+        format!("'{s}'")
+    } else {
+        serde_json::to_string(s).expect("a string always serializes")
+    }
+}
+
+/// An object key as JavaScript source: bare when it is an identifier.
+fn js_key(s: &str) -> String {
+    let mut chars = s.chars();
+    let ident = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    if ident {
+        s.to_string()
+    } else {
+        js_str(s)
     }
 }
 
@@ -224,5 +394,36 @@ mod tests {
         let c = req(r#"{"scalar":false,"columns":[{"name":"b","type":"u8","count":3},{"name":"a","type":"f32","count":1}]}"#).unwrap();
         assert!(a.same_fields(&b));
         assert!(!a.same_fields(&c));
+    }
+
+    #[test]
+    fn differences_name_the_columns_and_the_calls_that_migrate() {
+        let stored = req(r#"{"scalar":false,"columns":[{"name":"pos","type":"f32","count":3},{"name":"hp","type":"u16","count":1},{"name":"old","type":"bool","count":1}]}"#).unwrap();
+        let wanted = req(r#"{"scalar":false,"columns":[{"name":"pos","type":"f64","count":3},{"name":"health","type":"u16","count":1},{"name":"id","type":"u64","count":1}]}"#).unwrap();
+        let d = stored.difference(&wanted);
+        for part in [
+            "column 'pos' is [f32, 3] stored and [f64, 3] requested",
+            "vec.renameColumn('hp', 'health')",
+            "the stored schema has no column 'id' (u64)",
+            "vec.addColumn('id', 'u64')",
+            "vec.dropColumn('old')",
+            "open it with the stored schema { pos: ['f32', 3], hp: 'u16', old: 'bool' }",
+            "a column's type cannot change in place",
+        ] {
+            assert!(d.contains(part), "{part:?} missing from: {d}");
+        }
+        let scalar = req(r#"{"scalar":true,"columns":[{"name":"value","type":"f64","count":1}]}"#).unwrap();
+        assert!(scalar.difference(&stored).contains("plain values"));
+        assert!(stored.difference(&scalar).contains("plain values"));
+    }
+
+    #[test]
+    fn javascript_literals_quote_what_needs_it() {
+        assert_eq!(js_str("hp"), "'hp'");
+        assert_eq!(js_str("it's"), r#""it's""#);
+        assert_eq!(js_key("a b"), "'a b'");
+        assert_eq!(js_key("_x1"), "_x1");
+        assert_eq!(ElemType::parse("bool"), Some(ElemType::Bool));
+        assert_eq!(ElemType::parse("f16"), None);
     }
 }

@@ -354,3 +354,10 @@ pub fn file_id(file: &File) -> io::Result<(u64, u64)> {
     let m = file.metadata()?;
     Ok((m.dev(), m.ino()))
 }
+
+/// The (device, inode) of the file at `path` (following symlinks, as opening it does).
+pub fn path_id(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path)?;
+    Ok((m.dev(), m.ino()))
+}
