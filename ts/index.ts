@@ -704,7 +704,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       })
     }
     this._spec.columns.forEach((_, k) => ((this as unknown as Record<string, unknown>)[`_c${k}`] = this._cols[k]))
-    if (this._keep !== undefined) this._keep.cols = this._cols
+    this._syncKeep()
     this._gen++
   }
 
@@ -772,6 +772,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         if (!from.includes(j)) structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] })
       })
       spec.columns.forEach((_, k) => (self[`_c${k}`] = this._cols[k]))
+      this._syncKeep()
       this._gen++
     } else {
       // The header file was replaced: the row count must keep landing in the live one.
@@ -781,6 +782,15 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     }
     for (let k = spec.columns.length; k < oldCount; k++) self[`_c${k}`] = undefined
     this._columnsCache = undefined
+  }
+
+  /** @internal Buffered mode: what a write-back at collection or exit sees follows the vec. */
+  _syncKeep(): void {
+    const keep = this._keep
+    if (keep === undefined) return
+    keep.cols = this._cols
+    keep.stored = this._stored
+    keep.counts = this._spec.columns.map((c) => c.count)
   }
 
   /** @internal Buffered mode: copies every row and the row count into the mapped files. */
