@@ -371,3 +371,15 @@ test('Arrow is listed but not available in this build: ENOTSUP (exit 17)', (t) =
   t.false(existsSync(join(dir, 'x.arrow')))
   t.false(existsSync(join(dir, 'y.mvec')))
 })
+
+test('a reader that goes away early (cat | head) ends the command quietly', (t) => {
+  const path = join(scratch(), 'long.mvec')
+  const v = MmapVec.open(path, 'f64')
+  v.pushMany(new Float64Array(200_000).map((_, i) => i / 7))
+  v.close()
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${BIN}" cat "${path}" | head -n 2`], { encoding: 'utf8' })
+  t.is(r.stdout, '     #                value\n     0                    0\n')
+  const status = spawnSync('bash', ['-c', `"${process.execPath}" "${BIN}" cat "${path}" | head -n 1 > /dev/null; echo \${PIPESTATUS[0]}`], { encoding: 'utf8' })
+  t.is(status.stdout.trim(), '0')
+  t.is(status.stderr, '')
+})

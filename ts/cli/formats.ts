@@ -47,6 +47,7 @@ async function forRows(slice: Slice, label: string, each: (i: number) => Promise
       await each(i)
       if ((i & 0xfff) === 0) progress.update(i - slice.from)
     }
+    progress.update(slice.to - slice.from)
   } finally {
     progress.stop()
   }
@@ -148,6 +149,7 @@ async function importRows(file: string, path: string, schema: Schema, source: Ro
       v.push(row as never)
       if ((v.length & 0xfff) === 0) progress.update(read)
     }
+    progress.update(size)
     const n = v.length
     v.close()
     return n

@@ -81,10 +81,8 @@ export class Progress {
     }
   }
 
+  /** Removes nothing: a finished bar stays on the terminal, at wherever the run got to. */
   stop(): void {
-    if (this.bar !== undefined) {
-      this.bar.update(this.total)
-      this.bar.stop()
-    }
+    this.bar?.stop()
   }
 }
