@@ -55,7 +55,12 @@ async function forRows(slice: Slice, label: string, each: (i: number) => Promise
 
 /** CSV header names: a field, or for array fields one name per element, `pos[0]`, `pos[1]`... */
 export function csvNames(spec: NormalizedSchema): string[] {
-  return spec.columns.flatMap((c) => (c.count === 1 ? [c.name] : Array.from({ length: c.count }, (_, j) => `${c.name}[${j}]`)))
+  const names = spec.columns.flatMap((c) => (c.count === 1 ? [c.name] : Array.from({ length: c.count }, (_, j) => `${c.name}[${j}]`)))
+  const twice = names.find((n, i) => names.indexOf(n) !== i)
+  if (twice !== undefined) {
+    throw new MmapVecError('EINVAL', `CSV cannot tell the columns apart: '${twice}' names a field and an element of an array field; use jsonl`)
+  }
+  return names
 }
 
 const csv: Format = {
