@@ -84,3 +84,13 @@ void bad
 const schema: Schema = { a: 'u8' }
 void schema
 export {}
+
+// Without a schema, a vec has the stored one, known only at run time; inspect and verify are typed.
+is<Equal<ReturnType<typeof MmapVec.open<typeof Particle>>, MmapVec<typeof Particle>>>(true)
+declare const anyPath: string
+const stored = MmapVec.open(anyPath, undefined, { readOnly: true })
+is<Equal<typeof stored, MmapVec<Schema>>>(true)
+is<Equal<ReturnType<typeof MmapVec.inspect>['lock'], 'none' | 'shared' | 'exclusive'>>(true)
+is<Equal<ReturnType<typeof MmapVec.verify>[number]['code'], ErrorCode>>(true)
+// @ts-expect-error a schema's type is checked even when the schema is optional
+MmapVec.open(anyPath, { x: 'f16' })

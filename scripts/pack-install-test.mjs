@@ -1,8 +1,9 @@
 // Proves that installing the packed packages works without a compiler: packs the main package
 // and the linux-x64-gnu platform package with `npm pack`, installs both tarballs into a fresh
 // project whose PATH has no cargo or rustc, and opens, pushes, closes, reopens and checks rows
-// there, with `import` and with `require`. Also checks that the main package ships no Rust
-// sources, tests, examples or build output. Run by .ci/run (`npm run test:pack`).
+// there, with `import` and with `require`, and runs `npx mmapvec info` from the installed bin.
+// Also checks that the main package ships no Rust sources, tests, examples or build output. Run by
+// .ci/run (`npm run test:pack`).
 import { execFileSync } from 'node:child_process'
 import { accessSync, constants, copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -26,7 +27,7 @@ if (process.platform !== 'linux' || process.arch !== 'x64') {
 const listing = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts']))[0].files.map((f) => f.path)
 const forbidden = listing.filter((p) => /\.rs$|^crates\/|^src\/|^__test__\/|^target\/|\.node$|^bench\/|^examples\/|^Cargo\./.test(p))
 if (forbidden.length > 0) fail(`the main package would ship ${forbidden.join(', ')}`)
-for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/esm.mjs', 'native/binding.js', 'package.json', 'README.md']) {
+for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/esm.mjs', 'dist/cli/bin.js', 'dist/cli/main.js', 'native/binding.js', 'package.json', 'README.md']) {
   if (!listing.includes(needed)) fail(`the main package lacks ${needed}`)
 }
 console.log(`main package: ${listing.length} files, no Rust sources, tests, examples or build output`)
@@ -90,4 +91,10 @@ writeFileSync(join(app, 'esm.mjs'), `import { MmapVec } from 'mmapvec'\n${body('
 writeFileSync(join(app, 'cjs.cjs'), `const { MmapVec } = require('mmapvec')\n${body('require')}`)
 process.stdout.write(run(process.execPath, ['esm.mjs'], { cwd: app, env }))
 process.stdout.write(run(process.execPath, ['cjs.cjs'], { cwd: app, env }))
+// The command: `npx mmapvec info` on a vec the scripts above made, from the installed bin.
+const info = JSON.parse(run('npx', ['--no-install', 'mmapvec', 'info', '--json', 'data-import.mvec'], { cwd: app, env }))
+if (info.length !== 1000 || JSON.stringify(info.schema) !== JSON.stringify({ pos: ['f32', 3], id: 'u32', big: 'i64', ok: 'bool' })) {
+  fail(`npx mmapvec info printed ${JSON.stringify(info)}`)
+}
+console.log('npx mmapvec info: 1000 rows and the schema, from the installed bin')
 console.log('pack-install-test: the packed packages install and work without cargo or rustc')

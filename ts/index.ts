@@ -6,7 +6,13 @@
  * native code only when the capacity must grow.
  */
 import { constants as bufferConstants } from 'node:buffer'
-import { NativeVec, externalBuffersAllowed, remove as nativeRemove } from '../native/binding.js'
+import {
+  NativeVec,
+  externalBuffersAllowed,
+  inspect as nativeInspect,
+  remove as nativeRemove,
+  verify as nativeVerify,
+} from '../native/binding.js'
 import { track, untrack, writeBack, type BufferedState } from './buffered.js'
 import { specialise } from './codegen.js'
 import { MmapVecError, fromNative, native, type ErrorCode } from './errors.js'
@@ -31,6 +37,7 @@ import {
   type WithRenamedColumn,
   type WithoutColumn,
 } from './schema.js'
+import { schemaOf } from './schema.js'
 
 export { MmapVecError, type ErrorCode }
 export type {
@@ -82,6 +89,64 @@ export interface OpenOptions {
    * (Electron's V8 memory cage); the environment variable `MMAPVEC_MODE` overrides it.
    */
   mode?: Mode
+}
+
+/** One column of a vec, as {@link MmapVec.inspect} finds it. */
+export interface ColumnInfo {
+  readonly name: string
+  readonly type: ScalarType
+  /** Values per row (1 for a plain field, n for `[type, n]`). */
+  readonly count: number
+  /** The column's file in the vec's directory. */
+  readonly file: string
+  /** Where the rows start in the file. */
+  readonly offset: number
+  /** The file's size in bytes; null when the file is missing. */
+  readonly bytes: number | null
+  /** Rows the file has room for; null when the file is missing. */
+  readonly rows: number | null
+}
+
+/** What {@link MmapVec.inspect} finds. */
+export interface VecInfo {
+  readonly path: string
+  /** The on-disk format version (docs/FORMAT.md). */
+  readonly formatVersion: number
+  /** The byte order of the data: always this machine's (a vec of the other order is EARCH). */
+  readonly byteOrder: 'little' | 'big'
+  /** The architecture of the machine that created the vec (informational). */
+  readonly arch: string
+  /** The application's data version (the `version` option; 0 when none was given). */
+  readonly version: number
+  readonly headerBytes: number
+  readonly length: number
+  /** The fewest rows any column file has room for; null when a column file is missing. */
+  readonly capacity: number | null
+  /** The stored schema, in the form `MmapVec.open` takes, fields in stored order. */
+  readonly schema: Schema
+  readonly columns: readonly ColumnInfo[]
+  /**
+   * Who has the vec open at the time of the probe: `'exclusive'` (open read-write somewhere),
+   * `'shared'` (open `readOnly`), or `'none'`.
+   */
+  readonly lock: 'none' | 'shared' | 'exclusive'
+  /** True when a handle of this process holds that lock. */
+  readonly lockedByThisProcess: boolean
+}
+
+/** A problem {@link MmapVec.verify} found. */
+export interface VerifyProblem {
+  /** The error opening the vec would give for it (EFORMAT, EARCH, EACCES, EIO...). */
+  readonly code: ErrorCode
+  /**
+   * The check that found it, a stable name: `directory`, `header-file`, `header-magic`,
+   * `byte-order`, `format-version`, `header-size`, `schema-length`, `header-checksum`,
+   * `header-reserved`, `header-padding`, `schema`, `column-file-name`, `row-count`,
+   * `column-file`, `column-size`, `column-prefix`, `capacity`, `bool-value`.
+   */
+  readonly check: string
+  /** Names the file and what is wrong. */
+  readonly message: string
 }
 
 /** How a vec's columns reach JavaScript; see {@link OpenOptions.mode}. */
@@ -164,6 +229,12 @@ function checkOptions(path: string, options: unknown): OpenOptions {
 }
 
 type Making = 'open' | 'create' | 'temp'
+
+/** The stored schema as the facade works with it: names, types and widths in stored order. */
+function storedSpec(json: string): NormalizedSchema {
+  const s = JSON.parse(json) as NormalizedSchema
+  return { scalar: s.scalar, columns: s.columns.map(({ name, type, count }) => ({ name, type, count })) }
+}
 
 interface Opening<S extends Schema> {
   native: NativeVec
@@ -263,7 +334,14 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * Opens the vec at `path`, creating it when missing (unless `create: false`). The stored
    * schema must have the same fields (ESCHEMA otherwise).
    */
-  static open<const S extends Schema>(path: string, schema: S, options?: OpenOptions): MmapVec<S> {
+  static open<const S extends Schema>(path: string, schema: S, options?: OpenOptions): MmapVec<S>
+  /**
+   * Opens the existing vec at `path` with the schema it stores, for code that does not know it
+   * (tools, inspectors): `v.schema` is the stored schema. Never creates: with nothing at `path`
+   * it fails with ENOENT, since creating a vec needs a schema. The `create` option is ignored.
+   */
+  static open(path: string, schema?: undefined, options?: OpenOptions): MmapVec<Schema>
+  static open(path: string, schema?: Schema, options?: OpenOptions): MmapVec<Schema> {
     return MmapVec._make('open', path, schema, options)
   }
 
@@ -286,21 +364,72 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     native(path, () => nativeRemove(path))
   }
 
+  /**
+   * Reads what the vec at `path` is (schema, length, capacity, column file sizes, format and
+   * application version) and who has it open, without opening it: no lock is taken (the lock
+   * is probed with non-blocking tries released at once; an open that does not wait may fail
+   * with ELOCKED at that very instant) and nothing is changed, so it works while another
+   * process has the vec open read-write. Throws as opening would when the header is missing
+   * or damaged (ENOENT, EFORMAT, EARCH); use {@link MmapVec.verify} to list every problem.
+   */
+  static inspect(path: string): VecInfo {
+    if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
+    const i = native(path, () => nativeInspect(path))
+    const stored = JSON.parse(i.schemaJson) as NormalizedSchema
+    return {
+      path: i.path,
+      formatVersion: i.formatVersion,
+      byteOrder: i.littleEndian ? 'little' : 'big',
+      arch: i.arch,
+      version: i.appVersion,
+      headerBytes: i.headerBytes,
+      length: i.length,
+      capacity: i.capacity ?? null,
+      schema: schemaOf(stored),
+      columns: i.columns.map((c) => ({
+        name: c.name,
+        type: c.type as ScalarType,
+        count: c.count,
+        file: c.file,
+        offset: c.offset,
+        bytes: c.bytes ?? null,
+        rows: c.rows ?? null,
+      })),
+      lock: i.lock as VecInfo['lock'],
+      lockedByThisProcess: i.lockHeldHere,
+    }
+  }
+
+  /**
+   * Runs every check the file format allows on the vec at `path` and returns every problem
+   * found, an empty array for a sound vec: the header (magic, byte order, format version,
+   * size, checksum, reserved bytes, padding, schema, row count), each column file (present, a
+   * regular file, whole pages, zeros before the rows, room for the row count) and the values
+   * of bool columns. Reads only, takes no lock, never changes a file; works while the vec is
+   * open elsewhere. Throws ENOENT when nothing is at `path`.
+   */
+  static verify(path: string): VerifyProblem[] {
+    if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
+    return native(path, () => nativeVerify(path)).map((p) => ({ code: p.code as ErrorCode, check: p.check, message: p.message }))
+  }
+
   /** @internal */
-  static _make<S extends Schema>(mode: Making, path: string, schema: S, options: OpenOptions | undefined): MmapVec<S> {
+  static _make<S extends Schema>(mode: Making, path: string, schema: S | undefined, options: OpenOptions | undefined): MmapVec<S> {
     if (mode !== 'temp' && (typeof path !== 'string' || path === '')) {
       throw invalid(`path must be a non-empty string, got ${String(path)}`)
     }
     const where = mode === 'temp' ? 'temp vec' : path
     const o = checkOptions(where, options)
     if (mode === 'create' && o.create === false) throw invalid(`${where}: create() with create: false makes no sense`, path)
-    const spec = normalizeSchema(schema)
-    if (typeof spec === 'string') throw invalid(`${where}: ${spec}`, path || undefined)
+    // Without a schema (`open` only), the stored one is used once the vec is open.
+    const stored = mode === 'open' && schema === undefined
+    const requested = stored ? undefined : normalizeSchema(schema)
+    if (typeof requested === 'string') throw invalid(`${where}: ${requested}`, path || undefined)
     // Resolved before anything touches the disk: a bad MMAPVEC_MODE fails here.
     const resolved: OpenOptions = { ...o, mode: o.mode ?? defaultMode() }
     const nv = native(path || undefined, () =>
-      NativeVec.open(path, JSON.stringify(spec), {
-        create: mode !== 'open' || o.create !== false,
+      NativeVec.open(path, requested === undefined ? undefined : JSON.stringify(requested), {
+        create: !stored && (mode !== 'open' || o.create !== false),
         createNew: mode === 'create',
         readOnly: o.readOnly === true,
         temp: mode === 'temp',
@@ -313,8 +442,10 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         maxViewBytes: bufferConstants.MAX_LENGTH,
       }),
     )
+    const spec = requested ?? storedSpec(nv.schemaJson)
     const Cls = specialise(MmapVec, spec)
-    return new Cls({ native: nv, schema, spec, options: resolved, temp: mode === 'temp' }) as MmapVec<S>
+    const userSchema = (schema ?? schemaOf(spec)) as S
+    return new Cls({ native: nv, schema: userSchema, spec, options: resolved, temp: mode === 'temp' }) as MmapVec<S>
   }
 
   /** Number of rows. */

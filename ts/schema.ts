@@ -165,6 +165,16 @@ export function normalizeSchema(schema: unknown): NormalizedSchema | string {
   return { scalar: false, columns }
 }
 
+/** The schema in the form `MmapVec.open` takes (`'f64'`, `{ pos: ['f32', 3], id: 'u32' }`). */
+export function schemaOf(spec: NormalizedSchema): Schema {
+  const field = (c: ColumnSpec): FieldType => (c.count === 1 ? c.type : [c.type, c.count])
+  if (spec.scalar) return field(spec.columns[0])
+  const fields: Record<string, FieldType> = {}
+  // defineProperty: a field may be named __proto__.
+  for (const c of spec.columns) Object.defineProperty(fields, c.name, { value: field(c), enumerable: true, writable: true, configurable: true })
+  return fields
+}
+
 /** The constructor of each element type's TypedArray. */
 export const ARRAY_TYPES = {
   i8: Int8Array,

@@ -94,41 +94,74 @@ impl Header {
     }
 
     /// Parses and checks header bytes (`file_len` is the header file's size). `what` names the
-    /// file in messages. Never panics, whatever the bytes.
+    /// file in messages. Never panics, whatever the bytes. Fails with the first problem
+    /// [`Header::check`] finds.
     pub fn decode(b: &[u8], file_len: u64, what: &str) -> Result<Header> {
-        let fmt = |m: String| Err(Error::new(Code::Format, format!("{what}: {m}")));
+        let checked = Header::check(b, file_len, what);
+        match (checked.problems.into_iter().next(), checked.header) {
+            (Some((_, e)), _) => Err(e),
+            (None, Some(h)) => Ok(h),
+            (None, None) => Err(Error::new(Code::Format, format!("{what}: damaged header"))),
+        }
+    }
+
+    /// Checks header bytes and reports every problem found, in the order [`Header::decode`]
+    /// meets them. Checking goes on past a problem while the later fields can still be read
+    /// (a bad checksum, a wrong size, non-zero padding...), and stops where they cannot (not a
+    /// vec, another byte order, an unknown format version). Never panics, whatever the bytes.
+    ///
+    /// Each problem comes with the name of its check, stable for programs to match on:
+    /// `header-magic`, `byte-order`, `format-version`, `header-size`, `schema-length`,
+    /// `header-checksum`, `header-reserved`, `header-padding`, `schema`, `column-file-name`.
+    pub fn check(b: &[u8], file_len: u64, what: &str) -> Checked {
+        let mut problems = Vec::new();
+        let done = |problems: Vec<(&'static str, Error)>| Checked {
+            header: None,
+            problems,
+        };
+        let fmt = |m: String| Error::new(Code::Format, format!("{what}: {m}"));
         if b.len() < OFF_SCHEMA {
-            return fmt(format!(
+            problems.push(("header-size", fmt(format!(
                 "not an mmapvec header: it is {} bytes long, a header has at least {OFF_SCHEMA}; the file is damaged or belongs to something else",
                 b.len()
-            ));
+            ))));
+            return done(problems);
         }
         if b[..8] != MAGIC {
-            return fmt(format!(
-                "not an mmapvec header: expected the magic bytes {:?}, found {:?}",
-                String::from_utf8_lossy(&MAGIC),
-                String::from_utf8_lossy(&b[..8])
+            problems.push((
+                "header-magic",
+                fmt(format!(
+                    "not an mmapvec header: expected the magic bytes {:?}, found {:?}",
+                    String::from_utf8_lossy(&MAGIC),
+                    String::from_utf8_lossy(&b[..8])
+                )),
             ));
+            return done(problems);
         }
         let bom = u32_at(b, OFF_BOM);
         if bom == BYTE_ORDER_MARK.swap_bytes() {
-            return Err(Error::new(
+            problems.push(("byte-order", Error::new(
                 Code::Arch,
                 format!(
                     "{what}: written on a machine of the other byte order; the on-disk bytes are the in-memory bytes, so convert it there (export it, e.g. as Arrow IPC) and import it here"
                 ),
-            ));
+            )));
+            return done(problems);
         }
         if bom != BYTE_ORDER_MARK {
-            return fmt(format!(
-                "damaged header: byte-order mark is {bom:#x}, expected {BYTE_ORDER_MARK:#x}"
+            problems.push((
+                "byte-order",
+                fmt(format!(
+                    "damaged header: byte-order mark is {bom:#x}, expected {BYTE_ORDER_MARK:#x}"
+                )),
             ));
         }
         let format = u32_at(b, OFF_FORMAT);
         if format != FORMAT_VERSION {
-            return fmt(format!(
+            problems.push(("format-version", fmt(format!(
                 "format version {format} is not supported by this mmapvec (it reads version {FORMAT_VERSION}); use the mmapvec version that wrote it"
-            ));
+            ))));
+            return done(problems);
         }
         let size = u32_at(b, OFF_HEADER_SIZE) as usize;
         let schema_len = u32_at(b, OFF_SCHEMA_LEN) as usize;
@@ -137,62 +170,138 @@ impl Header {
             || size as u64 != file_len
             || size > b.len()
         {
-            return fmt(format!(
-                "damaged header: it says it is {size} bytes long but the file has {file_len}"
+            problems.push((
+                "header-size",
+                fmt(format!(
+                    "damaged header: it says it is {size} bytes long but the file has {file_len}"
+                )),
             ));
         }
         if schema_len == 0 || schema_len > MAX_SCHEMA_BYTES || OFF_SCHEMA + schema_len > size {
-            return fmt(format!(
-                "damaged header: schema length {schema_len} does not fit a {size}-byte header"
+            problems.push((
+                "schema-length",
+                fmt(format!(
+                    "damaged header: schema length {schema_len} does not fit a {size}-byte header"
+                )),
             ));
+        }
+        // What follows reads the schema's bytes, which must at least be there (a problem was
+        // reported above when they are not).
+        if schema_len == 0 || OFF_SCHEMA + schema_len > b.len() {
+            return done(problems);
         }
         let stored = u32_at(b, OFF_CRC);
         let actual = checksum(b, schema_len);
         if stored != actual {
-            return fmt(format!(
-                "damaged header: checksum is {stored:#010x}, the bytes give {actual:#010x}"
+            problems.push((
+                "header-checksum",
+                fmt(format!(
+                    "damaged header: checksum is {stored:#010x}, the bytes give {actual:#010x}"
+                )),
             ));
         }
         if u32_at(b, OFF_RESERVED) != 0 {
-            return fmt("damaged header: the reserved field is not zero".to_string());
+            problems.push((
+                "header-reserved",
+                fmt("damaged header: the reserved field is not zero".to_string()),
+            ));
         }
-        if b[OFF_SCHEMA + schema_len..size].iter().any(|&x| x != 0) {
-            return fmt("damaged header: the padding after the schema is not zero".to_string());
+        let padding = b
+            .get(OFF_SCHEMA + schema_len..size.min(b.len()))
+            .unwrap_or_default();
+        if padding.iter().any(|&x| x != 0) {
+            problems.push((
+                "header-padding",
+                fmt("damaged header: the padding after the schema is not zero".to_string()),
+            ));
         }
         let schema: Schema = match serde_json::from_slice(&b[OFF_SCHEMA..OFF_SCHEMA + schema_len]) {
             Ok(s) => s,
-            Err(e) => return fmt(format!("damaged header: stored schema does not parse ({e})")),
+            Err(e) => {
+                problems.push((
+                    "schema",
+                    fmt(format!("damaged header: stored schema does not parse ({e})")),
+                ));
+                return done(problems);
+            }
         };
         if let Err(e) = schema.validate() {
-            return fmt(format!(
-                "damaged header: stored schema is not valid ({})",
-                e.message
+            problems.push((
+                "schema",
+                fmt(format!(
+                    "damaged header: stored schema is not valid ({})",
+                    e.message
+                )),
             ));
         }
         for (i, c) in schema.columns.iter().enumerate() {
             if schema.columns[..i].iter().any(|o| o.file == c.file) {
-                return fmt(format!("damaged header: two columns name the file {:?}", c.file));
-            }
-            if !valid_file_name(&c.file) {
-                return fmt(format!(
-                    "damaged header: column '{}' names the file {:?}",
-                    c.name, c.file
+                problems.push((
+                    "column-file-name",
+                    fmt(format!("damaged header: two columns name the file {:?}", c.file)),
+                ));
+            } else if !valid_file_name(&c.file) {
+                problems.push((
+                    "column-file-name",
+                    fmt(format!(
+                        "damaged header: column '{}' names the file {:?}",
+                        c.name, c.file
+                    )),
                 ));
             }
         }
         let arch_raw = &b[OFF_ARCH..OFF_ARCH + ARCH_LEN];
         let arch_end = arch_raw.iter().position(|&c| c == 0).unwrap_or(ARCH_LEN);
-        Ok(Header {
-            app_version: u64_at(b, OFF_APP_VERSION),
-            schema,
-            arch: String::from_utf8_lossy(&arch_raw[..arch_end]).into_owned(),
-            header_size: size,
-        })
+        Checked {
+            header: Some(Header {
+                app_version: u64_at(b, OFF_APP_VERSION),
+                schema,
+                arch: String::from_utf8_lossy(&arch_raw[..arch_end]).into_owned(),
+                header_size: size,
+            }),
+            problems,
+        }
     }
 }
 
+/// What [`Header::check`] found: the header when its fields could be read (possibly with
+/// problems), and every problem.
+#[derive(Debug)]
+pub struct Checked {
+    pub header: Option<Header>,
+    /// Each problem with the name of the check that found it (see [`Header::check`]).
+    pub problems: Vec<(&'static str, Error)>,
+}
+
+/// Reads a header file's bytes (at most what a header can hold) through the file, never
+/// through a mapping (which would fault on a truncated file); returns them with the file's size.
+pub fn read_bytes(file: &std::fs::File, hp: &std::path::Path) -> Result<(Vec<u8>, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io(&e, hp, "reading the header"))?
+        .len();
+    let limit = (OFF_SCHEMA + MAX_SCHEMA_BYTES + HEADER_ALIGN) as u64;
+    if size > limit {
+        return Err(Error::new(
+            Code::Format,
+            format!(
+                "{}: damaged header: {size} bytes, a header has at most {limit}",
+                hp.display()
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    let mut reader = file;
+    reader
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| reader.take(size).read_to_end(&mut bytes))
+        .map_err(|e| Error::io(&e, hp, "reading the header"))?;
+    Ok((bytes, size))
+}
+
 /// Column files are plain names inside the vec's directory, never paths.
-fn valid_file_name(name: &str) -> bool {
+pub(crate) fn valid_file_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name != "."
@@ -201,6 +310,11 @@ fn valid_file_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')
+}
+
+/// The raw row count of header bytes at least [`OFF_SCHEMA`] long.
+pub fn stored_length(b: &[u8]) -> f64 {
+    f64::from_ne_bytes(b[OFF_LENGTH..OFF_LENGTH + 8].try_into().expect("8 bytes"))
 }
 
 /// Reads a stored row count: an integer-valued, finite, non-negative f64.

@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod header;
+pub mod inspect;
 pub mod lock;
 pub mod schema;
 pub mod sys;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -111,4 +112,53 @@ fn locked_error(path: &Path, exclusive: bool, timeout: Duration, here: bool) -> 
             path.display()
         ),
     )
+}
+
+/// Which lock some open file description holds on a vec's header file, as a probe sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// Nobody has the vec open.
+    Unlocked,
+    /// Opened `readOnly` somewhere (one or more holders).
+    Shared,
+    /// Opened read-write somewhere.
+    Exclusive,
+}
+
+impl LockState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockState::Unlocked => "none",
+            LockState::Shared => "shared",
+            LockState::Exclusive => "exclusive",
+        }
+    }
+}
+
+/// Finds out who holds the lock on `file` without waiting and without keeping anything:
+/// `file` must be an open file description of its own (flock locks belong to descriptions, so
+/// tries on it conflict with every holder, this process's own handles included, and closing it
+/// releases only what it took). A shared try tells an exclusive holder apart; an exclusive try
+/// then tells a shared holder from none. Each lock taken is released at once, but for that
+/// instant an open that does not wait (`lockTimeoutMs: 0`) may fail with ELOCKED. The answer is
+/// what was true at the probe; a holder may come or go right after.
+pub fn probe(file: &File) -> io::Result<LockState> {
+    match file.try_lock_shared() {
+        Ok(()) => file.unlock()?,
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(LockState::Exclusive),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    match file.try_lock() {
+        Ok(()) => {
+            file.unlock()?;
+            Ok(LockState::Unlocked)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Ok(LockState::Shared),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// True when an open handle of this process holds a lock on the file `file` is open on.
+pub fn held_in_this_process(file: &File) -> bool {
+    held_here(crate::sys::file_id(file).ok())
 }

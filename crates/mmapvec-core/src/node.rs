@@ -182,11 +182,19 @@ fn closed() -> napi::Error {
 }
 
 impl NodeVec {
-    pub fn open(path: &Path, schema: &Schema, opts: &OpenOptions, temp: bool) -> napi::Result<NodeVec> {
-        let v = if temp {
-            MmapVec::temp(schema, opts)
-        } else {
-            MmapVec::open(path, schema, opts)
+    /// Opens (or makes, for `temp`) a vec; without a schema, an existing one with its stored
+    /// schema.
+    pub fn open(
+        path: &Path,
+        schema: Option<&Schema>,
+        opts: &OpenOptions,
+        temp: bool,
+    ) -> napi::Result<NodeVec> {
+        let v = match (schema, temp) {
+            (Some(schema), true) => MmapVec::temp(schema, opts),
+            (Some(schema), false) => MmapVec::open(path, schema, opts),
+            (None, false) => MmapVec::open_stored(path, opts),
+            (None, true) => Err(Error::new(Code::Invalid, "a temp vec needs a schema")),
         }
         .map_err(js_error)?;
         let n = v.schema().columns.len();

@@ -2,7 +2,7 @@
 //! into an address-space reservation of its own so that it grows without moving or copying.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -118,7 +118,7 @@ fn unique_suffix() -> String {
     )
 }
 
-fn format_err(path: &Path, msg: impl std::fmt::Display) -> Error {
+pub(crate) fn format_err(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::new(Code::Format, format!("{}: {msg}", path.display()))
 }
 
@@ -205,7 +205,7 @@ fn check_capacity(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()
 }
 
 /// Rows a column file of `len` bytes holds.
-fn rows_in(len: u64, offset: u32, row_size: usize) -> u64 {
+pub(crate) fn rows_in(len: u64, offset: u32, row_size: usize) -> u64 {
     len.saturating_sub(offset as u64) / row_size as u64
 }
 
@@ -253,7 +253,7 @@ impl MmapVec {
                             "is not an mmapvec vec: a vec is a directory holding a header file and one file per column",
                         ));
                     }
-                    return Self::open_existing(path, schema, opts);
+                    return Self::open_existing(path, Some(schema), opts);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     if !(opts.create || opts.create_new) || opts.read_only {
@@ -266,7 +266,7 @@ impl MmapVec {
                         ));
                     }
                     match create_dir_vec(path, schema, opts) {
-                        Ok(()) => return Self::open_existing(path, schema, opts),
+                        Ok(()) => return Self::open_existing(path, Some(schema), opts),
                         Err(e) if e.code == Code::Exists => continue,
                         Err(e) => return Err(e),
                     }
@@ -339,7 +339,8 @@ impl MmapVec {
         Ok(())
     }
 
-    fn open_existing(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<MmapVec> {
+    /// Opens an existing vec; its stored schema must match `schema` when one is given.
+    fn open_existing(path: &Path, schema: Option<&Schema>, opts: &OpenOptions) -> Result<MmapVec> {
         let (header_file, held) = open_header(path, !opts.read_only, opts.lock_timeout)?;
         let header = read_header(path, &header_file)?;
         if let Some(v) = opts.version {
@@ -355,7 +356,7 @@ impl MmapVec {
                 ));
             }
         }
-        if !header.0.schema.same_fields(schema) {
+        if let Some(schema) = schema.filter(|s| !header.0.schema.same_fields(s)) {
             return Err(Error::new(
                 Code::Schema,
                 format!(
@@ -1101,6 +1102,38 @@ impl MmapVec {
 }
 
 impl MmapVec {
+    /// Opens the existing vec at `path` with the schema it stores, for callers that do not
+    /// know it (tools such as the `mmapvec` command). Never creates: creating needs a schema,
+    /// so with nothing at `path` it fails with ENOENT saying so.
+    pub fn open_stored(path: &Path, opts: &OpenOptions) -> Result<MmapVec> {
+        let needs_schema = || {
+            Error::new(
+                Code::NotFound,
+                format!(
+                    "{}: no such vec; creating one needs a schema, e.g. MmapVec.open(path, {{ x: 'f32' }})",
+                    path.display()
+                ),
+            )
+        };
+        if opts.create_new {
+            return Err(Error::new(
+                Code::Invalid,
+                format!("{}: creating a vec needs a schema", path.display()),
+            ));
+        }
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => Self::open_existing(path, None, opts),
+            Ok(_) => Err(format_err(
+                path,
+                "is not an mmapvec vec: a vec is a directory holding a header file and one file per column",
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(needs_schema()),
+            Err(e) => Err(Error::io(&e, path, "looking it up")),
+        }
+    }
+}
+
+impl MmapVec {
     fn stop_prefaults(&mut self) {
         for p in self.prefaults.drain(..) {
             p.stop();
@@ -1258,7 +1291,7 @@ fn write_vec_files(dir: &Path, schema: &Schema, version: u64, capacity: u64) -> 
 
 /// Opens one of a vec's files, which must be a regular file: `missing` and `not_regular` say
 /// what it means when it is absent or something else (EFORMAT either way).
-fn open_regular(
+pub(crate) fn open_regular(
     path: &Path,
     write: bool,
     missing: Error,
@@ -1316,32 +1349,12 @@ fn open_header(path: &Path, write: bool, timeout: Duration) -> Result<(File, Hel
 
 /// Reads and checks the header through the file (never through a mapping, which would fault
 /// on a truncated file), and returns it with the stored row count.
-fn read_header(path: &Path, file: &File) -> Result<(Header, u64)> {
+pub(crate) fn read_header(path: &Path, file: &File) -> Result<(Header, u64)> {
     let hp = path.join(HEADER_FILE);
-    let size = file
-        .metadata()
-        .map_err(|e| Error::io(&e, &hp, "reading the header"))?
-        .len();
-    let limit = (header::OFF_SCHEMA + header::MAX_SCHEMA_BYTES + header::HEADER_ALIGN) as u64;
-    if size > limit {
-        return Err(format_err(
-            &hp,
-            format!("damaged header: {size} bytes, a header has at most {limit}"),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    let mut reader: &File = file;
-    std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(0))
-        .and_then(|_| reader.take(size).read_to_end(&mut bytes))
-        .map_err(|e| Error::io(&e, &hp, "reading the header"))?;
+    let (bytes, size) = header::read_bytes(file, &hp)?;
     let what = hp.display().to_string();
     let header = Header::decode(&bytes, size, &what)?;
-    let raw = f64::from_ne_bytes(
-        bytes[header::OFF_LENGTH..header::OFF_LENGTH + 8]
-            .try_into()
-            .expect("8 bytes"),
-    );
-    let length = header::decode_length(raw, &what)?;
+    let length = header::decode_length(header::stored_length(&bytes), &what)?;
     Ok((header, length))
 }
 

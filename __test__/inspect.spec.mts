@@ -1,0 +1,131 @@
+/**
+ * Opening a vec without its schema, and looking at a vec without opening it:
+ * `MmapVec.open(path)`, `MmapVec.inspect(path)` and `MmapVec.verify(path)`.
+ */
+import test from 'ava'
+import { MmapVec, MmapVecError, type Schema } from 'mmapvec'
+import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fingerprint, scratch } from './helpers/util.mjs'
+
+const Particle = { pos: ['f32', 3], id: 'u64', alive: 'bool', hp: 'i16' } as const
+
+function make(dir: string, rows = 10): string {
+  const path = join(dir, 'p.mvec')
+  const v = MmapVec.open(path, Particle, { version: 7 })
+  for (let i = 0; i < rows; i++) v.push({ pos: [i, i + 0.5, -i], id: BigInt(i) * 10n, alive: i % 2 === 0, hp: -i })
+  v.close()
+  return path
+}
+
+test('open without a schema uses the stored one', (t) => {
+  const path = make(scratch())
+  const v = MmapVec.open(path)
+  t.deepEqual(v.schema, { pos: ['f32', 3], id: 'u64', alive: 'bool', hp: 'i16' } satisfies Schema)
+  t.is(v.length, 10)
+  t.deepEqual(v.get(3), { pos: [3, 3.5, -3], id: 30n, alive: false, hp: -3 })
+  t.false(v.readOnly)
+  v.push({ pos: [1, 2, 3], id: 1n, alive: true, hp: 1 })
+  v.close()
+  const r = MmapVec.open(path, undefined, { readOnly: true, version: 7 })
+  t.is(r.length, 11)
+  t.is(r.version, 7)
+  r.close()
+  t.throws(() => MmapVec.open(path, undefined, { version: 8 }), { instanceOf: MmapVecError, code: 'EVERSION' })
+})
+
+test('open without a schema of a scalar vec gives the plain type back', (t) => {
+  const path = join(scratch(), 's.mvec')
+  const v = MmapVec.open(path, ['i32', 2])
+  v.push([1, -2])
+  v.close()
+  const w = MmapVec.open(path)
+  t.deepEqual(w.schema, ['i32', 2])
+  t.deepEqual(w.get(0), [1, -2])
+  w.close()
+})
+
+test('open without a schema never creates: ENOENT says a schema is needed', (t) => {
+  const path = join(scratch(), 'missing', 'x.mvec')
+  const e = t.throws(() => MmapVec.open(path), { instanceOf: MmapVecError, code: 'ENOENT' })
+  t.regex(e.message, /needs a schema/)
+  t.regex(e.message, /missing\/x\.mvec/)
+  t.false(existsSync(path))
+  t.false(existsSync(join(path, '..')))
+})
+
+test('inspect reports the header, the files and the lock without taking it', (t) => {
+  const path = make(scratch())
+  const i = MmapVec.inspect(path)
+  t.is(i.length, 10)
+  t.is(i.version, 7)
+  t.is(i.formatVersion, 1)
+  t.is(i.headerBytes, 4096)
+  t.is(i.lock, 'none')
+  t.deepEqual(i.schema, { pos: ['f32', 3], id: 'u64', alive: 'bool', hp: 'i16' })
+  t.deepEqual(
+    i.columns.map((c) => [c.name, c.type, c.count, c.bytes]),
+    [
+      ['pos', 'f32', 3, 12288],
+      ['id', 'u64', 1, 12288],
+      ['alive', 'bool', 1, 4096],
+      ['hp', 'i16', 1, 4096],
+    ],
+  )
+  t.is(i.capacity, Math.min(...i.columns.map((c) => c.rows ?? 0)))
+  const w = MmapVec.open(path, Particle)
+  t.like(MmapVec.inspect(path), { lock: 'exclusive', lockedByThisProcess: true })
+  // inspect took nothing: the writer still works, and a reader is still refused.
+  w.push({ pos: [0, 0, 0], id: 0n, alive: true, hp: 0 })
+  t.is(MmapVec.inspect(path).length, 11)
+  t.throws(() => MmapVec.open(path, Particle, { readOnly: true }), { code: 'ELOCKED' })
+  w.close()
+  const r1 = MmapVec.open(path, Particle, { readOnly: true })
+  t.like(MmapVec.inspect(path), { lock: 'shared', lockedByThisProcess: true })
+  r1.close()
+  t.like(MmapVec.inspect(path), { lock: 'none', lockedByThisProcess: false })
+})
+
+test('inspect of a missing or damaged vec throws as opening would', (t) => {
+  const dir = scratch()
+  t.throws(() => MmapVec.inspect(join(dir, 'nope')), { code: 'ENOENT' })
+  const path = make(dir)
+  const h = readFileSync(join(path, 'header'))
+  h[70] ^= 1
+  writeFileSync(join(path, 'header'), h)
+  t.throws(() => MmapVec.inspect(path), { code: 'EFORMAT' })
+})
+
+test('verify finds nothing in a sound vec, even one open for writing', (t) => {
+  const path = make(scratch())
+  t.deepEqual(MmapVec.verify(path), [])
+  const w = MmapVec.open(path)
+  t.deepEqual(MmapVec.verify(path), [])
+  w.close()
+})
+
+test('verify lists every problem and changes nothing', (t) => {
+  const path = make(scratch())
+  const h = readFileSync(join(path, 'header'))
+  h[4095] = 1 // padding
+  writeFileSync(join(path, 'header'), h)
+  const alive = readFileSync(join(path, 'c2.col'))
+  alive[128 + 4] = 9 // row 4 of the bool column (its rows start at byte 128)
+  writeFileSync(join(path, 'c2.col'), alive)
+  truncateSync(join(path, 'c3.col'), 192 + 8) // hp (rows from byte 192): room for 4 rows of 10, not whole pages
+  const before = fingerprint(path)
+  const problems = MmapVec.verify(path)
+  t.deepEqual(
+    problems.map((p) => [p.code, p.check]),
+    [
+      ['EFORMAT', 'header-padding'],
+      ['EFORMAT', 'column-size'],
+      ['EFORMAT', 'bool-value'],
+      ['EFORMAT', 'capacity'],
+    ],
+  )
+  t.regex(problems[2].message, /first in row 4/)
+  t.regex(problems[3].message, /holds 10 rows, but the column file c3\.col \(field 'hp'\) holds only 4/)
+  t.deepEqual(fingerprint(path), before)
+  t.throws(() => MmapVec.verify(join(path, 'nope')), { code: 'ENOENT' })
+})

@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+// The `mmapvec` command (package.json "bin"). The exit code is set, not forced, so that
+// output still buffered for a pipe is written before the process ends.
+import { main } from './main.js'
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code
+})

@@ -1,0 +1,262 @@
+/**
+ * The file formats `export` writes and `import` reads, as one table: a new format is one more
+ * entry. CSV and JSON lines stream rows; Arrow IPC is listed and waits for the package's Arrow
+ * support (`toArrow`/`writeArrowIPC`/`MmapVec.fromArrow`), until which it fails with ENOTSUP.
+ */
+import { parse } from 'csv-parse'
+import { stringify } from 'csv-stringify/sync'
+import { createReadStream, statSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { MmapVec, MmapVecError, type Schema } from '../index.js'
+import { normalizeSchema, type AnyColumn, type NormalizedSchema } from '../schema.js'
+import { Progress, Sink } from './io.js'
+import { cellFormatter, elementFormatter, parseElement } from './values.js'
+
+/** Rows `[from, to)` of an open vec, with its columns in schema order. */
+export interface Slice {
+  vec: MmapVec
+  spec: NormalizedSchema
+  from: number
+  to: number
+}
+
+export interface Format {
+  readonly name: string
+  /** File name endings that pick this format for `import` and `export --out`. */
+  readonly extensions: readonly string[]
+  readonly description: string
+  /** Why the format cannot be used in this build, if it cannot (ENOTSUP). */
+  readonly unavailable?: string
+  /** Writes the rows of `slice` to `sink`. */
+  write?(slice: Slice, sink: Sink): Promise<void>
+  /** Reads the rows of `file` into a new vec at `path`; returns the row count. */
+  read?(file: string, path: string, schema: Schema | undefined): Promise<number>
+}
+
+/** The vec's columns in schema order (`values` of a scalar vec is its one column). */
+export function columnsOf(slice: Slice): AnyColumn[] {
+  const all = slice.vec.columns as unknown as Record<string, AnyColumn>
+  return slice.spec.columns.map((c) => all[c.name])
+}
+
+/** Calls `each(i)` for every row of the slice, updating a progress bar by chunks. */
+async function forRows(slice: Slice, label: string, each: (i: number) => Promise<void>): Promise<void> {
+  const progress = new Progress(label, slice.to - slice.from, 'rows')
+  try {
+    for (let i = slice.from; i < slice.to; i++) {
+      await each(i)
+      if ((i & 0xfff) === 0) progress.update(i - slice.from)
+    }
+    progress.update(slice.to - slice.from)
+  } finally {
+    progress.stop()
+  }
+}
+
+/** CSV header names: a field, or for array fields one name per element, `pos[0]`, `pos[1]`... */
+export function csvNames(spec: NormalizedSchema): string[] {
+  const names = spec.columns.flatMap((c) => (c.count === 1 ? [c.name] : Array.from({ length: c.count }, (_, j) => `${c.name}[${j}]`)))
+  const twice = names.find((n, i) => names.indexOf(n) !== i)
+  if (twice !== undefined) {
+    throw new MmapVecError('EINVAL', `CSV cannot tell the columns apart: '${twice}' names a field and an element of an array field; use jsonl`)
+  }
+  return names
+}
+
+const csv: Format = {
+  name: 'csv',
+  extensions: ['.csv'],
+  description: 'comma-separated values with a header row; array fields as pos[0],pos[1],...',
+  async write(slice, sink) {
+    await sink.write(stringify([csvNames(slice.spec)]))
+    const cols = columnsOf(slice)
+    const cells = slice.spec.columns.map((c) => ({ el: elementFormatter(c.type, 'text'), n: c.count }))
+    await forRows(slice, 'export', async (i) => {
+      const parts: string[] = []
+      cells.forEach(({ el, n }, k) => {
+        for (let j = 0; j < n; j++) parts.push(el(cols[k][i * n + j]))
+      })
+      await sink.write(parts.join(',') + '\n')
+    })
+  },
+  read: (file, path, schema) => importRows(file, path, needSchema(schema, 'csv'), csvRows),
+}
+
+const jsonl: Format = {
+  name: 'jsonl',
+  extensions: ['.jsonl', '.ndjson'],
+  description: 'one JSON object per row (a plain value per row for vecs of plain values)',
+  async write(slice, sink) {
+    const line = jsonLine(slice)
+    await forRows(slice, 'export', (i) => sink.write(line(i) + '\n'))
+  },
+  read: (file, path, schema) => importRows(file, path, needSchema(schema, 'jsonl'), jsonlRows),
+}
+
+const arrow: Format = {
+  name: 'arrow',
+  extensions: ['.arrow', '.feather', '.ipc'],
+  description: 'Apache Arrow IPC',
+  unavailable:
+    'Arrow IPC is not available in this build of mmapvec: it needs the package\'s Arrow support (toArrow, writeArrowIPC, MmapVec.fromArrow); use --format csv or jsonl',
+}
+
+export const FORMATS: readonly Format[] = [csv, jsonl, arrow]
+
+/** The format named `name`, or the one whose extension `file` has. */
+export function findFormat(name: string | undefined, file: string | undefined): Format | undefined {
+  if (name !== undefined) return FORMATS.find((f) => f.name === name)
+  const lower = file?.toLowerCase()
+  return FORMATS.find((f) => f.extensions.some((e) => lower?.endsWith(e)))
+}
+
+/** A JSON line per row: `{"pos":[1,2,3],"id":"7"}`, or the bare value for vecs of plain values. */
+export function jsonLine(slice: Slice): (i: number) => string {
+  const cols = columnsOf(slice)
+  const cells = slice.spec.columns.map((c) => cellFormatter(c, 'json'))
+  if (slice.spec.scalar) return (i) => cells[0](cols[0], i)
+  const keys = slice.spec.columns.map((c) => JSON.stringify(c.name))
+  return (i) => {
+    let s = '{'
+    for (let k = 0; k < cells.length; k++) s += (k === 0 ? '' : ',') + keys[k] + ':' + cells[k](cols[k], i)
+    return s + '}'
+  }
+}
+
+function needSchema(schema: Schema | undefined, format: string): Schema {
+  if (schema === undefined) {
+    throw new UsageError(
+      `${format} does not say the types of its values: pass --schema, e.g. --schema '{"pos":["f32",3],"id":"u32"}' (mmapvec info --json <vec> prints a vec's schema)`,
+    )
+  }
+  return schema
+}
+
+/** A mistake in how the command was called (exit code 2). */
+export class UsageError extends Error {}
+
+type RowSource = (file: string, spec: NormalizedSchema, onBytes: (n: number) => void) => AsyncIterable<unknown>
+
+/**
+ * Creates the vec at `path` and pushes the rows `source` reads from `file`. On any failure the
+ * new vec is removed, so a failed import leaves nothing behind (an import killed half-way
+ * leaves a vec of the rows read so far).
+ */
+async function importRows(file: string, path: string, schema: Schema, source: RowSource): Promise<number> {
+  const spec = normalizeSchema(schema)
+  if (typeof spec === 'string') throw new MmapVecError('EINVAL', `--schema: ${spec}`)
+  const size = statSync(file).size
+  const v = MmapVec.create(path, schema)
+  const progress = new Progress('import', size, 'bytes')
+  let read = 0
+  try {
+    for await (const row of source(file, spec, (n) => (read += n))) {
+      v.push(row as never)
+      if ((v.length & 0xfff) === 0) progress.update(read)
+    }
+    progress.update(size)
+    const n = v.length
+    v.close()
+    return n
+  } catch (err) {
+    v.close({ flush: false })
+    MmapVec.remove(path)
+    throw err
+  } finally {
+    progress.stop()
+  }
+}
+
+/** Opens `file` for reading, counting the bytes read. */
+function input(file: string, onBytes: (n: number) => void) {
+  const stream = createReadStream(file)
+  stream.on('data', (d) => onBytes(d.length))
+  return stream
+}
+
+/** Builds a row from one element reader per (field, index). */
+function rowBuilder(spec: NormalizedSchema): (get: (k: number, j: number, name: string) => unknown) => unknown {
+  const names = spec.columns.map((c) => (c.count === 1 ? [c.name] : Array.from({ length: c.count }, (_, j) => `${c.name}[${j}]`)))
+  return (get) => {
+    const fields = spec.columns.map((c, k) => {
+      if (c.count === 1) return get(k, 0, names[k][0])
+      const a = new Array<unknown>(c.count)
+      for (let j = 0; j < c.count; j++) a[j] = get(k, j, names[k][j])
+      return a
+    })
+    if (spec.scalar) return fields[0]
+    const row: Record<string, unknown> = {}
+    spec.columns.forEach((c, k) => Object.defineProperty(row, c.name, { value: fields[k], enumerable: true }))
+    return row
+  }
+}
+
+async function* csvRows(file: string, spec: NormalizedSchema, onBytes: (n: number) => void): AsyncIterable<unknown> {
+  const parser = input(file, onBytes).pipe(parse({ bom: true, skip_empty_lines: true, info: true }))
+  const expected = csvNames(spec)
+  const build = rowBuilder(spec)
+  let where: number[] | undefined // for each (field, index) in order, its position in a record
+  for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+    if (where === undefined) {
+      const missing = expected.filter((n) => !record.includes(n))
+      const extra = record.filter((n) => !expected.includes(n))
+      const twice = record.filter((n, i) => record.indexOf(n) !== i)
+      if (missing.length + extra.length + twice.length > 0) {
+        throw new MmapVecError(
+          'EINVAL',
+          `${file}:${info.lines}: the header row must name the columns ${expected.join(',')}` +
+            (missing.length ? `; missing: ${missing.join(',')}` : '') +
+            (extra.length ? `; not in the schema: ${extra.join(',')}` : '') +
+            (twice.length ? `; named twice: ${twice.join(',')}` : ''),
+        )
+      }
+      where = expected.map((n) => record.indexOf(n))
+      continue
+    }
+    if (record.length !== expected.length) {
+      throw new MmapVecError('EINVAL', `${file}:${info.lines}: ${record.length} values, the header has ${expected.length}`)
+    }
+    let at = 0
+    const pos = where
+    yield build((k, _j, name) => parseElement(spec.columns[k].type, record[pos[at++]], () => `${file}:${info.lines}: ${name}`))
+  }
+  if (where === undefined) throw new MmapVecError('EINVAL', `${file}: empty: a CSV file starts with a header row`)
+}
+
+async function* jsonlRows(file: string, spec: NormalizedSchema, onBytes: (n: number) => void): AsyncIterable<unknown> {
+  const lines = createInterface({ input: input(file, onBytes), crlfDelay: Infinity })
+  const build = rowBuilder(spec)
+  const known = new Set(spec.columns.map((c) => c.name))
+  let n = 0
+  for await (const line of lines) {
+    n++
+    if (line.trim() === '') continue
+    let value: unknown
+    try {
+      value = JSON.parse(line)
+    } catch (e) {
+      throw new MmapVecError('EINVAL', `${file}:${n}: not JSON (${(e as Error).message})`)
+    }
+    const at = `${file}:${n}`
+    if (!spec.scalar) {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new MmapVecError('EINVAL', `${at}: expected an object with the fields ${[...known].join(', ')}`)
+      }
+      for (const k of Object.keys(value)) if (!known.has(k)) throw new MmapVecError('EINVAL', `${at}: no field named '${k}' in the schema`)
+    }
+    const fieldOf = (k: number): unknown => {
+      const v = spec.scalar ? value : (value as Record<string, unknown>)[spec.columns[k].name]
+      if (v === undefined) throw new MmapVecError('EINVAL', `${at}: field '${spec.columns[k].name}' is missing`)
+      return v
+    }
+    yield build((k, j, name) => {
+      const c = spec.columns[k]
+      const f = fieldOf(k)
+      if (c.count === 1) return parseElement(c.type, f, () => `${at}: ${name}`)
+      if (!Array.isArray(f) || f.length !== c.count) {
+        throw new MmapVecError('EINVAL', `${at}: field '${c.name}' must be an array of ${c.count} values`)
+      }
+      return parseElement(c.type, f[j], () => `${at}: ${name}`)
+    })
+  }
+}

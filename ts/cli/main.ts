@@ -1,0 +1,396 @@
+/**
+ * The `mmapvec` command: look at, check, print, export and import vecs.
+ * `main(args)` runs one command and resolves to its exit code (see exit-codes.ts).
+ */
+import { closeSync, createWriteStream, openSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { MmapVec, MmapVecError, type Schema, type VecInfo } from '../index.js'
+import { normalizeSchema } from '../schema.js'
+import { EXIT_CODES, exitCodeHelp } from './exit-codes.js'
+import { FORMATS, UsageError, columnsOf, findFormat, jsonLine, type Format, type Slice } from './formats.js'
+import { Sink } from './io.js'
+import { cellFormatter } from './values.js'
+
+/** A format this build cannot read or write (exit code 17). */
+export class NotSupportedError extends Error {}
+
+const FORMAT_NAMES = FORMATS.map((f) => f.name).join('|')
+
+interface Command {
+  usage: string
+  summary: string
+  help: string
+  options: NonNullable<ParseArgsConfig['options']>
+  positionals: number
+  run(args: string[], values: Record<string, string | boolean | undefined>): Promise<number>
+}
+
+const JSON_OPT = { json: { type: 'boolean' } } as const
+
+const COMMANDS: Record<string, Command> = {
+  info: {
+    usage: 'mmapvec info <path> [--json]',
+    summary: 'what a vec is: schema, rows, capacity, file sizes, versions, lock',
+    help: `Prints the schema, length, capacity, bytes on disk per column, byte order, format and
+application version of the vec at <path>, and whether a process has it open (the lock:
+none, shared = open readOnly, exclusive = open read-write). Takes no lock and changes
+nothing, so it works while another process writes the vec.
+
+  --json   one JSON object (the fields of MmapVec.inspect)`,
+    options: JSON_OPT,
+    positionals: 1,
+    run: async ([path], o) => info(path, o.json === true),
+  },
+  head: {
+    usage: 'mmapvec head <path> [-n N] [--json]',
+    summary: 'the first rows, as a table',
+    help: `Prints the first N rows (default 10) of the vec at <path> as an aligned table: arrays as
+[1, 2, 3], bools as true/false, i64/u64 as decimals, floats as the shortest decimal that
+reads back as the same value. Opens the vec readOnly (ELOCKED while it is open read-write).
+
+  -n N     rows to print (default 10)
+  --json   JSON lines instead: one object per row, i64/u64 as strings of digits,
+           NaN and Infinity as strings`,
+    options: { n: { type: 'string', short: 'n' }, ...JSON_OPT },
+    positionals: 1,
+    run: async ([path], o) => rows(path, 0, count(o.n, '-n') ?? 10, o.json === true),
+  },
+  cat: {
+    usage: 'mmapvec cat <path> [--from I] [--to J] [--json]',
+    summary: 'rows I to J (all by default), as a table',
+    help: `Prints rows [I, J) of the vec at <path> (all rows by default) as an aligned table, as
+head does. Opens the vec readOnly (ELOCKED while it is open read-write).
+
+  --from I   first row (default 0)
+  --to J     row after the last (default: the length)
+  --json     JSON lines instead (see mmapvec head --help)`,
+    options: { from: { type: 'string' }, to: { type: 'string' }, ...JSON_OPT },
+    positionals: 1,
+    run: async ([path], o) => rows(path, count(o.from, '--from') ?? 0, count(o.to, '--to'), o.json === true),
+  },
+  verify: {
+    usage: 'mmapvec verify <path> [--json]',
+    summary: 'every check the format allows; exit 1 on any problem',
+    help: `Checks the vec at <path>: the header (magic, byte order, format version, size,
+checksum, reserved bytes, padding, schema, row count), each column file (present, a regular
+file, whole pages, zeros before the rows, room for the row count) and the values of bool
+columns. Prints every problem found, with its error code and check name, and exits 1 when
+there is any (0 when there is none). Reads only: takes no lock and never changes a file.
+
+  --json   one JSON object: { path, ok, problems: [{ code, check, message }] }`,
+    options: JSON_OPT,
+    positionals: 1,
+    run: async ([path], o) => verify(path, o.json === true),
+  },
+  export: {
+    usage: `mmapvec export <path> --format ${FORMAT_NAMES} [--out FILE] [--from I] [--to J]`,
+    summary: 'write rows as CSV or JSON lines, streaming',
+    help: `Writes the rows of the vec at <path> to FILE (or to standard output), streaming. Opens the
+vec readOnly (ELOCKED while it is open read-write). A progress bar shows on stderr when
+the run is long and stderr is a terminal.
+
+  --format F   ${FORMATS.map((f) => `${f.name}: ${f.description}`).join('\n               ')}
+               (default: from the extension of --out)
+  --out FILE   written under a temporary name and renamed when complete
+  --from I     first row (default 0)
+  --to J       row after the last (default: the length)
+
+CSV: a header row, array fields as pos[0],pos[1],...; bools true/false. JSON lines: i64/u64
+as strings of digits; NaN and Infinity as strings. Floats print exactly: an export imports
+back to the same values.`,
+    options: { format: { type: 'string' }, out: { type: 'string', short: 'o' }, from: { type: 'string' }, to: { type: 'string' } },
+    positionals: 1,
+    run: async ([path], o) => exportVec(path, o),
+  },
+  import: {
+    usage: `mmapvec import <FILE> <path> --schema JSON [--format ${FORMAT_NAMES}]`,
+    summary: 'read CSV or JSON lines into a new vec, streaming',
+    help: `Creates the vec at <path> (EEXIST if something is there) and pushes the rows of FILE,
+streaming. On a bad row it stops with EINVAL naming the line and the field, and removes the
+new vec. A progress bar shows on stderr when the run is long and stderr is a terminal.
+
+  --schema S   the vec's schema, as JSON ('{"pos":["f32",3],"id":"u32"}', '"f64"') or
+               @file.json; required: neither CSV nor JSON lines say the types of their
+               values (mmapvec info --json <vec> prints a vec's schema)
+  --format F   ${FORMAT_NAMES} (default: from FILE's extension: .csv, .jsonl/.ndjson, .arrow)
+
+CSV needs a header row naming every field (array fields as pos[0],pos[1],..., in any
+order); bools are true/false or 1/0. JSON lines: one object per row with every field;
+i64/u64 as strings of digits (or safe integers); NaN and Infinity as strings. Integers out
+of their type's range are refused rather than wrapped.`,
+    options: { schema: { type: 'string' }, format: { type: 'string' } },
+    positionals: 2,
+    run: async ([file, path], o) => importFile(file, path, o),
+  },
+}
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length))
+  return `mmapvec: look at, check, print, export and import mmapvec vecs
+
+Usage: mmapvec <command> [options]    (mmapvec <command> --help for each)
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`)
+  .join('\n')}
+
+Exit codes:
+${exitCodeHelp()}`
+}
+
+function commandHelp(c: Command): string {
+  return `Usage: ${c.usage}\n\n${c.help}\n\nExit codes: mmapvec --help`
+}
+
+/** A whole number option, or undefined when absent. */
+function count(v: string | boolean | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN
+  if (!Number.isSafeInteger(n)) throw new UsageError(`${name} must be a whole number >= 0, got '${String(v)}'`)
+  return n
+}
+
+/** The stored schema as normalized columns (with `open(path)`, this is the stored one). */
+function specOf(v: MmapVec) {
+  const spec = normalizeSchema(v.schema)
+  if (typeof spec === 'string') throw new MmapVecError('EFORMAT', `${v.path}: ${spec}`, v.path)
+  return spec
+}
+
+/** Pads cells into columns two spaces apart; `right[k]` right-aligns column k. */
+function alignRows(rows: string[][], right: boolean[]): string[] {
+  const widths = rows[0].map((_, k) => Math.max(...rows.map((r) => r[k].length)))
+  return rows.map((r) =>
+    r
+      .map((cell, k) => (right[k] ? cell.padStart(widths[k]) : k === r.length - 1 ? cell : cell.padEnd(widths[k])))
+      .join('  '),
+  )
+}
+
+async function info(path: string, json: boolean): Promise<number> {
+  const i = MmapVec.inspect(path)
+  if (json) {
+    process.stdout.write(JSON.stringify(i, null, 2) + '\n')
+    return EXIT_CODES.OK
+  }
+  const lock: Record<VecInfo['lock'], string> = {
+    none: 'none (no process has it open)',
+    shared: 'shared (open readOnly by a process)',
+    exclusive: 'exclusive (open read-write by a process)',
+  }
+  const onDisk = i.headerBytes + i.columns.reduce((s, c) => s + (c.bytes ?? 0), 0)
+  const lines = alignRows(
+    [
+      ['path', i.path],
+      ['format', `mmapvec format ${i.formatVersion}, ${i.byteOrder}-endian, created on ${i.arch}`],
+      ['version', `${i.version} (the application's data version)`],
+      ['length', `${i.length} rows`],
+      ['capacity', i.capacity === null ? 'unknown: a column file is missing (run mmapvec verify)' : `${i.capacity} rows`],
+      ['lock', lock[i.lock] + (i.lockedByThisProcess ? ', this process' : '')],
+      ['on disk', `${onDisk} bytes (header ${i.headerBytes})`],
+      ['schema', JSON.stringify(i.schema)],
+    ],
+    [false, false],
+  )
+  const table = alignRows(
+    [
+      ['field', 'type', 'count', 'file', 'offset', 'bytes', 'rows'],
+      ...i.columns.map((c) => [c.name, c.type, String(c.count), c.file, String(c.offset), String(c.bytes ?? 'missing'), String(c.rows ?? '-')]),
+    ],
+    [false, false, true, false, true, true, true],
+  )
+  process.stdout.write([...lines, 'columns:', ...table.map((l) => '  ' + l)].join('\n') + '\n')
+  return EXIT_CODES.OK
+}
+
+async function verify(path: string, json: boolean): Promise<number> {
+  const problems = MmapVec.verify(path)
+  if (json) {
+    process.stdout.write(JSON.stringify({ path, ok: problems.length === 0, problems }, null, 2) + '\n')
+  } else if (problems.length === 0) {
+    process.stdout.write(`${path}: ok, no problems found\n`)
+  } else {
+    for (const p of problems) process.stdout.write(`${p.code} ${p.check}: ${p.message}\n`)
+    process.stdout.write(`${path}: ${problems.length} problem${problems.length === 1 ? '' : 's'} found\n`)
+  }
+  return problems.length === 0 ? EXIT_CODES.OK : EXIT_CODES.PROBLEMS
+}
+
+/** Opens `path` readOnly with its stored schema and runs `body` on rows [from, to). */
+async function withSlice(path: string, from: number, to: number | undefined, body: (s: Slice) => Promise<void>): Promise<void> {
+  const vec = MmapVec.open(path, undefined, { readOnly: true })
+  try {
+    const end = Math.min(to ?? vec.length, vec.length)
+    await body({ vec, spec: specOf(vec), from: Math.min(from, end), to: end })
+  } finally {
+    vec.close()
+  }
+}
+
+async function rows(path: string, from: number, to: number | undefined, json: boolean): Promise<number> {
+  const sink = new Sink(process.stdout)
+  await withSlice(path, from, to, async (s) => {
+    if (json) {
+      const line = jsonLine(s)
+      for (let i = s.from; i < s.to; i++) await sink.write(line(i) + '\n')
+    } else {
+      await writeTable(s, sink)
+    }
+  })
+  await sink.flush()
+  return EXIT_CODES.OK
+}
+
+/**
+ * An aligned table of the slice, `#` (the row index) first. Two passes over the (mapped)
+ * rows: the first measures the columns, the second writes, so nothing is held in memory.
+ */
+async function writeTable(s: Slice, sink: Sink): Promise<void> {
+  const cols = columnsOf(s)
+  const cells = s.spec.columns.map((c) => cellFormatter(c, 'text'))
+  const names = s.spec.scalar ? ['value'] : s.spec.columns.map((c) => c.name)
+  const right = [true, ...s.spec.columns.map((c) => c.count === 1 && c.type !== 'bool')]
+  const widths = [Math.max(1, String(Math.max(0, s.to - 1)).length), ...names.map((n) => n.length)]
+  for (let i = s.from; i < s.to; i++) {
+    for (let k = 0; k < cells.length; k++) widths[k + 1] = Math.max(widths[k + 1], cells[k](cols[k], i).length)
+  }
+  const last = widths.length - 1
+  const line = (parts: string[]) =>
+    parts.map((p, k) => (right[k] ? p.padStart(widths[k]) : k === last ? p : p.padEnd(widths[k]))).join('  ') + '\n'
+  await sink.write(line(['#', ...names]))
+  for (let i = s.from; i < s.to; i++) {
+    const parts = [String(i)]
+    for (let k = 0; k < cells.length; k++) parts.push(cells[k](cols[k], i))
+    await sink.write(line(parts))
+  }
+}
+
+function format(name: string | undefined, file: string | undefined, what: string): Format {
+  if (name !== undefined && !FORMATS.some((f) => f.name === name)) {
+    throw new UsageError(`unknown format '${name}'; the formats are ${FORMAT_NAMES}`)
+  }
+  const f = findFormat(name, file)
+  if (f === undefined) throw new UsageError(`${what}: say which format with --format ${FORMAT_NAMES}`)
+  if (f.unavailable !== undefined) throw new NotSupportedError(f.unavailable)
+  return f
+}
+
+async function exportVec(path: string, o: Record<string, string | boolean | undefined>): Promise<number> {
+  const out = o.out as string | undefined
+  const f = format(o.format as string | undefined, out, out === undefined ? 'export to standard output' : `--out ${out}`)
+  const from = count(o.from, '--from') ?? 0
+  const to = count(o.to, '--to')
+  if (out === undefined) {
+    const sink = new Sink(process.stdout)
+    await withSlice(path, from, to, (s) => f.write!(s, sink))
+    await sink.flush()
+    return EXIT_CODES.OK
+  }
+  // Written beside the target and renamed when complete: FILE is whole or untouched.
+  const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}`)
+  try {
+    const stream = createWriteStream(tmp, { flags: 'wx' })
+    const sink = new Sink(stream)
+    await withSlice(path, from, to, (s) => f.write!(s, sink))
+    await sink.flush()
+    await new Promise<void>((resolve, reject) => {
+      stream.on('error', reject)
+      stream.end(resolve)
+    })
+    renameSync(tmp, out)
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    throw err
+  }
+  return EXIT_CODES.OK
+}
+
+function readSchema(arg: string | undefined): Schema | undefined {
+  if (arg === undefined) return undefined
+  const text = arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg
+  let schema: unknown
+  try {
+    schema = JSON.parse(text)
+  } catch (e) {
+    throw new UsageError(`--schema is not JSON (${(e as Error).message}); e.g. --schema '{"pos":["f32",3],"id":"u32"}'`)
+  }
+  const spec = normalizeSchema(schema)
+  if (typeof spec === 'string') throw new MmapVecError('EINVAL', `--schema: ${spec}`)
+  return schema as Schema
+}
+
+async function importFile(file: string, path: string, o: Record<string, string | boolean | undefined>): Promise<number> {
+  const f = format(o.format as string | undefined, file, `import ${file}`)
+  const schema = readSchema(o.schema as string | undefined)
+  // Fails early, with the input's own error (ENOENT, EACCES), before a vec is created.
+  closeSync(openSync(file, 'r'))
+  const n = await f.read!(file, path, schema)
+  process.stdout.write(`${path}: imported ${n} rows from ${file}\n`)
+  return EXIT_CODES.OK
+}
+
+/** The exit code for an error, after printing it to stderr. */
+function fail(err: unknown, command: string | undefined): number {
+  const say = (m: string) => process.stderr.write(`mmapvec: ${m}\n`)
+  const e = err as { code?: unknown; message?: string }
+  if (err instanceof UsageError || (typeof e?.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS'))) {
+    say(`${e.message}\nRun 'mmapvec ${command ?? ''}${command ? ' ' : ''}--help' for usage.`)
+    return EXIT_CODES.USAGE
+  }
+  if (err instanceof NotSupportedError) {
+    say(`ENOTSUP: ${e.message}`)
+    return EXIT_CODES.ENOTSUP
+  }
+  if (err instanceof MmapVecError) {
+    say(`${err.code}: ${err.message}`)
+    return EXIT_CODES[err.code]
+  }
+  // Errors of files the command reads or writes itself (import input, export --out).
+  const system: Record<string, keyof typeof EXIT_CODES> = {
+    ENOENT: 'ENOENT',
+    EACCES: 'EACCES',
+    EPERM: 'EACCES',
+    EROFS: 'EACCES',
+    ENOSPC: 'ENOSPC',
+    EDQUOT: 'ENOSPC',
+    EEXIST: 'EEXIST',
+  }
+  if (typeof e?.code === 'string' && (e as { syscall?: unknown }).syscall !== undefined) {
+    const code = system[e.code] ?? 'EIO'
+    say(`${code}: ${e.message}`)
+    return EXIT_CODES[code]
+  }
+  say(`internal error (please report it): ${err instanceof Error ? err.stack : String(err)}`)
+  return EXIT_CODES.INTERNAL
+}
+
+/** Runs the command line `args` (without `node` and the script) and returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' ? rest[0] : undefined
+    const c = topic === undefined ? undefined : COMMANDS[topic]
+    // Without a command, the help is a usage error: on stderr, exit code 2.
+    ;(name === undefined ? process.stderr : process.stdout).write((c ? commandHelp(c) : mainHelp()) + '\n')
+    return name === undefined ? EXIT_CODES.USAGE : EXIT_CODES.OK
+  }
+  const c = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
+  if (c === undefined) return fail(new UsageError(`unknown command '${name}'; the commands are ${Object.keys(COMMANDS).join(', ')}`), undefined)
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: { ...c.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+    if (values.help === true) {
+      process.stdout.write(commandHelp(c) + '\n')
+      return EXIT_CODES.OK
+    }
+    if (positionals.length !== c.positionals) {
+      throw new UsageError(`${name} takes ${c.positionals === 1 ? 'one path' : `${c.positionals} arguments`}, got ${positionals.length}: ${c.usage}`)
+    }
+    return await c.run(positionals, values as Record<string, string | boolean | undefined>)
+  } catch (err) {
+    // The reader of standard output went away (`mmapvec cat v | head`): stop quietly.
+    if ((err as { code?: unknown }).code === 'EPIPE') return EXIT_CODES.OK
+    return fail(err, name)
+  }
+}
