@@ -21,6 +21,17 @@ export interface RowRange {
   to?: number
 }
 
+/** Options of {@link toArrow}. */
+export interface ToArrowOptions extends RowRange {
+  /**
+   * The apache-arrow module to build the Table with: the one the program passes the Table to.
+   * By default, the one `require` (CommonJS entry) or `import` (ES module entry) gives. Tables
+   * of two instances of apache-arrow (its CommonJS and ES module builds, or a copy a loader
+   * such as tsx makes) do not mix: one's IPC writer cannot write the other's Tables.
+   */
+  arrow?: ArrowModule
+}
+
 /** Options of {@link writeArrowIPC} and {@link writeArrowIPCSync}. */
 export interface WriteArrowOptions extends RowRange {
   /** Rows per record batch; by default 65536, fewer for wide rows (at most about 8 MiB a batch). */
@@ -254,18 +265,27 @@ function recordBatch(arrow: ArrowModule, vec: MmapVec<Schema>, schema: Arrow.Sch
  * shows the rows the vec had when it was made, and once the vec closes, shrinks, or (buffered
  * mode) grows, its numeric columns read as empty; take a new one then.
  */
-export function toArrow<S extends Schema>(vec: MmapVec<S>, range?: RowRange): ArrowTable {
-  return toArrowWith(loadArrow(), vec, range)
+export function toArrow<S extends Schema>(vec: MmapVec<S>, options?: ToArrowOptions): ArrowTable {
+  return toArrowWith(() => loadArrow(), vec, options)
 }
 
 /**
- * @internal {@link toArrow} with a given apache-arrow module: Tables of two instances of apache-arrow (its
- * CommonJS and ES module builds) do not mix, so the ES module entry passes the one `import` gets.
+ * @internal {@link toArrow}, loading apache-arrow with `load` unless the options give it: the ES
+ * module entry loads the build that `import` gets.
  */
-export function toArrowWith<S extends Schema>(arrow: ArrowModule, vec: MmapVec<S>, range?: RowRange): ArrowTable {
+export function toArrowWith<S extends Schema>(load: () => ArrowModule, vec: MmapVec<S>, options?: ToArrowOptions): ArrowTable {
   const v = vec as unknown as MmapVec<Schema>
   if (v.closed) v.columns // throws ECLOSED with the vec's path
-  const [from, to] = checkRange(v, range)
+  if (options !== undefined && (options === null || typeof options !== 'object')) throw invalid(`${v.path}: options must be an object`, v.path)
+  for (const k of Object.keys(options ?? {})) {
+    if (!['from', 'to', 'arrow'].includes(k)) throw invalid(`${v.path}: unknown option '${k}'; the options are from, to, arrow`, v.path)
+  }
+  const given = options?.arrow
+  if (given !== undefined && (typeof given?.makeData !== 'function' || typeof given?.Table !== 'function')) {
+    throw invalid(`${v.path}: the arrow option must be the apache-arrow module (import * as arrow from 'apache-arrow')`, v.path)
+  }
+  const arrow = given ?? load()
+  const [from, to] = checkRange(v, options)
   const { schema, columns } = arrowSchema(arrow, v)
   return new arrow.Table(schema, recordBatch(arrow, v, schema, columns, from, to))
 }

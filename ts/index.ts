@@ -27,7 +27,7 @@ import {
 
 export { MmapVecError, type ErrorCode }
 export { fromArrowIPC, toArrow, writeArrowIPC, writeArrowIPCSync } from './arrow.js'
-export type { ArrowTable, FromArrowOptions, RowRange, WriteArrowOptions } from './arrow.js'
+export type { ArrowTable, FromArrowOptions, RowRange, ToArrowOptions, WriteArrowOptions } from './arrow.js'
 export type {
   ArrayOfType,
   ColumnInput,
