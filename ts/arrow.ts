@@ -262,8 +262,9 @@ function recordBatch(arrow: ArrowModule, vec: MmapVec<Schema>, schema: Arrow.Sch
  * columns are the vec's own memory, not copies: writes through the vec show in the table and
  * the other way round. `bool` columns are converted (Arrow packs booleans into bits), and
  * array fields are FixedSizeLists over the same memory. The table follows the vec's views: it
- * shows the rows the vec had when it was made, and once the vec closes, shrinks, or (buffered
- * mode) grows, its numeric columns read as empty; take a new one then.
+ * shows the rows the vec had when it was made; once the vec closes, shrinks, or grows in
+ * buffered mode (or past its reservation), its columns are detached, and reading them gives
+ * undefined or throws a TypeError, never freed memory. Take a new one then.
  */
 export function toArrow<S extends Schema>(vec: MmapVec<S>, options?: ToArrowOptions): ArrowTable {
   return toArrowWith(() => loadArrow(), vec, options)
