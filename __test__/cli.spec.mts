@@ -21,7 +21,7 @@ function cli(...args: string[]) {
 const COMMANDS = ['info', 'head', 'cat', 'verify', 'export', 'import']
 
 /** The exit codes the help documents; the table in ts/cli/exit-codes.ts. */
-const EXIT = { ok: 0, problems: 1, usage: 2, ELOCKED: 3, EEXIST: 4, ENOENT: 5, EFORMAT: 6, EINVAL: 14, ENOTSUP: 17 }
+const EXIT = { ok: 0, problems: 1, usage: 2, ELOCKED: 3, EEXIST: 4, ENOENT: 5, EFORMAT: 6, EINVAL: 14, EDEPENDENCY: 17 }
 
 const Small = { id: 'u32', pos: ['f32', 2], ok: 'bool', big: 'i64' } as const
 
@@ -39,7 +39,7 @@ test('--help of the command lists every command and the exit codes', (t) => {
   const r = cli('--help')
   t.is(r.status, 0)
   for (const c of COMMANDS) t.regex(r.stdout, new RegExp(`^  ${c} `, 'm'))
-  for (const [code, n] of [['ELOCKED', 3], ['ENOENT', 5], ['EFORMAT', 6], ['EINVAL', 14], ['EIO', 16], ['ENOTSUP', 17]] as const) {
+  for (const [code, n] of [['ELOCKED', 3], ['ENOENT', 5], ['EFORMAT', 6], ['EINVAL', 14], ['EIO', 16], ['EDEPENDENCY', 17]] as const) {
     t.regex(r.stdout, new RegExp(`^ +${n}  ${code}:`, 'm'))
   }
   t.regex(r.stdout, /^ +1 {2}verify found problems/m)
@@ -356,20 +356,29 @@ test('export --out writes the whole file or leaves none', (t) => {
   rmSync(out)
 })
 
-test('Arrow is listed but not available in this build: ENOTSUP (exit 17)', (t) => {
+test('export --format arrow and import of the .arrow file round-trip every row', (t) => {
   const dir = scratch()
   const path = small(dir)
-  for (const args of [
-    ['export', path, '--format', 'arrow'],
-    ['export', path, '--out', join(dir, 'x.arrow')],
-    ['import', join(dir, 'x.arrow'), join(dir, 'y.mvec')],
-  ]) {
-    const r = cli(...args)
-    t.is(r.status, EXIT.ENOTSUP, args.join(' '))
-    t.regex(r.stderr, /^mmapvec: ENOTSUP: Arrow IPC is not available/)
-  }
-  t.false(existsSync(join(dir, 'x.arrow')))
-  t.false(existsSync(join(dir, 'y.mvec')))
+  const out = join(dir, 'x.arrow')
+  const usage = cli('export', path, '--format', 'arrow')
+  t.is(usage.status, EXIT.usage, 'a binary format needs --out')
+  t.regex(usage.stderr, /--out FILE/)
+  const e = cli('export', path, '--out', out)
+  t.is(e.status, 0, e.stderr)
+  t.is(e.stderr, '')
+  t.is(readFileSync(out).subarray(0, 6).toString('latin1'), 'ARROW1', 'an Arrow IPC file')
+  const copy = join(dir, 'copy.mvec')
+  const i = cli('import', out, copy)
+  t.is(i.status, 0, i.stderr)
+  t.regex(i.stdout, /imported 3 rows/)
+  t.is(cli('cat', copy, '--json').stdout, cli('cat', path, '--json').stdout)
+  // A row range, and a --schema that contradicts the file: ESCHEMA, no vec left behind.
+  t.is(cli('export', path, '--out', join(dir, 'part.arrow'), '--from', '1', '--to', '2').status, 0)
+  t.is(cli('import', join(dir, 'part.arrow'), join(dir, 'part.mvec')).status, 0)
+  t.is(MmapVec.inspect(join(dir, 'part.mvec')).length, 1)
+  const bad = cli('import', out, join(dir, 'bad.mvec'), '--schema', '{"id":"f64"}')
+  t.is(bad.status, 7, bad.stderr) // ESCHEMA
+  t.false(existsSync(join(dir, 'bad.mvec')))
 })
 
 test('a reader that goes away early (cat | head) ends the command quietly', (t) => {

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'EINVAL'
   | 'EACCES'
   | 'EIO'
+  | 'EDEPENDENCY'
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'ELOCKED', 'EEXIST', 'ENOENT', 'EFORMAT', 'ESCHEMA', 'EVERSION', 'EARCH',

@@ -14,6 +14,7 @@ import {
   verify as nativeVerify,
 } from '../native/binding.js'
 import { track, untrack, writeBack, type BufferedState } from './buffered.js'
+import { fromArrow, type ArrowTable, type FromArrowOptions } from './arrow.js'
 import { specialise } from './codegen.js'
 import { MmapVecError, fromNative, native, type ErrorCode } from './errors.js'
 import {
@@ -40,6 +41,8 @@ import {
 import { schemaOf } from './schema.js'
 
 export { MmapVecError, type ErrorCode }
+export { fromArrowIPC, toArrow, writeArrowIPC, writeArrowIPCSync } from './arrow.js'
+export type { ArrowTable, FromArrowOptions, RowRange, ToArrowOptions, WriteArrowOptions } from './arrow.js'
 export type {
   ArrayOfType,
   ColumnInput,
@@ -411,6 +414,19 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   static verify(path: string): VerifyProblem[] {
     if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
     return native(path, () => nativeVerify(path)).map((p) => ({ code: p.code as ErrorCode, check: p.check, message: p.message }))
+  }
+
+  /**
+   * Creates a vec at `path` from an apache-arrow Table (returns the vec) or from the path of an
+   * Arrow IPC file (returns a Promise of it; read one record batch at a time). Columns must be
+   * Int8..Int64, Uint8..Uint64, Float32, Float64, Bool or FixedSizeList of those, without
+   * nulls; the schema comes from the Arrow one unless `options.schema` is given. On any failure
+   * nothing is left at `path`. Needs the optional peer dependency `apache-arrow`.
+   */
+  static fromArrow<const S extends Schema = Schema>(path: string, table: ArrowTable, options?: FromArrowOptions<S>): MmapVec<S>
+  static fromArrow<const S extends Schema = Schema>(path: string, file: string, options?: FromArrowOptions<S>): Promise<MmapVec<S>>
+  static fromArrow<const S extends Schema = Schema>(path: string, source: ArrowTable | string, options?: FromArrowOptions<S>): MmapVec<S> | Promise<MmapVec<S>> {
+    return fromArrow(path, source, options)
   }
 
   /** @internal */

@@ -6,7 +6,7 @@
 import type { ErrorCode } from '../errors.js'
 
 /** Codes of the command itself, beside the library's. */
-export type CliCode = 'OK' | 'PROBLEMS' | 'USAGE' | 'ENOTSUP' | 'INTERNAL'
+export type CliCode = 'OK' | 'PROBLEMS' | 'USAGE' | 'INTERNAL'
 
 export const EXIT_CODES = {
   OK: 0,
@@ -26,7 +26,7 @@ export const EXIT_CODES = {
   EINVAL: 14,
   EACCES: 15,
   EIO: 16,
-  ENOTSUP: 17,
+  EDEPENDENCY: 17,
   INTERNAL: 70,
 } as const satisfies Record<ErrorCode | CliCode, number>
 
@@ -48,7 +48,7 @@ const MEANING: Record<keyof typeof EXIT_CODES, string> = {
   EINVAL: 'EINVAL: a bad schema, value or input row',
   EACCES: 'EACCES: permission denied',
   EIO: 'EIO: another I/O failure',
-  ENOTSUP: 'ENOTSUP: the format is not available in this build',
+  EDEPENDENCY: 'EDEPENDENCY: an optional dependency is missing (apache-arrow for --format arrow)',
   INTERNAL: 'an unexpected internal error (a bug: please report it)',
 }
 

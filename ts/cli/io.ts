@@ -61,14 +61,19 @@ export class Progress {
 
   constructor(
     private readonly label: string,
-    private readonly total: number,
+    private total: number,
     private readonly unit: string,
   ) {
-    this.enabled = process.stderr.isTTY === true && total > 0
+    this.enabled = process.stderr.isTTY === true
   }
 
-  update(done: number): void {
-    if (!this.enabled) return
+  /** `total` updates the total when it was not known at the start (0). */
+  update(done: number, total?: number): void {
+    if (total !== undefined && total !== this.total) {
+      this.total = total
+      this.bar?.setTotal(total)
+    }
+    if (!this.enabled || !(this.total > 0)) return
     if (this.bar === undefined) {
       if (Date.now() - this.started < SHOW_AFTER_MS) return
       this.bar = new SingleBar(

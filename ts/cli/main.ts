@@ -12,8 +12,6 @@ import { FORMATS, UsageError, columnsOf, findFormat, jsonLine, type Format, type
 import { Sink } from './io.js'
 import { cellFormatter } from './values.js'
 
-/** A format this build cannot read or write (exit code 17). */
-export class NotSupportedError extends Error {}
 
 const FORMAT_NAMES = FORMATS.map((f) => f.name).join('|')
 
@@ -273,7 +271,6 @@ function format(name: string | undefined, file: string | undefined, what: string
   }
   const f = findFormat(name, file)
   if (f === undefined) throw new UsageError(`${what}: say which format with --format ${FORMAT_NAMES}`)
-  if (f.unavailable !== undefined) throw new NotSupportedError(f.unavailable)
   return f
 }
 
@@ -282,6 +279,12 @@ async function exportVec(path: string, o: Record<string, string | boolean | unde
   const f = format(o.format as string | undefined, out, out === undefined ? 'export to standard output' : `--out ${out}`)
   const from = count(o.from, '--from') ?? 0
   const to = count(o.to, '--to')
+  const writeFile = f.writeFile
+  if (writeFile !== undefined) {
+    if (out === undefined) throw new UsageError(`--format ${f.name} is binary: say where to write it with --out FILE`)
+    await withSlice(path, from, to, (s) => writeFile(s, out))
+    return EXIT_CODES.OK
+  }
   if (out === undefined) {
     const sink = new Sink(process.stdout)
     await withSlice(path, from, to, (s) => f.write!(s, sink))
@@ -338,10 +341,6 @@ function fail(err: unknown, command: string | undefined): number {
   if (err instanceof UsageError || (typeof e?.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS'))) {
     say(`${e.message}\nRun 'mmapvec ${command ?? ''}${command ? ' ' : ''}--help' for usage.`)
     return EXIT_CODES.USAGE
-  }
-  if (err instanceof NotSupportedError) {
-    say(`ENOTSUP: ${e.message}`)
-    return EXIT_CODES.ENOTSUP
   }
   if (err instanceof MmapVecError) {
     say(`${err.code}: ${err.message}`)
