@@ -80,6 +80,14 @@ straced('autoFlushMs flushes in the background without being asked', (t) => {
   t.true(calls.filter((l) => l.includes('msync(')).length >= 2, calls.join('\n'))
 })
 
+straced('autoFlushMs also flushes rows changed only through views held from earlier', (t) => {
+  const path = fresh()
+  const { calls } = traced('autoflush-views.mjs', [path, '50'])
+  const msyncs = calls.filter((l) => l.includes('msync(')).length
+  // flushSync syncs the column and the header; each background flush after it does the same.
+  t.true(msyncs >= 2 + 2 * 2, `${msyncs} msync calls:\n${calls.join('\n')}`)
+})
+
 straced('prefetch asks the kernel to read the rows ahead', (t) => {
   const path = fresh()
   const { calls } = traced('prefetch.mjs', [path])

@@ -83,7 +83,7 @@ export function classSource(schema: NormalizedSchema): string {
   cols.forEach((c, k) => {
     push.push(`{ const v = ${val(k)}; if (${badValue(c, 'v')}) throw this._valueError(${k}, v); ${write(c, k, 'v')} }`)
   })
-  push.push('const n = i + 1; this._len = n; this._hdr[0] = n; this._dirty = true; return n;', '}')
+  push.push('const n = i + 1; this._len = n; this._hdr[0] = n; return n;', '}')
 
   const reads = cols.map((c, k) => read(c, k))
   const get = [
@@ -106,7 +106,7 @@ export function classSource(schema: NormalizedSchema): string {
     })
     cols.forEach((c, k) => set.push(`if (v${k} !== undefined) ${write(c, k, `v${k}`)}`))
   }
-  set.push('this._dirty = true;', '}')
+  set.push('}')
 
   return `return class extends Base {\n${push.join('\n')}\n${get.join('\n')}\n${set.join('\n')}\n}`
 }

@@ -76,7 +76,7 @@ export interface OpenOptions {
   lockTimeoutMs?: number
   /** The application's data version: stored at creation; opening with another one fails with EVERSION. */
   version?: number
-  /** Flush in the background at this interval while there are changes. */
+  /** Flush in the background at this interval; writes through views held from earlier are included. */
   autoFlushMs?: number
   /**
    * Address space (bytes) to reserve per column, default 1 GiB. A column grows in place within
@@ -272,7 +272,6 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   /** @internal Bumped whenever the views are replaced. */ declare _gen: number
   /** @internal */ declare _columnsCache: { len: number; gen: number; value: Record<string, AnyColumn> } | undefined
   /** @internal */ declare _closed: boolean
-  /** @internal */ declare _dirty: boolean
   /** @internal */ declare _timer: ReturnType<typeof setInterval> | undefined
   /** @internal */ declare _flushing: boolean
   /** @internal */ declare _flushError: unknown
@@ -291,7 +290,6 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._buffered = o.options.mode === 'buffered'
     this._path = o.native.path
     this._closed = false
-    this._dirty = false
     this._timer = undefined
     this._flushing = false
     this._flushError = undefined
@@ -520,7 +518,6 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     })
     Object.freeze(value)
     this._columnsCache = { len: this._len, gen: this._gen, value }
-    if (!this._readOnly) this._dirty = true
     return value as ColumnsOf<S>
   }
 
@@ -733,7 +730,6 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._open()
     this._throwFlushError()
     if (this._readOnly) return
-    this._dirty = false
     if (this._buffered) this._writeBack()
     try {
       await this._native.flushJob().run()
@@ -747,7 +743,6 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._open()
     this._throwFlushError()
     if (this._readOnly) return
-    this._dirty = false
     if (this._buffered) this._writeBack()
     native(this._path, () => this._native.flushSync())
   }
@@ -836,7 +831,10 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
           const used = bytes.subarray(0, this._len * c.count * fresh.BYTES_PER_ELEMENT)
           native(this._path, () => this._native.readColumn(this._stored[k], used))
         } else {
-          bytes.set(new Uint8Array(old.buffer, old.byteOffset, Math.min(old.byteLength, bytes.byteLength)))
+          // Only the rows: copying the whole old capacity would touch (and fault in) every page
+          // of it, rows or not.
+          const rows = Math.min(this._len * c.count * fresh.BYTES_PER_ELEMENT, old.byteLength, bytes.byteLength)
+          bytes.set(new Uint8Array(old.buffer, old.byteOffset, rows))
         }
         // The old buffer is detached, as a moved mapping's views are: a stale view reads as
         // empty instead of silently missing every later change.
@@ -950,7 +948,6 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   _setLength(n: number): void {
     this._len = n
     this._hdr[0] = n
-    this._dirty = true
   }
 
   /** @internal */
@@ -1039,8 +1036,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /** @internal */
   _autoFlush(): void {
-    if (!this._dirty || this._flushing || this._closed) return
-    this._dirty = false
+    // Every interval, changed or not: writes through views held from earlier leave no trace the
+    // vec could see, and the kernel (or, buffered, the page comparison) writes only what changed.
+    if (this._flushing || this._closed) return
     this._flushing = true
     try {
       if (this._buffered) this._writeBack()
