@@ -15,7 +15,9 @@ const buffered = { mode: 'buffered' } as const
 
 test('the mode is chosen by the option, by MMAPVEC_MODE, or by what the runtime allows', (t) => {
   using m = MmapVec.temp('f64')
-  t.is(m.mode, 'mmap', 'plain Node allows views of mapped memory')
+  t.is(m.mode, process.env.MMAPVEC_MODE === 'buffered' ? 'buffered' : 'mmap', 'plain Node allows views of mapped memory, unless MMAPVEC_MODE says otherwise')
+  using forced = MmapVec.temp('f64', { mode: 'mmap' })
+  t.is(forced.mode, 'mmap', 'the option overrides MMAPVEC_MODE')
   using b = MmapVec.temp('f64', buffered)
   t.is(b.mode, 'buffered')
   t.throws(() => MmapVec.temp('f64', { mode: 'copy' as 'mmap' }), { code: 'EINVAL' } as object)
@@ -36,7 +38,7 @@ test('rows round-trip through flush, close and reopen, and other processes see f
   t.is(r.rows[4999].id, 4999)
   using w = MmapVec.open(path, Row, buffered)
   t.deepEqual(w.get(1234), row(1234))
-  using m = MmapVec.open(join(dir, 'unused.mvec'), Row)
+  using m = MmapVec.open(join(dir, 'unused.mvec'), Row, { mode: 'mmap' })
   t.is(m.mode, 'mmap')
 })
 

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 // @ts-expect-error a plain JavaScript module without types: the example's own world code
 import { closeWorld, fingerprint, openWorld } from '../examples/game-server/world.mjs'
-import { runChild, scratch } from './helpers/util.mjs'
+import { mode, runChild, scratch } from './helpers/util.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const example = (path: string) => join(root, 'examples', path)
@@ -88,7 +88,7 @@ test('the game server ticks, reports /stats, and resumes after SIGINT, SIGKILL a
   t.like(first.line('start'), { tick: 0, entities: 100_000 })
   const a = await first.statsAt(10)
   t.is(a.entities, 100_000)
-  t.is(a.mode, 'mmap')
+  t.is(a.mode, mode)
   t.is(a.resumedFrom, 0)
   t.true(a.tickMs.last > 0 && a.tickMs.max >= a.tickMs.avg, JSON.stringify(a.tickMs))
   const b = await first.statsAt(a.tick + 5)
@@ -103,11 +103,22 @@ test('the game server ticks, reports /stats, and resumes after SIGINT, SIGKILL a
 
   // Restart: it resumes at that tick with every entity where it was, and goes on.
   const second = await startServer(world)
-  t.regex(second.output(), /^world .*: resumed, 100,000 entities, mmap mode$/m)
+  t.regex(second.output(), new RegExp(`^world .*: resumed, 100,000 entities, ${mode} mode$`, 'm'))
   t.deepEqual(second.line('start'), stopped)
   const c = await second.statsAt(stopped.tick + 10)
   t.is(c.resumedFrom, stopped.tick)
   t.is(c.entities, 100_000)
+
+  if (mode === 'buffered') {
+    // Buffered mode (Electron) keeps rows in memory between flushes, so a kill loses up to one
+    // autoFlush interval and the two vecs may be flushed at different ticks: no kill here.
+    t.deepEqual(await second.stop('SIGINT'), { code: 0, signal: null })
+    const third = await startServer(world)
+    t.deepEqual(third.line('start'), second.line('stop'))
+    t.deepEqual(await third.stop('SIGTERM'), { code: 0, signal: null })
+    t.deepEqual(openForCheck(world).fp, third.line('stop'))
+    return
+  }
 
   // SIGKILL: no close, no last flush. The page cache keeps every write, so the world opens at
   // once (the kernel released the lock) with at least the tick /stats last reported.
