@@ -60,6 +60,16 @@ impl Code {
     }
 }
 
+/// What limits a file's size, and how to lift it, for the message of a growth past it.
+#[cfg(unix)]
+const FILE_SIZE_LIMIT: &str = "RLIMIT_FSIZE, `ulimit -f`";
+#[cfg(unix)]
+const RAISE_LIMIT: &str = "Raise the limit and try again";
+#[cfg(not(unix))]
+const FILE_SIZE_LIMIT: &str = "the largest file the file system holds";
+#[cfg(not(unix))]
+const RAISE_LIMIT: &str = "Split the data, or move it to a file system that holds larger files";
+
 /// An error with a stable [`Code`] and a message that names the path and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -78,24 +88,26 @@ impl Error {
     /// Maps an I/O failure on `path` while `doing` something to the closest stable code.
     pub fn io(err: &io::Error, path: &Path, doing: &str) -> Self {
         let p = path.display();
-        match err.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) => Error::new(
+        // std maps the OS's codes to these kinds on every platform (ENOSPC and ERROR_DISK_FULL
+        // are both StorageFull, EROFS and ERROR_WRITE_PROTECT both ReadOnlyFilesystem, ...).
+        match err.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Error::new(
                 Code::NoSpace,
                 format!(
                     "{p}: no space left on the device while {doing}; nothing was lost and the vec keeps its old capacity. Free some disk space and try again"
                 ),
             ),
-            Some(libc::EFBIG) => Error::new(
+            io::ErrorKind::FileTooLarge => Error::new(
                 Code::NoSpace,
                 format!(
-                    "{p}: the file size limit (RLIMIT_FSIZE, `ulimit -f`) was reached while {doing}; nothing was lost and the vec keeps its old capacity. Raise the limit and try again"
+                    "{p}: the file size limit ({FILE_SIZE_LIMIT}) was reached while {doing}; nothing was lost and the vec keeps its old capacity. {RAISE_LIMIT}"
                 ),
             ),
-            Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => Error::new(
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => Error::new(
                 Code::Access,
                 format!("{p}: permission denied while {doing} ({err}); check the file's owner and mode, or open it with readOnly"),
             ),
-            Some(libc::ENOENT) => Error::new(
+            io::ErrorKind::NotFound => Error::new(
                 Code::NotFound,
                 format!("{p}: no such file or directory while {doing}"),
             ),

@@ -122,9 +122,10 @@ pub(crate) fn format_err(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::new(Code::Format, format!("{}: {msg}", path.display()))
 }
 
-/// Bytes a column file needs for `rows` rows starting at `offset`, rounded up to pages.
+/// Bytes a column file needs for `rows` rows starting at `offset`, rounded up to whole units
+/// of [`sys::map_granularity`] (pages), so that growth maps whole units of the file.
 fn file_bytes(rows: u64, row_size: usize, offset: u32) -> Result<u64> {
-    let page = sys::page_size() as u64;
+    let page = sys::map_granularity() as u64;
     rows.checked_mul(row_size as u64)
         .and_then(|b| b.checked_add(offset as u64 + page - 1))
         .map(|b| b / page * page)
@@ -209,9 +210,9 @@ pub(crate) fn rows_in(len: u64, offset: u32, row_size: usize) -> u64 {
     len.saturating_sub(offset as u64) / row_size as u64
 }
 
-/// Bytes of a column file to map for `capacity` rows: whole pages.
+/// Bytes of a column file to map for `capacity` rows: whole units of [`sys::map_granularity`].
 fn mapped_bytes(capacity: u64, row_size: usize, offset: u32) -> usize {
-    let page = sys::page_size() as u64;
+    let page = sys::map_granularity() as u64;
     (capacity * row_size as u64 + offset as u64).div_ceil(page) as usize * page as usize
 }
 
@@ -653,7 +654,8 @@ impl MmapVec {
                 continue;
             }
             if new_mapped <= c.region.len() {
-                let from = c.mapped / sys::page_size() * sys::page_size();
+                let unit = sys::map_granularity();
+                let from = c.mapped / unit * unit;
                 c.region
                     .map_file(&c.file, from, new_mapped, mode)
                     .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;
@@ -689,23 +691,52 @@ impl MmapVec {
         self.writable()?;
         self.stop_prefaults();
         let len = self.len();
+        let mut failed = None;
         for c in &mut self.columns {
-            let new_len = file_bytes(len, c.row_size, c.offset)?;
+            let new_len = match file_bytes(len, c.row_size, c.offset) {
+                Ok(n) => n,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
             if new_len >= c.file_len {
                 continue;
             }
             let keep = new_len as usize;
-            c.region
+            let done = c
+                .region
                 .zero_range(keep, c.mapped)
-                .map_err(|e| Error::io(&e, &c.path, "unmapping the freed pages"))?;
-            c.mapped = keep;
-            c.file
-                .set_len(new_len)
-                .map_err(|e| Error::io(&e, &c.path, "shrinking the column file"))?;
-            c.file_len = new_len;
+                .map_err(|e| Error::io(&e, &c.path, "unmapping the freed pages"))
+                .and_then(|()| {
+                    c.file
+                        .set_len(new_len)
+                        .map_err(|e| Error::io(&e, &c.path, "shrinking the column file"))
+                });
+            match done {
+                Ok(()) => {
+                    c.mapped = keep;
+                    c.file_len = new_len;
+                }
+                Err(e) => {
+                    // The file keeps its size (Windows, for one, refuses to truncate a file that
+                    // a mapping still covers): map its pages back, so the capacity stays backed
+                    // by the file. Failing that, only what is still mapped counts as capacity.
+                    if c.region
+                        .map_file(&c.file, keep, c.mapped, MapMode::Shared)
+                        .is_err()
+                    {
+                        c.mapped = keep;
+                        c.file_len = new_len;
+                    }
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
+        // Also after a failure: columns shrunk before it must not count their freed rows.
         self.capacity = self.fit_capacity().max(len);
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// The rows every column file has room for and every view can show.
@@ -1298,13 +1329,14 @@ pub(crate) fn open_regular(
     not_regular: Error,
     doing: &str,
 ) -> Result<(File, u64)> {
-    let file = sys::open_file(path, write, false).map_err(|e| match e.raw_os_error() {
-        _ if e.kind() == io::ErrorKind::NotFound => missing.clone(),
-        // A directory, a symlink loop, a socket, or a device without a driver.
-        Some(libc::EISDIR) | Some(libc::ELOOP) | Some(libc::ENXIO) | Some(libc::ENODEV) => {
+    let file = sys::open_file(path, write, false).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            missing.clone()
+        } else if sys::is_not_regular(&e, path) {
             not_regular.clone()
+        } else {
+            Error::io(&e, path, doing)
         }
-        _ => Error::io(&e, path, doing),
     })?;
     let meta = file.metadata().map_err(|e| Error::io(&e, path, doing))?;
     if !meta.is_file() {

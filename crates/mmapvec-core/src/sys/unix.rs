@@ -9,6 +9,8 @@ use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
+use super::{round_up, too_large, MapMode};
+
 /// The system's page size.
 pub fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
@@ -23,6 +25,11 @@ pub fn page_size() -> usize {
     })
 }
 
+/// What mapping offsets and the sizes growth produces must be multiples of: the page size.
+pub fn map_granularity() -> usize {
+    page_size()
+}
+
 /// Opens a file without ever blocking on it: a FIFO or a device put where a vec's file should
 /// be must give an error at once, not hang the process.
 pub fn open_file(path: &Path, write: bool, create: bool) -> io::Result<File> {
@@ -32,16 +39,6 @@ pub fn open_file(path: &Path, write: bool, create: bool) -> io::Result<File> {
         .create_new(create)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-}
-
-/// How a file is mapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MapMode {
-    /// Writes reach the file (read-write vecs).
-    Shared,
-    /// Writes stay in this process's private copy and never reach the file (read-only vecs:
-    /// a stray write through a view must not crash the process, nor change the file).
-    Private,
 }
 
 /// A range of address space of `len` bytes, reserved with no access. File pages are mapped over
@@ -187,22 +184,27 @@ impl Reservation {
     /// Faults `[from, to)` in, writable, as a write would (madvise POPULATE_WRITE, Linux 5.14
     /// and later): the page-cache work of a first write happens here instead of in the writer.
     /// Advice only: where the kernel lacks it, or the range was shrunk meanwhile, nothing
-    /// happens (no signal: the kernel reports such faults as an error to this call).
+    /// happens (no signal: the kernel reports such faults as an error to this call). Other
+    /// systems (macOS) have no such advice; there the writer faults its pages in itself.
     pub fn populate_write(&self, from: usize, to: usize) {
-        let start = from / page_size() * page_size();
-        let to = to.min(self.len);
-        if start >= to {
-            return;
-        }
         #[cfg(target_os = "linux")]
-        // SAFETY: the range lies inside this reservation; populating does not change contents.
-        unsafe {
-            libc::madvise(
-                self.base.as_ptr().add(start).cast(),
-                to - start,
-                libc::MADV_POPULATE_WRITE,
-            );
+        {
+            let start = from / page_size() * page_size();
+            let to = to.min(self.len);
+            if start < to {
+                // SAFETY: the range lies inside this reservation; populating does not change
+                // contents.
+                unsafe {
+                    libc::madvise(
+                        self.base.as_ptr().add(start).cast(),
+                        to - start,
+                        libc::MADV_POPULATE_WRITE,
+                    );
+                }
+            }
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (from, to);
     }
 
     /// Asks the kernel to read `[from, to)` ahead (madvise WILLNEED). Advice only: errors are
@@ -231,66 +233,6 @@ impl Drop for Reservation {
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), self.len);
         }
-    }
-}
-
-fn too_large() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "size does not fit the address space")
-}
-
-/// Rounds `n` up to a multiple of `to` (a power of two), or None on overflow.
-pub fn round_up(n: usize, to: usize) -> Option<usize> {
-    n.checked_add(to - 1).map(|v| v / to * to)
-}
-
-/// A whole file mapped at an address the kernel chooses (the header).
-#[derive(Debug)]
-pub struct FileMap {
-    inner: memmap2::MmapRaw,
-}
-
-impl FileMap {
-    pub fn new(file: &File, len: usize, mode: MapMode) -> io::Result<FileMap> {
-        let mut opts = memmap2::MmapOptions::new();
-        opts.len(len);
-        let inner = match mode {
-            MapMode::Shared => opts.map_raw(file)?,
-            // SAFETY: a private (copy-on-write) mapping; the header's size was checked against
-            // the file just before, under the lock that keeps writers out.
-            MapMode::Private => memmap2::MmapRaw::from(unsafe { opts.map_copy(file)? }),
-        };
-        Ok(FileMap { inner })
-    }
-
-    pub fn ptr(&self) -> *mut u8 {
-        self.inner.as_mut_ptr()
-    }
-
-    pub fn len(&self) -> usize {
-        self.inner.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.inner.len() == 0
-    }
-
-    pub fn sync(&self) -> io::Result<()> {
-        self.inner.flush()
-    }
-
-    /// Reads the f64 at `off`, which JavaScript may write at any time between our calls.
-    pub fn read_f64(&self, off: usize) -> f64 {
-        assert!(off.is_multiple_of(8) && off + 8 <= self.len());
-        // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`. A
-        // volatile read because the bytes change outside Rust's view.
-        unsafe { std::ptr::read_volatile(self.ptr().add(off).cast::<f64>()) }
-    }
-
-    /// Writes the f64 at `off`.
-    pub fn write_f64(&self, off: usize, v: f64) {
-        assert!(off.is_multiple_of(8) && off + 8 <= self.len());
-        // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`.
-        unsafe { std::ptr::write_volatile(self.ptr().add(off).cast::<f64>(), v) }
     }
 }
 
@@ -360,4 +302,13 @@ pub fn path_id(path: &Path) -> io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path)?;
     Ok((m.dev(), m.ino()))
+}
+
+/// Whether opening a vec's file failed because something other than a regular file is there:
+/// a directory, a symlink loop, a socket, or a device without a driver.
+pub fn is_not_regular(err: &io::Error, _path: &Path) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EISDIR) | Some(libc::ELOOP) | Some(libc::ENXIO) | Some(libc::ENODEV)
+    )
 }
