@@ -15,6 +15,8 @@ mod unix;
 #[cfg(unix)]
 pub use unix::*;
 
+#[cfg(any(windows, test))]
+mod placeholders;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]

@@ -38,6 +38,7 @@ use windows_sys::Win32::System::Threading::{
     GetCurrentProcess, GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
 };
 
+use super::placeholders::{Kind, Pieces, Vm};
 use super::{round_up, too_large, MapMode};
 
 /// `VirtualFree` flag that merges adjacent placeholders into one (documented with VirtualFree,
@@ -82,29 +83,10 @@ pub fn open_file(path: &Path, write: bool, create: bool) -> io::Result<File> {
         .open(path)
 }
 
-/// What a piece of a reservation holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// A placeholder: reserved address space, no access.
-    Placeholder,
-    /// A view of the file, at the same offset in the file as in the reservation.
-    View,
-    /// Committed private pages of zeros (what `zero_range` leaves).
-    Zero,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Piece {
-    start: usize,
-    end: usize,
-    kind: Kind,
-}
-
 #[derive(Debug)]
 struct State {
-    /// Sorted and contiguous, covering `[0, len)` exactly; each piece is one placeholder, one
-    /// view or one private allocation as far as the memory manager is concerned.
-    pieces: Vec<Piece>,
+    /// What each piece of the reservation holds, in step with the memory manager.
+    pieces: Pieces,
     /// A handle of the mapped file and how it is mapped: flushing needs it, and `zero_range`
     /// maps back the part of a view it must unmap.
     file: Option<(File, MapMode)>,
@@ -165,11 +147,7 @@ impl Reservation {
             base,
             len,
             state: Mutex::new(State {
-                pieces: vec![Piece {
-                    start: 0,
-                    end: len,
-                    kind: Kind::Placeholder,
-                }],
+                pieces: Pieces::new(len),
                 file: None,
             }),
         })
@@ -212,27 +190,17 @@ impl Reservation {
             return Ok(());
         }
         let mut st = self.lock();
-        if st
-            .pieces
-            .iter()
-            .any(|p| p.kind == Kind::View && p.start < to && p.end > from)
-        {
+        if st.pieces.has_view_in(from, to) {
             return Err(invalid("the range is already mapped"));
         }
         if st.file.is_none() {
             st.file = Some((file.try_clone()?, mode));
         }
-        let pieces = &mut st.pieces;
-        self.split(pieces, from)?;
-        self.split(pieces, to)?;
-        for i in 0..pieces.len() {
-            if pieces[i].start >= from && pieces[i].end <= to {
-                self.to_placeholder(pieces, i)?;
-            }
-        }
-        self.coalesce(pieces, from, to)?;
-        let i = index_at(pieces, from);
-        self.map_view(pieces, i, file, mode)
+        let mut vm = Calls {
+            base: self.base,
+            file: Some((file, mode)),
+        };
+        st.pieces.map(&mut vm, from, to)
     }
 
     /// Replaces `[from, to)` (page-aligned `from`) with private zero pages, so that the file
@@ -249,34 +217,11 @@ impl Reservation {
         }
         let mut st = self.lock();
         let State { pieces, file } = &mut *st;
-        // Views that reach out of the range: unmap each whole, cut it at the range's ends, and
-        // map back what lies outside.
-        while let Some(i) = pieces.iter().position(|p| {
-            p.kind == Kind::View && p.start < to && p.end > from && (p.start < from || p.end > to)
-        }) {
-            let (start, end) = (pieces[i].start, pieces[i].end);
-            let (f, mode) = file.as_ref().ok_or_else(|| invalid("a view without its file"))?;
-            self.to_placeholder(pieces, i)?;
-            self.split(pieces, from)?;
-            self.split(pieces, to)?;
-            if start < from {
-                let k = index_at(pieces, start);
-                self.map_view(pieces, k, f, *mode)?;
-            }
-            if end > to {
-                let k = index_at(pieces, to);
-                self.map_view(pieces, k, f, *mode)?;
-            }
-        }
-        self.split(pieces, from)?;
-        self.split(pieces, to)?;
-        for i in 0..pieces.len() {
-            if pieces[i].start >= from && pieces[i].end <= to && pieces[i].kind != Kind::Zero {
-                self.to_placeholder(pieces, i)?;
-                self.commit_zero(pieces, i)?;
-            }
-        }
-        Ok(())
+        let mut vm = Calls {
+            base: self.base,
+            file: file.as_ref().map(|(f, mode)| (f, *mode)),
+        };
+        pieces.zero(&mut vm, from, to)
     }
 
     /// Writes dirty pages of `[0, len)` to the file (FlushViewOfFile, view by view) and waits
@@ -336,90 +281,81 @@ impl Reservation {
             PrefetchVirtualMemory(GetCurrentProcess(), 1, &range, 0);
         }
     }
+}
 
-    /// Makes `at` a boundary between pieces. Only placeholders and zero pages are split here;
-    /// a view is the callers' business (it cannot be split without unmapping it).
-    fn split(&self, pieces: &mut Vec<Piece>, at: usize) -> io::Result<()> {
-        let Some(i) = pieces.iter().position(|p| p.start < at && at < p.end) else {
-            return Ok(());
-        };
-        let p = pieces[i];
-        match p.kind {
-            Kind::View => return Err(invalid("splitting a view")),
-            Kind::Zero => self.to_placeholder(pieces, i)?,
-            Kind::Placeholder => {}
-        }
+/// The memory manager's calls on one reservation, for [`Pieces`] to make. Each is given a
+/// range the piece list knows to be a placeholder, a view or zero pages of this reservation,
+/// exactly as the call requires (the tests in `placeholders.rs` hold the list to those rules).
+struct Calls<'a> {
+    base: NonNull<u8>,
+    /// The file views map, and how; `zero_range` has none before anything was mapped.
+    file: Option<(&'a File, MapMode)>,
+}
+
+impl Calls<'_> {
+    fn addr(&self, off: usize) -> *mut c_void {
+        self.base.as_ptr().wrapping_add(off).cast()
+    }
+}
+
+impl Vm for Calls<'_> {
+    fn split_placeholder(&mut self, start: usize, at: usize) -> io::Result<()> {
         // SAFETY: [start, at) is the leading part of a placeholder of this reservation;
         // MEM_RELEASE | MEM_PRESERVE_PLACEHOLDER splits it off as a placeholder of its own.
         check(unsafe {
             VirtualFree(
-                self.addr(p.start),
-                at - p.start,
+                self.addr(start),
+                at - start,
                 MEM_RELEASE | MEM_PRESERVE_PLACEHOLDER,
             )
-        })?;
-        pieces[i] = Piece {
-            start: p.start,
-            end: at,
-            kind: Kind::Placeholder,
-        };
-        pieces.insert(
-            i + 1,
-            Piece {
-                start: at,
-                end: p.end,
-                kind: Kind::Placeholder,
-            },
-        );
-        if p.kind == Kind::Zero {
-            // Both halves go back to zero pages, as they were.
-            self.commit_zero(pieces, i)?;
-            self.commit_zero(pieces, i + 1)?;
-        }
-        Ok(())
+        })
     }
 
-    /// Turns piece `i` back into a placeholder: unmaps a view, frees zero pages.
-    fn to_placeholder(&self, pieces: &mut [Piece], i: usize) -> io::Result<()> {
-        let p = pieces[i];
-        match p.kind {
-            Kind::Placeholder => return Ok(()),
-            // SAFETY: the piece is a view this reservation mapped at exactly this address, and
-            // the caller made sure no one uses its memory now (see map_file and zero_range).
-            Kind::View => check(unsafe {
-                UnmapViewOfFile2(
-                    GetCurrentProcess(),
-                    MEMORY_MAPPED_VIEW_ADDRESS {
-                        Value: self.addr(p.start),
-                    },
-                    MEM_PRESERVE_PLACEHOLDER,
-                )
-            })?,
-            // SAFETY: the piece is a private allocation that replaced a placeholder of this
-            // reservation, exactly this range; it holds nothing but zeros.
-            Kind::Zero => check(unsafe {
-                VirtualFree(
-                    self.addr(p.start),
-                    p.end - p.start,
-                    MEM_RELEASE | MEM_PRESERVE_PLACEHOLDER,
-                )
-            })?,
-        }
-        pieces[i].kind = Kind::Placeholder;
-        Ok(())
+    fn coalesce(&mut self, from: usize, to: usize) -> io::Result<()> {
+        // SAFETY: [from, to) is exactly a run of adjacent placeholders of this reservation.
+        check(unsafe {
+            VirtualFree(
+                self.addr(from),
+                to - from,
+                MEM_RELEASE | MEM_COALESCE_PLACEHOLDERS,
+            )
+        })
     }
 
-    /// Replaces placeholder `i` with committed private zero pages.
-    fn commit_zero(&self, pieces: &mut [Piece], i: usize) -> io::Result<()> {
-        let p = pieces[i];
-        debug_assert_eq!(p.kind, Kind::Placeholder);
-        // SAFETY: the piece is exactly one placeholder of this reservation, which
-        // MEM_REPLACE_PLACEHOLDER replaces in place; null process: this process.
+    fn unmap_view(&mut self, start: usize, _end: usize) -> io::Result<()> {
+        // SAFETY: a view this reservation mapped at exactly this address; the caller made sure
+        // no one uses its memory now (views were revoked before a shrink, see zero_range).
+        check(unsafe {
+            UnmapViewOfFile2(
+                GetCurrentProcess(),
+                MEMORY_MAPPED_VIEW_ADDRESS {
+                    Value: self.addr(start),
+                },
+                MEM_PRESERVE_PLACEHOLDER,
+            )
+        })
+    }
+
+    fn free_zero(&mut self, start: usize, end: usize) -> io::Result<()> {
+        // SAFETY: exactly one private allocation that replaced a placeholder of this
+        // reservation; it holds nothing but zeros.
+        check(unsafe {
+            VirtualFree(
+                self.addr(start),
+                end - start,
+                MEM_RELEASE | MEM_PRESERVE_PLACEHOLDER,
+            )
+        })
+    }
+
+    fn commit_zero(&mut self, start: usize, end: usize) -> io::Result<()> {
+        // SAFETY: exactly one placeholder of this reservation, which MEM_REPLACE_PLACEHOLDER
+        // replaces in place; null process: this process.
         let ptr = unsafe {
             VirtualAlloc2(
                 null_mut(),
-                self.addr(p.start),
-                p.end - p.start,
+                self.addr(start),
+                end - start,
                 MEM_RESERVE | MEM_COMMIT | MEM_REPLACE_PLACEHOLDER,
                 PAGE_READWRITE,
                 null_mut(),
@@ -429,42 +365,11 @@ impl Reservation {
         if ptr.is_null() {
             return Err(io::Error::last_os_error());
         }
-        pieces[i].kind = Kind::Zero;
         Ok(())
     }
 
-    /// Merges the placeholders that exactly cover `[from, to)` into one.
-    fn coalesce(&self, pieces: &mut Vec<Piece>, from: usize, to: usize) -> io::Result<()> {
-        let first = index_at(pieces, from);
-        let last = pieces
-            .iter()
-            .position(|p| p.end == to)
-            .ok_or_else(|| invalid("no piece ends at the range's end"))?;
-        if first == last {
-            return Ok(());
-        }
-        debug_assert!(pieces[first..=last].iter().all(|p| p.kind == Kind::Placeholder));
-        // SAFETY: [from, to) is exactly a run of adjacent placeholders of this reservation.
-        check(unsafe {
-            VirtualFree(
-                self.addr(from),
-                to - from,
-                MEM_RELEASE | MEM_COALESCE_PLACEHOLDERS,
-            )
-        })?;
-        pieces.drain(first + 1..=last);
-        pieces[first] = Piece {
-            start: from,
-            end: to,
-            kind: Kind::Placeholder,
-        };
-        Ok(())
-    }
-
-    /// Maps the file over placeholder `i`, at the same offset in the file.
-    fn map_view(&self, pieces: &mut [Piece], i: usize, file: &File, mode: MapMode) -> io::Result<()> {
-        let p = pieces[i];
-        debug_assert_eq!(p.kind, Kind::Placeholder);
+    fn map_view(&mut self, start: usize, end: usize) -> io::Result<()> {
+        let (file, mode) = self.file.ok_or_else(|| invalid("mapping without a file"))?;
         // Copy-on-write sections and views for read-only vecs: writes stay in this process.
         let prot = match mode {
             MapMode::Shared => PAGE_READWRITE,
@@ -476,16 +381,16 @@ impl Reservation {
         if section.is_null() {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: the piece is exactly one placeholder of this reservation, which
-        // MEM_REPLACE_PLACEHOLDER replaces with the view; the offset equals the address's
-        // offset in the reservation (page-aligned, as placeholder views require).
+        // SAFETY: exactly one placeholder of this reservation, which MEM_REPLACE_PLACEHOLDER
+        // replaces with the view; the file offset equals the address's offset in the
+        // reservation (page-aligned, which is all placeholder views require).
         let view = unsafe {
             MapViewOfFile3(
                 section,
                 GetCurrentProcess(),
-                self.addr(p.start),
-                p.start as u64,
-                p.end - p.start,
+                self.addr(start),
+                start as u64,
+                end - start,
                 MEM_REPLACE_PLACEHOLDER,
                 prot,
                 null_mut(),
@@ -499,20 +404,14 @@ impl Reservation {
         if view.Value.is_null() {
             return Err(err);
         }
-        pieces[i].kind = Kind::View;
         Ok(())
     }
-}
-
-/// The index of the piece that starts at `at` (a boundary the caller made).
-fn index_at(pieces: &[Piece], at: usize) -> usize {
-    pieces.partition_point(|p| p.start < at)
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        for p in &st.pieces {
+        for p in st.pieces.iter() {
             // SAFETY: the reservation owns every piece; whoever pointed into it (views, flush
             // jobs) held an Arc to it, so being dropped means no one can use the range any more.
             // Each piece is its own region to the memory manager and is released whole.
