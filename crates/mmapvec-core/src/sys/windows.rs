@@ -190,9 +190,6 @@ impl Reservation {
             return Ok(());
         }
         let mut st = self.lock();
-        if st.pieces.has_view_in(from, to) {
-            return Err(invalid("the range is already mapped"));
-        }
         if st.file.is_none() {
             st.file = Some((file.try_clone()?, mode));
         }
