@@ -101,7 +101,7 @@ pub struct MmapVec {
     prefaults: Vec<Prefault>,
     // Declared last: the lock is released after everything else is dropped.
     _held: Option<Held>,
-    _header_file: File,
+    _header_file: Arc<File>,
 }
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
@@ -456,7 +456,7 @@ impl MmapVec {
             max_view_bytes: opts.max_view_bytes,
             prefaults: Vec::new(),
             _held: held,
-            _header_file: header_file,
+            _header_file: Arc::new(header_file),
         })
     }
 
@@ -788,7 +788,7 @@ impl MmapVec {
                 SyncPart {
                     region: c.region.clone(),
                     len: c.mapped,
-                    file: resized.then(|| c.file.clone()),
+                    file: (resized || !sys::MAP_SYNC_REACHES_DISK).then(|| c.file.clone()),
                     path: c.path.clone(),
                 }
             })
@@ -796,6 +796,7 @@ impl MmapVec {
         SyncJob {
             columns,
             header: Some((self.header_map.clone(), self.path.join(HEADER_FILE))),
+            header_file: (!sys::MAP_SYNC_REACHES_DISK).then(|| self._header_file.clone()),
         }
     }
 
@@ -1113,7 +1114,7 @@ impl MmapVec {
         // The old header's mapping lives on while JavaScript views over it do; the facade
         // detaches them and maps the new header.
         self.header_map = Arc::new(map);
-        let old_file = std::mem::replace(&mut self._header_file, file);
+        let old_file = std::mem::replace(&mut self._header_file, Arc::new(file));
         let old_held = std::mem::replace(&mut self._held, held);
         if old_held.is_some() {
             let _ = old_file.unlock();
@@ -1197,6 +1198,8 @@ struct SyncPart {
 pub struct SyncJob {
     columns: Vec<SyncPart>,
     header: Option<(Arc<FileMap>, PathBuf)>,
+    /// The header file, where syncing a mapping does not reach the disk by itself.
+    header_file: Option<Arc<File>>,
 }
 
 impl SyncJob {
@@ -1211,6 +1214,9 @@ impl SyncJob {
         }
         if let Some((h, path)) = &self.header {
             h.sync().map_err(|e| Error::io(&e, path, "flushing"))?;
+            if let Some(f) = &self.header_file {
+                f.sync_data().map_err(|e| Error::io(&e, path, "flushing"))?;
+            }
         }
         Ok(())
     }

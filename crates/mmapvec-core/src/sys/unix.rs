@@ -25,6 +25,11 @@ pub fn page_size() -> usize {
     })
 }
 
+/// Whether syncing a mapping (msync MS_SYNC) makes its pages durable by itself. On macOS it
+/// writes them to the drive but leaves them in the drive's cache; only `F_FULLFSYNC`, which
+/// std's `sync_data` issues there, flushes that, so a flush also syncs each file on macOS.
+pub const MAP_SYNC_REACHES_DISK: bool = !cfg!(target_vendor = "apple");
+
 /// What mapping offsets and the sizes growth produces must be multiples of: the page size.
 pub fn map_granularity() -> usize {
     page_size()

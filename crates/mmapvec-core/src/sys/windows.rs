@@ -59,6 +59,10 @@ pub fn page_size() -> usize {
     })
 }
 
+/// Whether syncing a mapping makes its pages durable by itself: yes, `Reservation::sync` and
+/// memmap2's flush of the header both end with FlushFileBuffers.
+pub const MAP_SYNC_REACHES_DISK: bool = true;
+
 /// What mapping offsets and the sizes growth produces must be multiples of. Plain views need
 /// the 64 KiB allocation granularity for their address and file offset, but a view that
 /// replaces a placeholder needs only page alignment (MapViewOfFile3: "the 64k alignment
