@@ -15,9 +15,11 @@ type ArrowModule = typeof Arrow
 /** An Arrow Table, as `apache-arrow` makes it. */
 export type ArrowTable = Arrow.Table
 
-/** Rows `[from, to)` of a vec; the whole vec by default. */
+/** Rows `[from, to)` of a vec; the whole vec by default. Outside the vec's rows is `ERANGE`. */
 export interface RowRange {
+  /** The first row, a whole number; default 0. */
   from?: number
+  /** Past the last row, a whole number; default the vec's length. */
   to?: number
 }
 
@@ -40,7 +42,13 @@ export interface WriteArrowOptions extends RowRange {
   onProgress?: (rowsDone: number, total: number) => void
 }
 
-/** Options of {@link MmapVec.fromArrow} and {@link fromArrowIPC}: those of `create`, and: */
+/**
+ * Options of {@link MmapVec.fromArrow} and {@link fromArrowIPC}: those of
+ * {@link MmapVec.create} (but `create` and `readOnly`, which are `EINVAL` here), and `schema`
+ * and `onProgress`.
+ *
+ * @typeParam S - the schema given as `schema`, which types the vec
+ */
 export interface FromArrowOptions<S extends Schema = Schema> extends Omit<OpenOptions, 'create' | 'readOnly'> {
   /**
    * The schema the Arrow columns must have (fields in any order); it types the vec. By
@@ -265,6 +273,23 @@ function recordBatch(arrow: ArrowModule, vec: MmapVec<Schema>, schema: Arrow.Sch
  * shows the rows the vec had when it was made; once the vec closes, shrinks, or grows in
  * buffered mode (or past its reservation), its columns are detached, and reading them gives
  * undefined or throws a TypeError, never freed memory. Take a new one then.
+ *
+ * Columns are not nullable, and the Arrow schema's metadata holds the vec's schema, so that
+ * {@link MmapVec.fromArrow} gives back the same kind of vec. Needs the optional peer dependency
+ * `apache-arrow`, loaded on first use.
+ *
+ * @param vec - an open vec
+ * @param options - the rows (`from`, `to`), and the apache-arrow module to build with (`arrow`)
+ * @returns an apache-arrow Table
+ * @throws {@link MmapVecError} `EDEPENDENCY` when apache-arrow is not installed; `ERANGE` for
+ *   rows outside the vec; `EINVAL` for a bad option; `ECLOSED` when the vec is closed.
+ *
+ * @example
+ * ```ts
+ * import * as arrow from 'apache-arrow'
+ * const table = toArrow(v, { from: 0, to: 1000, arrow })
+ * console.log(table.numRows, table.getChild('id')?.get(0))
+ * ```
  */
 export function toArrow<S extends Schema>(vec: MmapVec<S>, options?: ToArrowOptions): ArrowTable {
   return toArrowWith(() => loadArrow(), vec, options)
@@ -387,6 +412,22 @@ function ioError(err: unknown, file: string, doing: string): unknown {
  * Spark, DuckDB, Polars, pyarrow and Arrow Flight read, on any machine. Record batches are
  * built and written one at a time, each waiting for the disk, so memory stays at one batch.
  * The file appears whole or not at all (written beside it, synced, then renamed over it).
+ * Needs the optional peer dependency `apache-arrow`.
+ *
+ * @param vec - an open vec; it must not be closed or shrunk before the Promise settles
+ * @param file - the path of the Arrow file to write (replaced if it exists)
+ * @param options - the rows, `batchRows` and `onProgress`; see {@link WriteArrowOptions}
+ * @returns a Promise that resolves when the file is written, synced and in place
+ * @throws {@link MmapVecError} `EDEPENDENCY` when apache-arrow is not installed; `EINVAL` for a
+ *   bad file name or option; `ERANGE` for rows outside the vec, or when the vec shrinks
+ *   during the export; `ECLOSED` when the vec is (or gets) closed; `ENOENT`, `EACCES`,
+ *   `ENOSPC`, `EIO` from the file system. The checks before the first write throw at once;
+ *   the rest reject the Promise.
+ *
+ * @example
+ * ```ts
+ * await writeArrowIPC(v, 'particles.arrow', { onProgress: (done, total) => console.log(done, total) })
+ * ```
  */
 export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: string, options?: WriteArrowOptions): Promise<void> {
   const pieces = ipcPieces(vec as unknown as MmapVec<Schema>, file, options)
@@ -409,7 +450,14 @@ export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: str
   }
 }
 
-/** Like {@link writeArrowIPC}, blocking the thread until the file is written. */
+/**
+ * Like {@link writeArrowIPC}, blocking the thread until the file is written.
+ *
+ * @param vec - an open vec
+ * @param file - the path of the Arrow file to write (replaced if it exists)
+ * @param options - the rows, `batchRows` and `onProgress`; see {@link WriteArrowOptions}
+ * @throws {@link MmapVecError} as {@link writeArrowIPC}.
+ */
 export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: string, options?: WriteArrowOptions): void {
   const pieces = ipcPieces(vec as unknown as MmapVec<Schema>, file, options)
   const tmp = tempBeside(file)
@@ -537,7 +585,22 @@ async function countRows(arrow: ArrowModule, fh: FileHandle, footer: Footer): Pr
 /**
  * Creates a vec at `path` from the Arrow IPC file (or stream) `file`, reading it one record
  * batch at a time. The column types must be ones a vec stores (see {@link MmapVec.fromArrow}).
- * On any failure nothing is left at `path`.
+ * On any failure nothing is left at `path`. Needs the optional peer dependency `apache-arrow`.
+ *
+ * @param path - the new vec's directory
+ * @param file - the path of the Arrow IPC file or stream
+ * @param options - see {@link FromArrowOptions}
+ * @returns a Promise of the new vec, open read-write
+ * @throws {@link MmapVecError} `EDEPENDENCY` when apache-arrow is not installed; `ENOENT` when
+ *   `file` is missing; `EFORMAT` when it is not Arrow IPC or is damaged; `EINVAL` for a column
+ *   type a vec cannot store, a null value or a bad option; `ESCHEMA` when the columns do not
+ *   match `options.schema`; `EEXIST` when something is at `path`; as {@link MmapVec.create}
+ *   otherwise.
+ *
+ * @example
+ * ```ts
+ * const v = await fromArrowIPC('copy.mvec', 'particles.arrow')
+ * ```
  */
 export async function fromArrowIPC<const S extends Schema = Schema>(path: string, file: string, options?: FromArrowOptions<S>): Promise<MmapVec<S>> {
   const { open: openOptions, schema, onProgress } = checkFromOptions(path, options)
@@ -589,7 +652,7 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
   }
 }
 
-/** See {@link MmapVec.fromArrow}. */
+/** The implementation of {@link MmapVec.fromArrow}. */
 export function fromArrow<const S extends Schema = Schema>(path: string, source: ArrowTable | string, options?: FromArrowOptions<S>): MmapVec<S> | Promise<MmapVec<S>> {
   if (typeof source === 'string') return fromArrowIPC(path, source, options)
   const arrow = loadArrow()
