@@ -281,7 +281,7 @@ function checkOptions(path: string, options: unknown): OpenOptions {
   const o = options as OpenOptions
   for (const k of ['capacity', 'lockTimeoutMs', 'version', 'reservation'] as const) if (o[k] !== undefined) checkCount(o[k], k, path)
   if (o.mode !== undefined && o.mode !== 'mmap' && o.mode !== 'buffered') {
-    throw invalid(`${path}: mode must be 'mmap' or 'buffered', got '${o.mode}'`, path)
+    throw invalid(`${path}: mode must be 'mmap' or 'buffered', got '${String(o.mode)}'`, path)
   }
   if (o.autoFlushMs !== undefined && !(o.autoFlushMs > 0 && o.autoFlushMs < 2 ** 31)) {
     throw invalid(`${path}: autoFlushMs must be a positive number of milliseconds, got ${o.autoFlushMs}`, path)
@@ -659,7 +659,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     const spec = requested ?? storedSpec(nv.schemaJson)
     const Cls = specialise(MmapVec, spec)
     const userSchema = (schema ?? schemaOf(spec)) as S
-    return new Cls({ native: nv, schema: userSchema, spec, options: resolved, temp: mode === 'temp' }) as MmapVec<S>
+    return new Cls({ native: nv, schema: userSchema, spec, options: resolved, temp: mode === 'temp' })
   }
 
   /** The number of rows (0 once closed). */
@@ -1152,7 +1152,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       if (this._keep !== undefined) untrack(this._keep)
       this._keep = undefined
       this._native.close()
-      if (this._buffered) for (const c of this._cols) structuredClone(c.buffer, { transfer: [c.buffer as ArrayBuffer] })
+      if (this._buffered) for (const c of this._cols) structuredClone(c.buffer, { transfer: [c.buffer] })
       this._closed = true
       this._len = 0
       this._cap = 0
@@ -1227,7 +1227,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         }
         // The old buffer is detached, as a moved mapping's views are: a stale view reads as
         // empty instead of silently missing every later change.
-        if (!first) structuredClone(old.buffer, { transfer: [old.buffer as ArrayBuffer] })
+        if (!first) structuredClone(old.buffer, { transfer: [old.buffer] })
         return fresh
       })
     } else {
@@ -1303,7 +1303,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       // The capacity is unchanged: kept columns keep their buffers, a new one starts at zero.
       this._cols = spec.columns.map((c, k) => (from[k] >= 0 ? oldCols[from[k]] : new ARRAY_TYPES[c.type](this._cap * c.count)))
       oldCols.forEach((a, j) => {
-        if (!from.includes(j)) structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] })
+        if (!from.includes(j)) structuredClone(a.buffer, { transfer: [a.buffer] })
       })
       spec.columns.forEach((_, k) => (self[`_c${k}`] = this._cols[k]))
       this._syncKeep()
@@ -1453,10 +1453,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /** @internal A failed background flush is reported by the next flush call. */
   _throwFlushError(): void {
-    const e = this._flushError
-    if (e !== undefined) {
-      this._flushError = undefined
-      throw e
-    }
+    if (this._flushError === undefined) return
+    const e: unknown = this._flushError
+    this._flushError = undefined
+    throw e
   }
 }

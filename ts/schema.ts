@@ -169,7 +169,7 @@ export function field(name: string, t: unknown): ColumnSpec | string {
   }
   if (Array.isArray(t) && t.length === 2 && typeof t[0] === 'string') {
     if (!TYPES.has(t[0])) return `unknown type ${describeValue(t[0])}`
-    const n = t[1]
+    const n: unknown = t[1]
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_COUNT) {
       return `array length ${describeValue(n)} must be a whole number from 1 to ${MAX_COUNT}`
     }
