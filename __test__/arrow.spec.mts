@@ -85,14 +85,14 @@ function row(schema: Record<string, Scalar | readonly [Scalar, number]>, i: numb
 function filled(schema: Record<string, Scalar | readonly [Scalar, number]>, rows: number, options: { mode?: Mode } = {}): MmapVec<Schema> {
   const v = MmapVec.open(fresh(), schema, options)
   for (let i = 0; i < rows; i++) v.push(row(schema, i) as never)
-  return v as MmapVec<Schema>
+  return v
 }
 
 /** A row as apache-arrow's `get` gives it, in the form the vec's `get` has. */
 function arrowRow(table: arrow.Table, i: number): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const f of table.schema.fields) {
-    const x = table.getChild(f.name)!.get(i)
+    const x: unknown = table.getChild(f.name)!.get(i)
     out[f.name] = x instanceof arrow.Vector ? [...x] : x
   }
   return out
@@ -123,11 +123,11 @@ function checkRows(t: ExecutionContext, table: arrow.Table, v: MmapVec<Schema>, 
   for (let i = 0; i < v.length; i++) {
     const want = v.get(i) as Record<string, unknown>
     const got = arrowRow(table, i)
-    if (JSON.stringify(Object.keys(got)) !== JSON.stringify(Object.keys(want))) t.fail(`${what}: columns ${Object.keys(got)}`)
+    if (JSON.stringify(Object.keys(got)) !== JSON.stringify(Object.keys(want))) t.fail(`${what}: columns ${Object.keys(got).join(', ')}`)
     for (const k of Object.keys(want)) {
       // deepEqual tells NaN from any number and -0 from 0.
-      const same = JSON.stringify([got[k]], (_, x) => (typeof x === 'bigint' ? `${x}n` : Object.is(x, -0) ? '-0' : Number.isNaN(x) ? 'NaN' : x))
-      const exp = JSON.stringify([want[k]], (_, x) => (typeof x === 'bigint' ? `${x}n` : Object.is(x, -0) ? '-0' : Number.isNaN(x) ? 'NaN' : x))
+      const same = JSON.stringify([got[k]], (_: string, x: unknown) => (typeof x === 'bigint' ? `${x}n` : Object.is(x, -0) ? '-0' : Number.isNaN(x) ? 'NaN' : x))
+      const exp = JSON.stringify([want[k]], (_: string, x: unknown) => (typeof x === 'bigint' ? `${x}n` : Object.is(x, -0) ? '-0' : Number.isNaN(x) ? 'NaN' : x))
       if (same !== exp) t.fail(`${what}: row ${i} column ${k}: ${same} !== ${exp}`)
     }
   }
@@ -162,14 +162,14 @@ for (const mode of MODES) {
     for (let i = 0; i < 10; i++) v.push({ pos: [i, i, i], id: i, big: BigInt(i), alive: true })
     const table = toArrow(v)
     const cols = v.columns
-    t.is(table.getChild('id')!.data[0].values.buffer, cols.id.buffer)
-    t.is(table.getChild('big')!.data[0].values.buffer, cols.big.buffer)
-    t.is(table.getChild('pos')!.data[0].children[0].values.buffer, cols.pos.buffer, 'a FixedSizeList over the same memory')
+    t.is((table.getChild('id')!.data[0].values as Uint32Array).buffer, cols.id.buffer)
+    t.is((table.getChild('big')!.data[0].values as BigInt64Array).buffer, cols.big.buffer)
+    t.is((table.getChild('pos')!.data[0].children[0].values as Float32Array).buffer, cols.pos.buffer, 'a FixedSizeList over the same memory')
 
     cols.id[3] = 1234
     v.set(4, { pos: [7, 8, 9], big: -5n })
     t.is(table.getChild('id')!.get(3), 1234, 'a write through the vec shows in the table')
-    t.deepEqual([...table.getChild('pos')!.get(4)!], [7, 8, 9])
+    t.deepEqual([...(table.getChild('pos')!.get(4) as Iterable<number>)], [7, 8, 9])
     t.is(table.getChild('big')!.get(4), -5n)
     table.getChild('id')!.set(5, 777)
     t.is(v.get(5).id, 777, 'and a write through the table shows in the vec')
@@ -183,7 +183,7 @@ for (const mode of MODES) {
     t.is(part.getChild('id')!.get(0), 1234)
 
     v.close()
-    t.is(table.getChild('id')!.data[0].values.length, 0, 'after close the views are detached, as the vec says')
+    t.is((table.getChild('id')!.data[0].values as Uint32Array).length, 0, 'after close the views are detached, as the vec says')
     t.is(table.getChild('id')!.get(3), undefined)
   })
 }
@@ -215,7 +215,7 @@ test("toArrow's Table works with the apache-arrow that import and require give",
   for (let i = 0; i < 5; i++) v.push({ pos: [i, -i], id: i, big: BigInt(i) * -3n })
   const table = toArrow(v, { arrow })
   t.true(table instanceof arrow.Table && Object.getPrototypeOf(table) === arrow.Table.prototype)
-  checkRows(t, arrow.tableFromIPC(arrow.tableToIPC(table, 'file')), v as MmapVec<Schema>, 'arrow option')
+  checkRows(t, arrow.tableFromIPC(arrow.tableToIPC(table, 'file')), v, 'arrow option')
   t.throws(() => toArrow(v, { arrow: {} as typeof arrow }), { code: 'EINVAL', message: /apache-arrow module/ } as object)
   v.close()
 })
@@ -296,7 +296,7 @@ test('Polars (the Rust Arrow implementation) reads every field type from the fil
     const polarsType = { i8: 'Int8', u8: 'UInt8', i16: 'Int16', u16: 'UInt16', i32: 'Int32', u32: 'UInt32', i64: 'Int64', u64: 'UInt64', f32: 'Float32', f64: 'Float64', bool: 'Bool' }[type]
     const s = df.getColumn(name)
     t.is(String(s.dtype), count === 1 ? `DataType(${polarsType})` : `DataType(FixedSizeList(DataType(${polarsType}),${count}))`, name)
-    const flat = count === 1 ? s : s.explode()
+    const flat = count === 1 ? s : (s.explode() as pl.Series)
     const want = Array.from(cols[name], (x) => (type === 'bool' ? x !== 0 : typeof x === 'bigint' ? String(x) : x))
     // 64-bit integers as decimal strings: Polars gives some of them as (rounded) numbers.
     const got = type === 'i64' || type === 'u64' ? flat.cast(pl.Utf8).toArray() : flat.toArray()
@@ -323,7 +323,7 @@ test('types a vec cannot hold are refused, naming the column and type, and nothi
     const path = fresh('mvec', here)
     const col = table.schema.fields.at(-1)!.name
     const e = t.throws(() => MmapVec.fromArrow(path, table), { code: 'EINVAL' } as object, type)
-    t.true(e!.message.includes(`column '${col}'`) && e!.message.includes(type), e!.message)
+    t.true(e.message.includes(`column '${col}'`) && e.message.includes(type), e.message)
     t.false(existsSync(path))
     const file = fresh('arrow', here)
     writeFileSync(file, arrow.tableToIPC(table, 'file'))
@@ -354,14 +354,14 @@ test('nulls are refused; in a file they are found mid-way and the half-made vec 
   t.deepEqual(readdirSync(here), [file.slice(here.length + 1)])
 })
 
-test('the schema option must match the Arrow columns, in any order', async (t) => {
+test('the schema option must match the Arrow columns, in any order', (t) => {
   const table = arrow.tableFromArrays({ a: new Float32Array([1, 2]), b: new BigInt64Array([3n, 4n]) })
   const v = MmapVec.fromArrow(fresh(), table, { schema: { b: 'i64', a: 'f32' } })
   t.deepEqual(v.get(1), { b: 4n, a: 2 })
   v.close()
   const path = fresh()
   const e = t.throws(() => MmapVec.fromArrow(path, table, { schema: { a: 'f64', b: 'i64' } }), { code: 'ESCHEMA' } as object)
-  t.regex(e!.message, /a: f32.*a: f64/)
+  t.regex(e.message, /a: f32.*a: f64/)
   t.false(existsSync(path))
   t.throws(() => MmapVec.fromArrow(fresh(), table, { readOnly: true } as never), { code: 'EINVAL' } as object)
   t.throws(() => MmapVec.fromArrow(fresh(), {} as arrow.Table), { code: 'EINVAL', message: /Table or the path/ } as object)
@@ -408,7 +408,7 @@ test('files that are not Arrow IPC files are EFORMAT, missing ones ENOENT, and n
 })
 
 test('writeArrowIPC: bad ranges and options, a closed vec, and a vec closed mid-way leave the target as it was', async (t) => {
-  const v = filled({ x: 'f64' }, 100) as MmapVec<Schema>
+  const v = filled({ x: 'f64' }, 100)
   const file = fresh('arrow')
   writeFileSync(file, 'old contents')
   await t.throwsAsync(writeArrowIPC(v, file, { from: 5, to: 101 }), { code: 'ERANGE' } as object)

@@ -22,7 +22,7 @@ test('the mode is chosen by the option, by MMAPVEC_MODE, or by what the runtime 
   t.is(b.mode, 'buffered')
   t.throws(() => MmapVec.temp('f64', { mode: 'copy' as 'mmap' }), { code: 'EINVAL' } as object)
   const child = runChild('reader.mjs', [fresh(), '0'], { MMAPVEC_MODE: 'nonsense' })
-  t.is(JSON.parse(child.stdout).code, 'EINVAL')
+  t.is((JSON.parse(child.stdout) as { code: string }).code, 'EINVAL')
 })
 
 test('rows round-trip through flush, close and reopen, and other processes see flushed rows', async (t) => {
@@ -91,7 +91,7 @@ test('an open and close without changes leaves the files untouched; readOnly wri
 
 test('buffered vecs refuse bad input and damaged files like mmap ones', (t) => {
   using v = MmapVec.open(fresh(), Row, buffered)
-  const e = t.throws(() => v.push({ ...row(0), big: 1 } as never)) as MmapVecError
+  const e = t.throws<MmapVecError>(() => v.push({ ...row(0), big: 1 } as never))
   t.is(e.code, 'EINVAL')
   t.is(v.length, 0)
   t.throws(() => v.get(0), { code: 'ERANGE' } as object)

@@ -4,7 +4,7 @@
  * another process holds the lock, table alignment, and export/import round trips.
  */
 import test from 'ava'
-import { MmapVec } from 'mmapvec'
+import { MmapVec, type VecInfo } from 'mmapvec'
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -106,10 +106,10 @@ test('info shows the schema, sizes, versions and lock', (t) => {
   const head = lines.indexOf('columns:') + 1
   t.is(lines[head], '  field  type  count  file    offset  bytes  rows')
   t.regex(lines[head + 1], /^ {2}id {5}u32 {7}1 {2}c0\.col {7}0 {2} *\d+ {2}\d+$/)
-  const json = JSON.parse(cli('info', path, '--json').stdout)
+  const json = JSON.parse(cli('info', path, '--json').stdout) as VecInfo
   t.like(json, { length: 3, version: 0, formatVersion: 1, lock: 'none', schema: { id: 'u32', pos: ['f32', 2], ok: 'bool', big: 'i64' } })
   t.deepEqual(
-    json.columns.map((c: { name: string; bytes: number }) => [c.name, c.bytes]),
+    json.columns.map((c) => [c.name, c.bytes]),
     [['id', 4096], ['pos', 12288], ['ok', 4096], ['big', 12288]],
   )
 })
@@ -171,7 +171,7 @@ test('--json prints one JSON object per row, i64 as strings', (t) => {
   const r = cli('cat', path, '--json', '--from', '1')
   t.is(r.status, 0)
   t.deepEqual(
-    r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l)),
+    r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as unknown),
     [
       { id: 123456, pos: [0.1, 100], ok: false, big: '0' },
       { id: 0, pos: [-0, 3], ok: true, big: '42' },
@@ -204,7 +204,7 @@ test('verify passes a sound vec, and reports each kind of damage with exit 1 wit
     t.regex(r.stdout, expected, name)
     t.regex(r.stdout, /problems? found\n$/, name)
     t.deepEqual(fingerprint(path), before, name)
-    const json = JSON.parse(cli('verify', path, '--json').stdout)
+    const json = JSON.parse(cli('verify', path, '--json').stdout) as { ok: boolean; problems: unknown[] }
     t.false(json.ok)
     t.true(json.problems.length > 0)
     // info refuses what opening refuses: EFORMAT, except for a lost column file it can show.
@@ -258,14 +258,14 @@ for (const format of ['csv', 'jsonl'] as const) {
     const dir = scratch()
     const src = join(dir, 'src.mvec')
     const v = MmapVec.open(src, Every)
-    for (let i = 0; i < 3000; i++) v.push(EDGE_ROWS[i % EDGE_ROWS.length] as never)
+    for (let i = 0; i < 3000; i++) v.push(EDGE_ROWS[i % EDGE_ROWS.length])
     v.close()
     const file = join(dir, `rows.${format}`)
     const ex = cli('export', src, '--out', file)
     t.is(ex.status, 0, ex.stderr)
     t.is(ex.stdout, '')
     t.is(ex.stderr, '', 'stderr is not a terminal: no progress bar')
-    const schema = JSON.stringify(JSON.parse(cli('info', src, '--json').stdout).schema)
+    const schema = JSON.stringify((JSON.parse(cli('info', src, '--json').stdout) as VecInfo).schema)
     const dst = join(dir, 'dst.mvec')
     const im = cli('import', file, dst, '--schema', schema)
     t.is(im.status, 0, im.stderr)

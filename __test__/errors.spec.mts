@@ -1,6 +1,6 @@
 import test from 'ava'
 import { MmapVec, MmapVecError, type ErrorCode } from 'mmapvec'
-import { chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fingerprint, runChild, scratch } from './helpers/util.mjs'
 

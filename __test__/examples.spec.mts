@@ -9,7 +9,7 @@ import { mkdirSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 // @ts-expect-error a plain JavaScript module without types: the example's own world code
-import { closeWorld, fingerprint, openWorld } from '../examples/game-server/world.mjs'
+import * as worldCode from '../examples/game-server/world.mjs'
 import { mode, runChild, scratch } from './helpers/util.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -18,6 +18,16 @@ const dir = scratch()
 const WAIT_MS = 30_000 // a bound for each wait, far above what any takes on an idle machine
 
 type Fingerprint = { tick: number; entities: number; hash: string }
+/** What the test uses of the example's world.mjs, typed here since the example is JavaScript. */
+type World = {
+  state: MmapVec<{ tick: 'u64'; rng: 'u32'; nextId: 'u32'; target: 'u32'; deaths: 'u64' }>
+  entities: MmapVec<{ pos: ['f32', 2]; vel: ['f32', 2]; health: 'f32'; id: 'u32' }>
+}
+const { closeWorld, fingerprint, openWorld } = worldCode as {
+  openWorld: (dir: string, options?: { readOnly?: boolean }) => World
+  closeWorld: (world: World) => void
+  fingerprint: (world: World) => Fingerprint
+}
 type Stats = { tick: number; entities: number; tickMs: { last: number; avg: number; max: number }; ticksRun: number; resumedFrom: number; mode: string }
 
 /** Starts the game server on `world` with an ephemeral port and waits until it listens. */
@@ -27,8 +37,8 @@ async function startServer(world: string, args: string[] = []) {
   })
   let out = ''
   let err = ''
-  child.stdout.on('data', (d: Buffer) => (out += d))
-  child.stderr.on('data', (d: Buffer) => (err += d))
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()))
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
   const bounded = <T,>(p: Promise<T>, what: string) =>
     Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} took over ${WAIT_MS} ms: ${out}${err}`)), WAIT_MS).unref())])
@@ -74,7 +84,7 @@ async function startServer(world: string, args: string[] = []) {
 function openForCheck(world: string) {
   const w = openWorld(world, { readOnly: true })
   try {
-    return { fp: fingerprint(w) as Fingerprint, state: w.state.get(0), ids: Uint32Array.from(w.entities.columns.id), length: w.entities.length as number }
+    return { fp: fingerprint(w), state: w.state.get(0), ids: Uint32Array.from(w.entities.columns.id), length: w.entities.length }
   } finally {
     closeWorld(w)
   }
@@ -178,7 +188,7 @@ test("the Electron example's counter keeps its beats across launches in buffered
   const launch = (mode: string, ...steps: string[]) => {
     const r = runChild(fileURLToPath(new URL('fixtures/electron-counter.mjs', import.meta.url)), [path, ...steps], { NODE_PATH: modules, MMAPVEC_MODE: mode })
     t.is(r.stderr, '')
-    return { signal: r.signal, snapshots: r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) }
+    return { signal: r.signal, snapshots: r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) }
   }
 
   const one = launch('buffered', 'beat:1000', 'beat:2000', 'beat:3000', 'snapshot', 'close')

@@ -44,7 +44,7 @@ async function lane(id: number, kills: number) {
       for (let i = 0; i < v.length; i++) {
         const r = expected(i)
         if (a[i] !== r.a || b[i] !== r.b || cs[2 * i] !== r.c[0] || cs[2 * i + 1] !== r.c[1] || ok[i] !== (r.ok ? 1 : 0)) {
-          throw new Error(`after kill ${k} of lane ${id}: row ${i} of ${v.length} is ${JSON.stringify(v.get(i), (_, x) => (typeof x === 'bigint' ? `${x}n` : x))}`)
+          throw new Error(`after kill ${k} of lane ${id}: row ${i} of ${v.length} is ${JSON.stringify(v.get(i), (_: string, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x))}`)
         }
       }
       stats.rowsChecked += v.length

@@ -635,7 +635,7 @@ class Rejected extends Step {
       case 'columns': {
         // One column a value short: its row count differs from the others' (or is not whole).
         const cols = asColumns(s, [this.row, this.row], true) as Record<string, ArrayLike<unknown>> | ArrayLike<unknown>
-        const short = (a: ArrayLike<unknown>) => Array.prototype.slice.call(a, 1)
+        const short = (a: ArrayLike<unknown>) => Array.prototype.slice.call(a, 1) as unknown[]
         const input = s.scalar ? (CTOR[c.type] as { from(a: unknown[]): unknown }).from(short(cols as ArrayLike<unknown>)) : { ...cols, [c.name]: short((cols as Record<string, ArrayLike<unknown>>)[c.name]) }
         assert.throws(() => r.v.pushMany(input), invalid, 'pushMany with a short column throws EINVAL')
         break

@@ -117,7 +117,7 @@ test('views: a dropped column\'s become empty, the others stay valid', (t) => {
   const { a, b, c } = v.columns
   const w = v.dropColumn('b')
   t.is(b.length, 0, 'detached')
-  t.is(b[0] as number | undefined, undefined)
+  t.is<number | undefined, undefined>(b[0], undefined)
   b[0] = 5 // ignored, never a crash
   t.is(a.length, 100)
   a[3] = 42
@@ -143,7 +143,7 @@ test('the row count keeps landing in the live header: kills after a change lose 
   t.is(v.length, v.mode === 'mmap' ? 1000 : 700)
   for (let i = 0; i < v.length; i++) {
     const r = v.get(i)
-    if (r.id !== i || r.big !== BigInt(i) || r.hp !== (i < 700 ? 0 : i)) t.fail(`row ${i}: ${JSON.stringify(r, (_, x) => (typeof x === 'bigint' ? `${x}n` : x))}`)
+    if (r.id !== i || r.big !== BigInt(i) || r.hp !== (i < 700 ? 0 : i)) t.fail(`row ${i}: ${JSON.stringify(r, (_: string, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x))}`)
   }
 })
 
@@ -304,7 +304,7 @@ async function lane(id: number, kills: number) {
         MmapVec.open(path, schema).close()
         opened.push(s)
       } catch (e) {
-        if ((e as MmapVecError).code !== 'ESCHEMA') throw new Error(`after kill ${k} of lane ${id}: ${String(e)} (files: ${files.join(' ')})`)
+        if ((e as MmapVecError).code !== 'ESCHEMA') throw new Error(`after kill ${k} of lane ${id}: ${String(e)} (files: ${files.join(' ')})`, { cause: e })
       }
     }
     if (opened.length !== 1) throw new Error(`after kill ${k} of lane ${id}: opens with schemas ${JSON.stringify(opened)}`)
@@ -328,7 +328,7 @@ async function lane(id: number, kills: number) {
         const want = (row as (i: number) => ChaosRow)(i)
         const x = extraName === '' ? 0 : (got as Record<string, unknown>)[extraName]
         if (got.a !== want.a || got.b !== want.b || got.c[0] !== want.c[0] || got.c[1] !== want.c[1] || got.ok !== want.ok || (x !== 0 && x !== (extra as (i: number) => number)(i))) {
-          throw new Error(`after kill ${k} of lane ${id}: row ${i} of ${v.length} is ${JSON.stringify(got, (_, y) => (typeof y === 'bigint' ? `${y}n` : y))}`)
+          throw new Error(`after kill ${k} of lane ${id}: row ${i} of ${v.length} is ${JSON.stringify(got, (_: string, y: unknown) => (typeof y === 'bigint' ? `${y}n` : y))}`)
         }
       }
       stats.rows += v.length

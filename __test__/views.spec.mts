@@ -36,16 +36,16 @@ test('shrinkToFit and close empty every earlier view instead of leaving it dangl
   const before = v.columns.x
   v.shrinkToFit()
   t.is(before.length, 0)
-  t.is(before[0] as number | undefined, undefined)
+  t.is<number | undefined, undefined>(before[0], undefined)
   before[0] = 1
-  t.is(before[0] as number | undefined, undefined, 'writes to an emptied view are ignored')
+  t.is<number | undefined, undefined>(before[0], undefined, 'writes to an emptied view are ignored')
   const after = v.columns.x
   t.is(after[9], 9)
   const values = v.columns
   v.close()
   t.is(after.length, 0)
   t.is(values.x.length, 0)
-  t.is(after[0] as number | undefined, undefined)
+  t.is<number | undefined, undefined>(after[0], undefined)
   await collectGarbage()
   t.is(after.byteLength, 0)
 })
@@ -103,11 +103,11 @@ test('views held across truncate, shrink and close read nothing stale that could
   v.shrinkToFit()
   t.is(a.length, 0)
   a[500] = 1
-  t.is(a[500] as number | undefined, undefined)
+  t.is<number | undefined, undefined>(a[500], undefined)
   const b = v.columns.x
   v.close()
   t.is(b.length, 0)
-  t.is(b[0] as number | undefined, undefined)
+  t.is<number | undefined, undefined>(b[0], undefined)
   // Iterating a detached TypedArray is a TypeError in JavaScript itself: an exception, not a crash.
   t.throws(() => [...b], { instanceOf: TypeError })
 })

@@ -15,9 +15,11 @@ type ArrowModule = typeof Arrow
 /** An Arrow Table, as `apache-arrow` makes it. */
 export type ArrowTable = Arrow.Table
 
-/** Rows `[from, to)` of a vec; the whole vec by default. */
+/** Rows `[from, to)` of a vec; the whole vec by default. Outside the vec's rows is `ERANGE`. */
 export interface RowRange {
+  /** The first row, a whole number; default 0. */
   from?: number
+  /** Past the last row, a whole number; default the vec's length. */
   to?: number
 }
 
@@ -40,7 +42,13 @@ export interface WriteArrowOptions extends RowRange {
   onProgress?: (rowsDone: number, total: number) => void
 }
 
-/** Options of {@link MmapVec.fromArrow} and {@link fromArrowIPC}: those of `create`, and: */
+/**
+ * Options of {@link MmapVec.fromArrow} and {@link fromArrowIPC}: those of
+ * {@link MmapVec.create} (but `create` and `readOnly`, which are `EINVAL` here), and `schema`
+ * and `onProgress`.
+ *
+ * @typeParam S - the schema given as `schema`, which types the vec
+ */
 export interface FromArrowOptions<S extends Schema = Schema> extends Omit<OpenOptions, 'create' | 'readOnly'> {
   /**
    * The schema the Arrow columns must have (fields in any order); it types the vec. By
@@ -74,6 +82,8 @@ export function missingArrow(): MmapVecError {
 function loadArrow(): ArrowModule {
   if (arrowCache !== undefined) return arrowCache
   try {
+    // Loaded when first needed, synchronously: apache-arrow is an optional peer dependency.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     arrowCache = require('apache-arrow') as ArrowModule
   } catch (err) {
     const e = err as NodeJS.ErrnoException
@@ -125,11 +135,11 @@ function arrowType(arrow: ArrowModule, c: ColumnSpec): Arrow.DataType {
 function elementOf(arrow: ArrowModule, t: Arrow.DataType): ScalarType | undefined {
   if (arrow.DataType.isBool(t)) return 'bool'
   if (arrow.DataType.isInt(t)) {
-    const i = t as Arrow.Int
+    const i = t
     return `${i.isSigned ? 'i' : 'u'}${i.bitWidth}` as ScalarType
   }
   if (arrow.DataType.isFloat(t)) {
-    const p = (t as Arrow.Float).precision
+    const p = t.precision
     return p === arrow.Precision.SINGLE ? 'f32' : p === arrow.Precision.DOUBLE ? 'f64' : undefined
   }
   return undefined
@@ -138,14 +148,18 @@ function elementOf(arrow: ArrowModule, t: Arrow.DataType): ScalarType | undefine
 const SUPPORTED = 'mmapvec stores Int8..Int64, Uint8..Uint64, Float32, Float64, Bool and FixedSizeList of those, without nulls'
 
 function columnOf(arrow: ArrowModule, f: Arrow.Field, where: string): ColumnSpec {
-  const el = elementOf(arrow, f.type)
+  // apache-arrow types a Field's type as `any` unless told otherwise.
+  const type = f.type as Arrow.DataType
+  const el = elementOf(arrow, type)
   if (el !== undefined) return { name: f.name, type: el, count: 1 }
-  if (arrow.DataType.isFixedSizeList(f.type)) {
-    const l = f.type as Arrow.FixedSizeList
+  if (arrow.DataType.isFixedSizeList(type)) {
+    const l = type as Arrow.FixedSizeList<Arrow.DataType>
     const inner = elementOf(arrow, l.valueType)
     if (inner !== undefined && l.listSize >= 1 && l.listSize <= MAX_COUNT) return { name: f.name, type: inner, count: l.listSize }
   }
-  throw invalid(`${where}: column '${f.name}' has the Arrow type ${String(f.type)}, which mmapvec cannot store; ${SUPPORTED}`, where)
+  // Every concrete apache-arrow type has a toString (`Utf8`, `Float16`...); the base class does not declare it.
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string
+  throw invalid(`${where}: column '${f.name}' has the Arrow type ${String(type)}, which mmapvec cannot store; ${SUPPORTED}`, where)
 }
 
 /** The user-facing schema value of normalized columns (what `MmapVec.create` takes). */
@@ -233,7 +247,7 @@ function packBits(bytes: Uint8Array): Uint8Array {
 
 function arrowData(arrow: ArrowModule, type: Arrow.DataType, c: ColumnSpec, values: AnyColumn, rows: number): Arrow.Data {
   if (c.count !== 1) {
-    const child = arrowData(arrow, (type as Arrow.FixedSizeList).valueType, { ...c, count: 1 }, values, rows * c.count)
+    const child = arrowData(arrow, (type as Arrow.FixedSizeList<Arrow.DataType>).valueType, { ...c, count: 1 }, values, rows * c.count)
     return arrow.makeData({ type: type as Arrow.FixedSizeList, length: rows, nullCount: 0, child })
   }
   if (c.type === 'bool') return arrow.makeData({ type: type as Arrow.Bool, length: rows, nullCount: 0, data: packBits(values as Uint8Array) })
@@ -252,7 +266,7 @@ function arrowSchema(arrow: ArrowModule, vec: MmapVec<Schema>): { schema: Arrow.
 function recordBatch(arrow: ArrowModule, vec: MmapVec<Schema>, schema: Arrow.Schema, columns: readonly ColumnSpec[], from: number, to: number): Arrow.RecordBatch {
   const cols = vec.columns as unknown as Record<string, AnyColumn>
   const rows = to - from
-  const children = columns.map((c, k) => arrowData(arrow, schema.fields[k].type, c, cols[c.name].subarray(from * c.count, to * c.count), rows))
+  const children = columns.map((c, k) => arrowData(arrow, schema.fields[k].type as Arrow.DataType, c, cols[c.name].subarray(from * c.count, to * c.count), rows))
   const data = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows, nullCount: 0, children })
   return new arrow.RecordBatch(schema, data)
 }
@@ -265,6 +279,23 @@ function recordBatch(arrow: ArrowModule, vec: MmapVec<Schema>, schema: Arrow.Sch
  * shows the rows the vec had when it was made; once the vec closes, shrinks, or grows in
  * buffered mode (or past its reservation), its columns are detached, and reading them gives
  * undefined or throws a TypeError, never freed memory. Take a new one then.
+ *
+ * Columns are not nullable, and the Arrow schema's metadata holds the vec's schema, so that
+ * {@link MmapVec.fromArrow} gives back the same kind of vec. Needs the optional peer dependency
+ * `apache-arrow`, loaded on first use.
+ *
+ * @param vec - an open vec
+ * @param options - the rows (`from`, `to`), and the apache-arrow module to build with (`arrow`)
+ * @returns an apache-arrow Table
+ * @throws {@link MmapVecError} `EDEPENDENCY` when apache-arrow is not installed; `ERANGE` for
+ *   rows outside the vec; `EINVAL` for a bad option; `ECLOSED` when the vec is closed.
+ *
+ * @example
+ * ```ts
+ * import * as arrow from 'apache-arrow'
+ * const table = toArrow(v, { from: 0, to: 1000, arrow })
+ * console.log(table.numRows, table.getChild('id')?.get(0))
+ * ```
  */
 export function toArrow<S extends Schema>(vec: MmapVec<S>, options?: ToArrowOptions): ArrowTable {
   return toArrowWith(() => loadArrow(), vec, options)
@@ -276,7 +307,7 @@ export function toArrow<S extends Schema>(vec: MmapVec<S>, options?: ToArrowOpti
  */
 export function toArrowWith<S extends Schema>(load: () => ArrowModule, vec: MmapVec<S>, options?: ToArrowOptions): ArrowTable {
   const v = vec as unknown as MmapVec<Schema>
-  if (v.closed) v.columns // throws ECLOSED with the vec's path
+  v._open() // throws ECLOSED with the vec's path
   if (options !== undefined && (options === null || typeof options !== 'object')) throw invalid(`${v.path}: options must be an object`, v.path)
   for (const k of Object.keys(options ?? {})) {
     if (!['from', 'to', 'arrow'].includes(k)) throw invalid(`${v.path}: unknown option '${k}'; the options are from, to, arrow`, v.path)
@@ -342,7 +373,7 @@ function checkWriteOptions(vec: MmapVec<Schema>, file: unknown, options: WriteAr
  * any file is made.
  */
 function ipcPieces(vec: MmapVec<Schema>, file: unknown, options: WriteArrowOptions | undefined): Generator<Buffer> {
-  if (vec.closed) vec.columns // throws ECLOSED with the vec's path
+  vec._open() // throws ECLOSED with the vec's path
   checkWriteOptions(vec, file, options)
   const arrow = loadArrow()
   const [from, to] = checkRange(vec, options)
@@ -387,9 +418,25 @@ function ioError(err: unknown, file: string, doing: string): unknown {
  * Spark, DuckDB, Polars, pyarrow and Arrow Flight read, on any machine. Record batches are
  * built and written one at a time, each waiting for the disk, so memory stays at one batch.
  * The file appears whole or not at all (written beside it, synced, then renamed over it).
+ * Needs the optional peer dependency `apache-arrow`.
+ *
+ * @param vec - an open vec; it must not be closed or shrunk before the Promise settles
+ * @param file - the path of the Arrow file to write (replaced if it exists)
+ * @param options - the rows, `batchRows` and `onProgress`; see {@link WriteArrowOptions}
+ * @returns a Promise that resolves when the file is written, synced and in place
+ * @throws {@link MmapVecError} `EDEPENDENCY` when apache-arrow is not installed; `EINVAL` for a
+ *   bad file name or option; `ERANGE` for rows outside the vec, or when the vec shrinks
+ *   during the export; `ECLOSED` when the vec is (or gets) closed; `ENOENT`, `EACCES`,
+ *   `ENOSPC`, `EIO` from the file system. The checks before the first write throw at once;
+ *   the rest reject the Promise.
+ *
+ * @example
+ * ```ts
+ * await writeArrowIPC(v, 'particles.arrow', { onProgress: (done, total) => console.log(done, total) })
+ * ```
  */
 export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: string, options?: WriteArrowOptions): Promise<void> {
-  const pieces = ipcPieces(vec as unknown as MmapVec<Schema>, file, options)
+  const pieces = ipcPieces(vec, file, options)
   const tmp = tempBeside(file)
   let fh: FileHandle | undefined
   let doing = 'creating the Arrow file'
@@ -409,9 +456,16 @@ export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: str
   }
 }
 
-/** Like {@link writeArrowIPC}, blocking the thread until the file is written. */
+/**
+ * Like {@link writeArrowIPC}, blocking the thread until the file is written.
+ *
+ * @param vec - an open vec
+ * @param file - the path of the Arrow file to write (replaced if it exists)
+ * @param options - the rows, `batchRows` and `onProgress`; see {@link WriteArrowOptions}
+ * @throws {@link MmapVecError} as {@link writeArrowIPC}.
+ */
 export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: string, options?: WriteArrowOptions): void {
-  const pieces = ipcPieces(vec as unknown as MmapVec<Schema>, file, options)
+  const pieces = ipcPieces(vec, file, options)
   const tmp = tempBeside(file)
   let fd: number | undefined
   let doing = 'creating the Arrow file'
@@ -537,7 +591,22 @@ async function countRows(arrow: ArrowModule, fh: FileHandle, footer: Footer): Pr
 /**
  * Creates a vec at `path` from the Arrow IPC file (or stream) `file`, reading it one record
  * batch at a time. The column types must be ones a vec stores (see {@link MmapVec.fromArrow}).
- * On any failure nothing is left at `path`.
+ * On any failure nothing is left at `path`. Needs the optional peer dependency `apache-arrow`.
+ *
+ * @param path - the new vec's directory
+ * @param file - the path of the Arrow IPC file or stream
+ * @param options - see {@link FromArrowOptions}
+ * @returns a Promise of the new vec, open read-write
+ * @throws {@link MmapVecError} `EDEPENDENCY` when apache-arrow is not installed; `ENOENT` when
+ *   `file` is missing; `EFORMAT` when it is not Arrow IPC or is damaged; `EINVAL` for a column
+ *   type a vec cannot store, a null value or a bad option; `ESCHEMA` when the columns do not
+ *   match `options.schema`; `EEXIST` when something is at `path`; as {@link MmapVec.create}
+ *   otherwise.
+ *
+ * @example
+ * ```ts
+ * const v = await fromArrowIPC('copy.mvec', 'particles.arrow')
+ * ```
  */
 export async function fromArrowIPC<const S extends Schema = Schema>(path: string, file: string, options?: FromArrowOptions<S>): Promise<MmapVec<S>> {
   const { open: openOptions, schema, onProgress } = checkFromOptions(path, options)
@@ -555,7 +624,7 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
     let reader: Arrow.AsyncRecordBatchFileReader | Arrow.AsyncRecordBatchStreamReader
     let total: number | undefined
     try {
-      reader = (await arrow.RecordBatchReader.from(fh)) as typeof reader
+      reader = await arrow.RecordBatchReader.from(fh)
       await reader.open()
       if (reader.schema === undefined || reader.schema === null) throw new Error('it holds no schema')
       total = reader.isFile() ? await countRows(arrow, fh, reader.footer as Footer) : undefined
@@ -589,7 +658,7 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
   }
 }
 
-/** See {@link MmapVec.fromArrow}. */
+/** The implementation of {@link MmapVec.fromArrow}. */
 export function fromArrow<const S extends Schema = Schema>(path: string, source: ArrowTable | string, options?: FromArrowOptions<S>): MmapVec<S> | Promise<MmapVec<S>> {
   if (typeof source === 'string') return fromArrowIPC(path, source, options)
   const arrow = loadArrow()

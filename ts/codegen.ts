@@ -118,7 +118,9 @@ export function specialise<B extends abstract new (...args: never[]) => unknown>
   const id = JSON.stringify(schema)
   let cls = cache.get(id)
   if (cls === undefined) {
-    cls = new Function('Base', classSource(schema))(Base)
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the whole point: code compiled per schema layout
+    const make = new Function('Base', classSource(schema)) as (base: B) => B
+    cls = make(Base)
     cache.set(id, cls)
   }
   return cls as B

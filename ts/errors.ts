@@ -1,19 +1,47 @@
-/** Every `code` an {@link MmapVecError} can carry. */
+/**
+ * Every `code` a {@link MmapVecError} can carry. The codes are stable: a program can switch on
+ * them without parsing messages. The command-line tool maps each one to its own exit code.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   v = MmapVec.open('world/units.mvec', Unit)
+ * } catch (e) {
+ *   if (e instanceof MmapVecError && e.code === 'ELOCKED') console.error('another server runs')
+ *   else throw e
+ * }
+ * ```
+ */
 export type ErrorCode =
+  /** The lock is held by another process, or by another open handle in this process. */
   | 'ELOCKED'
+  /** `create` (or `fromArrow`, `fromArrowIPC`) found something already at the path. */
   | 'EEXIST'
+  /** Nothing is at the path and the call does not create (`create: false`, `open` without a schema, `inspect`, `verify`), or an input file is missing. */
   | 'ENOENT'
+  /** Not a vec, or a damaged one; the message says what was expected and what was found. Also an Arrow IPC file that cannot be read. */
   | 'EFORMAT'
+  /** The stored schema differs from the requested one (the message shows both and the calls that migrate), or a schema change does not fit the vec. */
   | 'ESCHEMA'
+  /** The stored application version differs from the `version` option. */
   | 'EVERSION'
+  /** The vec was written on a machine of the other byte order. */
   | 'EARCH'
+  /** The vec was closed. */
   | 'ECLOSED'
+  /** A change to a vec opened with `readOnly`. */
   | 'EREADONLY'
+  /** An index or row range out of bounds, or a column larger than this runtime can show as one view (4 GiB on Node.js 20). */
   | 'ERANGE'
+  /** The disk (or the file size limit) is full: the growth failed, nothing was lost, the old capacity remains. */
   | 'ENOSPC'
+  /** A bad schema, argument, option or value. */
   | 'EINVAL'
+  /** The operating system denied access. */
   | 'EACCES'
+  /** Any other I/O failure. */
   | 'EIO'
+  /** An optional dependency is missing: `apache-arrow`, for the Arrow functions. The message says what to install. */
   | 'EDEPENDENCY'
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
@@ -21,12 +49,30 @@ const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'ECLOSED', 'EREADONLY', 'ERANGE', 'ENOSPC', 'EINVAL', 'EACCES', 'EIO',
 ])
 
-/** The error every failing call throws: `code` is stable, `message` names the path and the fix. */
+/**
+ * The error every failing call of mmapvec throws. `code` is stable (see {@link ErrorCode});
+ * `message` names the path and what to do. Nothing on disk is changed by a failed call.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   MmapVec.create('world/units.mvec', { id: 'u32' })
+ * } catch (e) {
+ *   if (!(e instanceof MmapVecError) || e.code !== 'EEXIST') throw e
+ * }
+ * ```
+ */
 export class MmapVecError extends Error {
+  /** What went wrong, as a stable code. */
   readonly code: ErrorCode
-  /** The vec's path, when the error concerns one. */
+  /** The path of the vec (or file) the error concerns, when there is one. */
   readonly path: string | undefined
 
+  /**
+   * @param code - the stable code
+   * @param message - what went wrong and what to do, naming the path
+   * @param path - the path the error concerns
+   */
   constructor(code: ErrorCode, message: string, path?: string) {
     super(message)
     this.name = 'MmapVecError'

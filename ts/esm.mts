@@ -29,12 +29,12 @@ function arrowForImport(): ArrowModule {
   }
   const req = createRequire(import.meta.url)
   try {
-    arrowCache = req(fileURLToPath(url))
+    arrowCache = req(fileURLToPath(url)) as ArrowModule
   } catch (err) {
     if ((err as NodeJS.ErrnoException)?.code !== 'ERR_REQUIRE_ESM') throw err
-    arrowCache = req('apache-arrow')
+    arrowCache = req('apache-arrow') as ArrowModule
   }
-  return arrowCache!
+  return arrowCache
 }
 
 /** See the CommonJS entry's `toArrow`: the same, with apache-arrow's ES module build. */

@@ -1,9 +1,26 @@
 /**
- * mmapvec: persistent, memory-mapped, growable struct-of-arrays vectors.
+ * mmapvec: persistent, memory-mapped, growable struct-of-arrays vectors for Node.js.
  *
  * A vec is opened with a schema; its columns are TypedArrays over the file's own pages. The
  * hot path (`push`, `get`, `set`, `at`, `pop`, `length`, `columns`) runs in JavaScript and calls
  * native code only when the capacity must grow.
+ *
+ * Start with {@link MmapVec.open}. Every failure is a {@link MmapVecError} with a stable
+ * {@link ErrorCode}. The Arrow functions ({@link toArrow}, {@link writeArrowIPC},
+ * {@link MmapVec.fromArrow}) need the optional peer dependency `apache-arrow`.
+ *
+ * @example
+ * ```ts
+ * import { MmapVec } from 'mmapvec'
+ *
+ * const v = MmapVec.open('world/particles.mvec', { pos: ['f32', 3], id: 'u32', alive: 'bool' })
+ * v.push({ pos: [0, 0, 0], id: 1, alive: true })
+ * const { pos } = v.columns // a Float32Array over the file's pages
+ * pos[0] += 1
+ * v.close() // flushes, releases the lock
+ * ```
+ *
+ * @packageDocumentation
  */
 import { constants as bufferConstants } from 'node:buffer'
 import {
@@ -58,25 +75,57 @@ export type {
   RowOf,
   ScalarType,
   Schema,
+  ValueOfType,
   ValuesOf,
   WithColumn,
   WithRenamedColumn,
   WithoutColumn,
 } from './schema.js'
 
-/** Options of {@link MmapVec.open}, {@link MmapVec.create} and {@link MmapVec.temp}. */
+/**
+ * Options of {@link MmapVec.open}, {@link MmapVec.create} and {@link MmapVec.temp}. An unknown
+ * option, or one of the wrong type, is `EINVAL`.
+ *
+ * @example
+ * ```ts
+ * const v = MmapVec.open('world/units.mvec', Unit, { capacity: 100_000, autoFlushMs: 1000, version: 2 })
+ * ```
+ */
 export interface OpenOptions {
-  /** Create the vec when it is missing (default true; `open` only). */
+  /**
+   * Create the vec (and missing parent directories) when nothing is at the path; with `false`,
+   * a missing vec is `ENOENT`. Default `true`. For {@link MmapVec.open} only: `create` with
+   * `create: false` is `EINVAL`.
+   */
   create?: boolean
-  /** Open with a shared lock; every write throws EREADONLY. Writes through `columns` stay in this process. */
+  /**
+   * Open with a shared lock (other `readOnly` opens are allowed, a read-write one gets
+   * `ELOCKED`); every change throws `EREADONLY`. Writes through `columns` change only this
+   * process's view, never the files. Default `false`.
+   */
   readOnly?: boolean
-  /** Rows to make room for at once. */
+  /**
+   * Rows to make room for at once, a whole number >= 0: a new vec starts with it, and an
+   * existing read-write one grows to it when it has less. Default 0.
+   */
   capacity?: number
-  /** Wait this long for the lock (blocking the thread); default 0 fails at once with ELOCKED. */
+  /**
+   * Milliseconds to wait for the lock, blocking the calling thread, before failing with
+   * `ELOCKED`. Default 0: fail at once.
+   */
   lockTimeoutMs?: number
-  /** The application's data version: stored at creation; opening with another one fails with EVERSION. */
+  /**
+   * The application's data version, a whole number >= 0: stored when the vec is created (0
+   * when not given); opening an existing vec with another one fails with `EVERSION`. Without
+   * it, an open accepts any stored version. See {@link MmapVec.version}.
+   */
   version?: number
-  /** Flush in the background at this interval; writes through views held from earlier are included. */
+  /**
+   * Flush in the background every this many milliseconds (more than 0 and less than 2^31),
+   * changed or not: writes through views held from earlier are included, and only changed
+   * pages are written. A failed background flush is thrown by the next {@link MmapVec.flush}
+   * or {@link MmapVec.flushSync}. Ignored for `readOnly` vecs.
+   */
   autoFlushMs?: number
   /**
    * Address space (bytes) to reserve per column, default 1 GiB. A column grows in place within
@@ -96,7 +145,9 @@ export interface OpenOptions {
 
 /** One column of a vec, as {@link MmapVec.inspect} finds it. */
 export interface ColumnInfo {
+  /** The field's name (`value` for a vec of plain values). */
   readonly name: string
+  /** The element type. */
   readonly type: ScalarType
   /** Values per row (1 for a plain field, n for `[type, n]`). */
   readonly count: number
@@ -112,6 +163,7 @@ export interface ColumnInfo {
 
 /** What {@link MmapVec.inspect} finds. */
 export interface VecInfo {
+  /** The vec's directory, as given. */
   readonly path: string
   /** The on-disk format version (docs/FORMAT.md). */
   readonly formatVersion: number
@@ -121,12 +173,15 @@ export interface VecInfo {
   readonly arch: string
   /** The application's data version (the `version` option; 0 when none was given). */
   readonly version: number
+  /** The size of the header file in bytes. */
   readonly headerBytes: number
+  /** The row count the header holds. */
   readonly length: number
   /** The fewest rows any column file has room for; null when a column file is missing. */
   readonly capacity: number | null
   /** The stored schema, in the form `MmapVec.open` takes, fields in stored order. */
   readonly schema: Schema
+  /** Each column's file and size, in stored order. */
   readonly columns: readonly ColumnInfo[]
   /**
    * Who has the vec open at the time of the probe: `'exclusive'` (open read-write somewhere),
@@ -152,7 +207,10 @@ export interface VerifyProblem {
   readonly message: string
 }
 
-/** How a vec's columns reach JavaScript; see {@link OpenOptions.mode}. */
+/**
+ * How a vec's columns reach JavaScript: `'mmap'` (views of the file's pages) or `'buffered'`
+ * (copies in memory V8 allocates, written back on flush and close); see {@link OpenOptions.mode}.
+ */
 export type Mode = 'mmap' | 'buffered'
 
 let defaultModeCache: Mode | undefined
@@ -169,7 +227,7 @@ function defaultMode(): Mode {
 
 /** Options of {@link MmapVec.close}. */
 export interface CloseOptions {
-  /** Flush before closing (default true). */
+  /** Flush before closing (default true); `false` leaves the rows in the page cache only. */
   flush?: boolean
 }
 
@@ -223,7 +281,7 @@ function checkOptions(path: string, options: unknown): OpenOptions {
   const o = options as OpenOptions
   for (const k of ['capacity', 'lockTimeoutMs', 'version', 'reservation'] as const) if (o[k] !== undefined) checkCount(o[k], k, path)
   if (o.mode !== undefined && o.mode !== 'mmap' && o.mode !== 'buffered') {
-    throw invalid(`${path}: mode must be 'mmap' or 'buffered', got '${o.mode}'`, path)
+    throw invalid(`${path}: mode must be 'mmap' or 'buffered', got '${String(o.mode)}'`, path)
   }
   if (o.autoFlushMs !== undefined && !(o.autoFlushMs > 0 && o.autoFlushMs < 2 ** 31)) {
     throw invalid(`${path}: autoFlushMs must be a positive number of milliseconds, got ${o.autoFlushMs}`, path)
@@ -255,6 +313,22 @@ interface Opening<S extends Schema> {
  * `WebAssembly.Memory`'s `buffer`. Views taken earlier stay valid for the rows they cover while
  * the vec grows; after `shrinkToFit`, `close`, or a growth past the column's address-space
  * reservation, they become empty (length 0) instead of pointing at freed memory.
+ *
+ * Open one with {@link MmapVec.open}, {@link MmapVec.create} or {@link MmapVec.temp}; the
+ * constructor is not public. A vec holds a lock on its files from open to {@link MmapVec.close}.
+ *
+ * @typeParam S - the schema the vec was opened with; it types rows ({@link RowOf}) and columns
+ * ({@link ColumnsOf}). {@link Schema} when the vec was opened with its stored schema.
+ *
+ * @example
+ * ```ts
+ * const Particle = { pos: ['f32', 3], vel: ['f32', 3], id: 'u32' } as const
+ * using v = MmapVec.open('world/particles.mvec', Particle)
+ * v.push({ pos: [0, 0, 0], vel: [1, 0, 0], id: 7 })
+ * const { pos, vel } = v.columns // read again after pushes that may grow the vec
+ * for (let i = 0; i < pos.length; i++) pos[i] += vel[i] / 60
+ * await v.flush()
+ * ```
  */
 export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   /** @internal */ declare _native: NativeVec
@@ -332,34 +406,102 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   }
 
   /**
-   * Opens the vec at `path`, creating it when missing (unless `create: false`). The stored
-   * schema must have the same fields (ESCHEMA otherwise).
+   * Opens the vec at `path` (a directory), creating it and missing parent directories when
+   * nothing is there (unless `create: false`). The stored schema must have the same fields, in
+   * any order. The row type is inferred from `schema`; `as const` is not needed inline.
+   *
+   * @param path - the vec's directory
+   * @param schema - the fields, e.g. `{ pos: ['f32', 3], id: 'u32' }`, or one field type
+   *   (`'f64'`) for a vec of plain values
+   * @param options - see {@link OpenOptions}
+   * @returns the open vec, holding an exclusive lock (a shared one when `readOnly`)
+   * @throws {@link MmapVecError} `ESCHEMA` when the stored schema differs (the message shows
+   *   the difference and the calls that migrate); `ENOENT` when missing and `create: false`.
+   * @throws {@link MmapVecError} `ELOCKED` when another handle holds the lock (after
+   *   `lockTimeoutMs`); `EFORMAT` when `path` is not a vec or is damaged; `EARCH` for a vec of the
+   *   other byte order; `EVERSION` when `options.version` differs from the stored one; `EINVAL` for
+   *   a bad path, schema or option; `ENOSPC` when there is no room for `capacity`; `ERANGE` when
+   *   a column would be larger than this runtime can view; `EACCES`, `EIO` from the OS.
+   *
+   * @example
+   * ```ts
+   * const v = MmapVec.open('world/units.mvec', { pos: ['f32', 3], hp: 'u16' })
+   * const prices = MmapVec.open('prices.mvec', 'f64', { readOnly: true })
+   * ```
    */
   static open<const S extends Schema>(path: string, schema: S, options?: OpenOptions): MmapVec<S>
   /**
    * Opens the existing vec at `path` with the schema it stores, for code that does not know it
    * (tools, inspectors): `v.schema` is the stored schema. Never creates: with nothing at `path`
    * it fails with ENOENT, since creating a vec needs a schema. The `create` option is ignored.
+   *
+   * @param path - the vec's directory
+   * @param schema - `undefined`: use the stored schema
+   * @param options - see {@link OpenOptions}
+   * @returns the open vec, typed `MmapVec<Schema>`
+   * @throws {@link MmapVecError} `ENOENT` when nothing is at `path`.
+   * @throws {@link MmapVecError} `ELOCKED` when another handle holds the lock (after
+   *   `lockTimeoutMs`); `EFORMAT` when `path` is not a vec or is damaged; `EARCH` for a vec of the
+   *   other byte order; `EVERSION` when `options.version` differs from the stored one; `EINVAL` for
+   *   a bad path, schema or option; `ENOSPC` when there is no room for `capacity`; `ERANGE` when
+   *   a column would be larger than this runtime can view; `EACCES`, `EIO` from the OS.
+   *
+   * @example
+   * ```ts
+   * const v = MmapVec.open(process.argv[2], undefined, { readOnly: true })
+   * console.log(v.schema, v.length)
+   * ```
    */
   static open(path: string, schema?: undefined, options?: OpenOptions): MmapVec<Schema>
   static open(path: string, schema?: Schema, options?: OpenOptions): MmapVec<Schema> {
     return MmapVec._make('open', path, schema, options)
   }
 
-  /** Creates a new vec at `path`; fails with EEXIST when something is there. */
+  /**
+   * Creates a new vec at `path` (and missing parent directories); unlike
+   * {@link MmapVec.open}, it never opens an existing one.
+   *
+   * @param path - the new vec's directory
+   * @param schema - the fields, or one field type for a vec of plain values
+   * @param options - see {@link OpenOptions}; `create: false` is `EINVAL`
+   * @returns the new, empty vec, holding an exclusive lock
+   * @throws {@link MmapVecError} `EEXIST` when something is at `path`; `EINVAL` for a bad
+   *   path, schema or option; `ENOSPC` when there is no room for `capacity`; `EACCES`, `EIO`
+   *   from the OS.
+   */
   static create<const S extends Schema>(path: string, schema: S, options?: OpenOptions): MmapVec<S> {
     return MmapVec._make('create', path, schema, options)
   }
 
   /**
    * A scratch vec in the OS temp dir. Its files are deleted as soon as they are open, so nothing
-   * is left on disk after close or after a crash.
+   * is left on disk after close or after a crash. Its {@link MmapVec.path} is a directory that
+   * no longer exists. Nothing else can open it, so the rows live as long as the vec does.
+   *
+   * @param schema - the fields, or one field type for a vec of plain values
+   * @param options - see {@link OpenOptions}
+   * @returns the new, empty vec
+   * @throws {@link MmapVecError} `EINVAL` for a bad schema or option; `ENOSPC`, `EACCES`,
+   *   `EIO` from the OS.
+   *
+   * @example
+   * ```ts
+   * using scratch = MmapVec.temp({ x: 'f64', y: 'f64' }, { capacity: 1_000_000 })
+   * ```
    */
   static temp<const S extends Schema>(schema: S, options?: OpenOptions): MmapVec<S> {
     return MmapVec._make('temp', '', schema, options)
   }
 
-  /** Deletes the vec at `path`. Fails with ELOCKED while it is open, EFORMAT if it is not a vec. */
+  /**
+   * Deletes the vec at `path`: it disappears at once (renamed away first), then its files are
+   * deleted. Something that is not a vec is never deleted.
+   *
+   * @param path - the vec's directory
+   * @throws {@link MmapVecError} `ELOCKED` while the vec is open anywhere (this process
+   *   included); `EFORMAT` when `path` is not a vec; `ENOENT` when nothing is there; `EINVAL`
+   *   for a bad path; `EACCES`, `EIO` from the OS.
+   */
   static remove(path: string): void {
     if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
     native(path, () => nativeRemove(path))
@@ -372,6 +514,19 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * with ELOCKED at that very instant) and nothing is changed, so it works while another
    * process has the vec open read-write. Throws as opening would when the header is missing
    * or damaged (ENOENT, EFORMAT, EARCH); use {@link MmapVec.verify} to list every problem.
+   *
+   * @param path - the vec's directory
+   * @returns the stored schema, length, capacity, each column's file and size, byte order,
+   *   format and application version, and the lock state
+   * @throws {@link MmapVecError} `ENOENT` when nothing is at `path`; `EFORMAT` when the header
+   *   is missing or damaged; `EARCH` for a vec of the other byte order; `EINVAL` for a bad path;
+   *   `EACCES`, `EIO` from the OS.
+   *
+   * @example
+   * ```ts
+   * const info = MmapVec.inspect('world/particles.mvec')
+   * if (info.lock === 'exclusive') console.log('a writer has it open')
+   * ```
    */
   static inspect(path: string): VecInfo {
     if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
@@ -408,6 +563,16 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * regular file, whole pages, zeros before the rows, room for the row count) and the values
    * of bool columns. Reads only, takes no lock, never changes a file; works while the vec is
    * open elsewhere. Throws ENOENT when nothing is at `path`.
+   *
+   * @param path - the vec's directory
+   * @returns every problem found, each with the error opening would give, the check's stable
+   *   name and a message; empty when the vec is sound
+   * @throws {@link MmapVecError} `ENOENT` when nothing is at `path`; `EINVAL` for a bad path.
+   *
+   * @example
+   * ```ts
+   * for (const p of MmapVec.verify('world/particles.mvec')) console.error(p.code, p.check, p.message)
+   * ```
    */
   static verify(path: string): VerifyProblem[] {
     if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
@@ -420,8 +585,43 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * Int8..Int64, Uint8..Uint64, Float32, Float64, Bool or FixedSizeList of those, without
    * nulls; the schema comes from the Arrow one unless `options.schema` is given. On any failure
    * nothing is left at `path`. Needs the optional peer dependency `apache-arrow`.
+   *
+   * This overload copies the rows of an in-memory Table and returns the vec at once.
+   *
+   * @param path - the new vec's directory
+   * @param table - an apache-arrow Table
+   * @param options - those of {@link MmapVec.create} (but `create` and `readOnly`), `schema`
+   *   and `onProgress`; see {@link FromArrowOptions}
+   * @returns the new vec, open read-write
+   * @throws {@link MmapVecError} `EDEPENDENCY` when apache-arrow is not installed; `EINVAL`
+   *   for a column type a vec cannot store, a null value, or a bad option; `ESCHEMA` when the
+   *   columns do not match `options.schema`; `EEXIST` when something is at `path`; as
+   *   {@link MmapVec.create} otherwise.
+   *
+   * @example
+   * ```ts
+   * const v = MmapVec.fromArrow('copy.mvec', table, { schema: { pos: ['f32', 3], id: 'u32' } })
+   * ```
    */
   static fromArrow<const S extends Schema = Schema>(path: string, table: ArrowTable, options?: FromArrowOptions<S>): MmapVec<S>
+  /**
+   * Creates a vec at `path` from an Arrow IPC file (or stream), read one record batch at a
+   * time, as {@link fromArrowIPC} does. On any failure nothing is left at `path`.
+   *
+   * @param path - the new vec's directory
+   * @param file - the path of the Arrow IPC file or stream
+   * @param options - see {@link FromArrowOptions}
+   * @returns a Promise of the new vec, open read-write
+   * @throws {@link MmapVecError} (the Promise rejects) `ENOENT` when `file` is missing;
+   *   `EFORMAT` when it is not Arrow IPC or is damaged; otherwise as the Table overload.
+   *
+   * @example
+   * ```ts
+   * const v = await MmapVec.fromArrow('copy.mvec', 'particles.arrow', {
+   *   onProgress: (done, total) => console.log(done, total),
+   * })
+   * ```
+   */
   static fromArrow<const S extends Schema = Schema>(path: string, file: string, options?: FromArrowOptions<S>): Promise<MmapVec<S>>
   static fromArrow<const S extends Schema = Schema>(path: string, source: ArrowTable | string, options?: FromArrowOptions<S>): MmapVec<S> | Promise<MmapVec<S>> {
     return fromArrow(path, source, options)
@@ -459,20 +659,23 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     const spec = requested ?? storedSpec(nv.schemaJson)
     const Cls = specialise(MmapVec, spec)
     const userSchema = (schema ?? schemaOf(spec)) as S
-    return new Cls({ native: nv, schema: userSchema, spec, options: resolved, temp: mode === 'temp' }) as MmapVec<S>
+    return new Cls({ native: nv, schema: userSchema, spec, options: resolved, temp: mode === 'temp' })
   }
 
-  /** Number of rows. */
+  /** The number of rows (0 once closed). */
   get length(): number {
     return this._len
   }
 
-  /** Rows the files have room for before the next growth. */
+  /** Rows the files have room for before the next growth (0 once closed). */
   get capacity(): number {
     return this._closed ? 0 : this._cap
   }
 
-  /** The schema the vec was opened with. */
+  /**
+   * The schema the vec was opened with (its field order, not necessarily the stored one), or
+   * the stored schema when it was opened without one. Schema changes update it.
+   */
   get schema(): S {
     return this._schema
   }
@@ -487,23 +690,41 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return this._path
   }
 
+  /** True when opened with `readOnly`: every change throws `EREADONLY`. */
   get readOnly(): boolean {
     return this._readOnly
   }
 
+  /** True after {@link MmapVec.close}: every call but `close` then throws `ECLOSED`. */
   get closed(): boolean {
     return this._closed
   }
 
-  /** The application's data version stored with the vec. */
+  /**
+   * The application's data version stored with the vec (the `version` option at creation; 0
+   * when none was given).
+   *
+   * @throws {@link MmapVecError} `ECLOSED` once closed.
+   */
   get version(): number {
     this._open()
     return this._native.appVersion
   }
 
   /**
-   * One TypedArray per field over the mapped pages, `length * width` long. Writes go straight
-   * to the file's pages. Read it again after the vec grows to see new rows.
+   * One TypedArray per field over the mapped pages, `length * width` long (`width` is `n` for
+   * a `[type, n]` field, else 1; `bool` fields are `Uint8Array`s of 0 and 1). Writes go
+   * straight to the file's pages (in buffered mode, to memory written back on flush). Read it
+   * again after the vec grows to see new rows. The object is frozen; it is the same object
+   * while the length and the views stay the same.
+   *
+   * @throws {@link MmapVecError} `ECLOSED` once closed.
+   *
+   * @example
+   * ```ts
+   * const { pos, vel } = v.columns
+   * for (let i = 0; i < pos.length; i++) pos[i] += vel[i] * dt
+   * ```
    */
   get columns(): ColumnsOf<S> {
     this._open()
@@ -521,7 +742,13 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return value as ColumnsOf<S>
   }
 
-  /** The one column of a scalar vec (`MmapVec.open(path, 'f64')`), `length * width` long. */
+  /**
+   * The one column of a vec of plain values (`MmapVec.open(path, 'f64')`), `length * width`
+   * long; as {@link MmapVec.columns} for a vec of fields.
+   *
+   * @throws {@link MmapVecError} `EINVAL` on a vec of fields (use `columns`); `ECLOSED` once
+   *   closed.
+   */
   get values(): ValuesOf<S> {
     if (!this._spec.scalar) {
       this._open()
@@ -530,26 +757,70 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return (this.columns as Record<string, unknown>).value as ValuesOf<S>
   }
 
-  /** Appends a row; returns the new length. */
+  /**
+   * Appends a row, growing the files when the capacity is reached (read
+   * {@link MmapVec.columns} again afterwards to see it there). Every field must be present
+   * and of its type; integer fields store numbers as TypedArrays do (wrapping, truncating).
+   *
+   * @param row - an object with every field (array fields take arrays or TypedArrays of their
+   *   length), or a bare value for a vec of plain values
+   * @returns the new length
+   * @throws {@link MmapVecError} `EINVAL` for a missing field or a value of the wrong type;
+   *   `EREADONLY`, `ECLOSED`; `ENOSPC` when the disk is full (nothing is lost; the old
+   *   capacity remains); `ERANGE` past what this runtime can view.
+   *
+   * @example
+   * ```ts
+   * v.push({ pos: [1, 2, 3], id: 7, alive: true })
+   * ```
+   */
   push(row: RowInput<S>): number {
     void row
     throw new Error('generated per schema')
   }
 
-  /** A copy of row `i`. */
+  /**
+   * A copy of row `i`: an object of the fields (array fields as plain arrays, `bool` as
+   * booleans, `i64`/`u64` as bigints), or the bare value for a vec of plain values.
+   *
+   * @param i - a whole number from 0 to `length - 1`
+   * @returns the row
+   * @throws {@link MmapVecError} `ERANGE` out of bounds; `EINVAL` when `i` is not a whole
+   *   number; `ECLOSED`.
+   */
   get(i: number): RowOf<S> {
     void i
     throw new Error('generated per schema')
   }
 
-  /** Writes the given fields of row `i`; the others keep their values. */
+  /**
+   * Writes the given fields of row `i`; the others keep their values. All values are checked
+   * before any is written.
+   *
+   * @param i - a whole number from 0 to `length - 1`
+   * @param row - some of the fields (a bare value for a vec of plain values)
+   * @throws {@link MmapVecError} `ERANGE` out of bounds; `EINVAL` for a bad index or a value of
+   *   the wrong type; `EREADONLY`, `ECLOSED`.
+   *
+   * @example
+   * ```ts
+   * v.set(0, { alive: false })
+   * ```
+   */
   set(i: number, row: PartialRowInput<S>): void {
     void i
     void row
     throw new Error('generated per schema')
   }
 
-  /** Row `i`, counting from the end when negative; undefined when out of bounds. */
+  /**
+   * A copy of row `i`, counting from the end when negative (`at(-1)` is the last row), as
+   * `Array.prototype.at` does.
+   *
+   * @param i - a whole number
+   * @returns the row, or `undefined` when out of bounds
+   * @throws {@link MmapVecError} `EINVAL` when `i` is not a whole number; `ECLOSED`.
+   */
   at(i: number): RowOf<S> | undefined {
     if (typeof i !== 'number' || !Number.isInteger(i)) {
       this._open()
@@ -565,7 +836,20 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /**
    * Appends many rows: an iterable of rows, or an object of columns (one array or TypedArray
-   * per field, `rows * width` long each), which is the fast bulk path. Returns the new length.
+   * per field, `rows * width` long each), which is the fast bulk path: the files grow once and
+   * each column is copied at once. A vec of plain values takes its column as a TypedArray.
+   * All or nothing: when a row or column is bad, no row is added.
+   *
+   * @param input - the rows, or the columns
+   * @returns the new length
+   * @throws {@link MmapVecError} `EINVAL` for a bad row or value, a missing, unknown or
+   *   ragged column; `EREADONLY`, `ECLOSED`; `ENOSPC` when the disk is full.
+   *
+   * @example
+   * ```ts
+   * v.pushMany({ pos: new Float32Array(3000), id: new Uint32Array(1000), alive: new Array(1000).fill(true) })
+   * v.pushMany(rows) // any iterable of rows
+   * ```
    */
   pushMany(input: Iterable<RowInput<S>> | ColumnInput<S>): number {
     this._writable()
@@ -588,7 +872,12 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return this._pushColumns(input as Record<string, unknown>)
   }
 
-  /** Removes the last row and returns it (undefined when empty). */
+  /**
+   * Removes the last row and returns it; the capacity is unchanged.
+   *
+   * @returns the removed row, or `undefined` when the vec is empty
+   * @throws {@link MmapVecError} `EREADONLY`, `ECLOSED`.
+   */
   pop(): RowOf<S> | undefined {
     this._writable()
     if (this._len === 0) return undefined
@@ -597,7 +886,14 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return row
   }
 
-  /** Removes row `i` by moving the last row into its place (O(1)); returns the removed row. */
+  /**
+   * Removes row `i` by moving the last row into its place (O(1); the order of rows changes).
+   *
+   * @param i - a whole number from 0 to `length - 1`
+   * @returns the removed row
+   * @throws {@link MmapVecError} `ERANGE` out of bounds; `EINVAL` for a bad index;
+   *   `EREADONLY`, `ECLOSED`.
+   */
   swapRemove(i: number): RowOf<S> {
     this._writable()
     const row = this.get(i)
@@ -609,19 +905,36 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return row
   }
 
-  /** Keeps the first `n` rows (no-op when `n >= length`); capacity is unchanged. */
+  /**
+   * Keeps the first `n` rows (does nothing when `n >= length`); the capacity is unchanged.
+   *
+   * @param n - a whole number >= 0
+   * @throws {@link MmapVecError} `EINVAL` for a bad `n`; `EREADONLY`, `ECLOSED`.
+   */
   truncate(n: number): void {
     this._writable()
     checkCount(n, 'truncate length', this._path)
     if (n < this._len) this._setLength(n)
   }
 
-  /** Removes every row; capacity is unchanged. */
+  /**
+   * Removes every row; the capacity is unchanged.
+   *
+   * @throws {@link MmapVecError} `EREADONLY`, `ECLOSED`.
+   */
   clear(): void {
     this.truncate(0)
   }
 
-  /** Grows the capacity at once to hold at least `additional` more rows. */
+  /**
+   * Grows the capacity at once to hold at least `additional` more rows, so that the pushes
+   * after it do not grow the files. Read
+   * {@link MmapVec.columns} again afterwards.
+   *
+   * @param additional - a whole number >= 0
+   * @throws {@link MmapVecError} `EINVAL` for a bad count; `ENOSPC` when the disk is full;
+   *   `ERANGE` past what this runtime can view; `EREADONLY`, `ECLOSED`.
+   */
   reserve(additional: number): void {
     this._writable()
     checkCount(additional, 'reserve count', this._path)
@@ -629,7 +942,12 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (want > this._cap) this._grow(want, false)
   }
 
-  /** Gives back the disk space past the last row. Views taken before become empty. */
+  /**
+   * Gives back the disk space past the last row: the capacity becomes about the length
+   * (whole pages). Views taken before become empty; read {@link MmapVec.columns} again.
+   *
+   * @throws {@link MmapVecError} `EREADONLY`, `ECLOSED`; `EIO` from the OS.
+   */
   shrinkToFit(): void {
     this._writable()
     if (this._buffered) this._writeBack()
@@ -637,7 +955,14 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._refresh(true)
   }
 
-  /** Asks the OS to read rows `[start, end)` ahead (madvise WILLNEED), for scans. */
+  /**
+   * Asks the OS to read rows `[start, end)` ahead (`madvise(WILLNEED)`), for scans of data not
+   * yet in memory. Returns at once; it is only advice.
+   *
+   * @param start - the first row, default 0
+   * @param end - past the last row, default `length`
+   * @throws {@link MmapVecError} `EINVAL` for a bad `start` or `end`; `ECLOSED`.
+   */
   prefetch(start = 0, end = this._len): void {
     this._open()
     checkCount(start, 'prefetch start', this._path)
@@ -651,6 +976,20 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * for any number of rows. Atomic on disk: a crash leaves the old schema or the new one.
    * Everything written before it is made durable first, as by {@link flushSync}. Returns this
    * vec, typed with the new schema: `const v2 = v.addColumn('hp', 'u16')`.
+   *
+   * @param name - the new field's name (non-empty, at most 255 bytes)
+   * @param type - its type, e.g. `'u16'` or `['f32', 3]`
+   * @returns this vec, typed {@link WithColumn}
+   * @throws {@link MmapVecError} `ESCHEMA` when the name is taken or the vec is of plain
+   *   values; `EINVAL` for a bad name or type, or past 1024 fields; `EREADONLY`, `ECLOSED`;
+   *   `ERANGE` when the column would be larger than this runtime can view; `ENOSPC`, `EIO`.
+   *   Nothing on disk changes when it fails.
+   *
+   * @example
+   * ```ts
+   * const v2 = v.addColumn('hp', 'u16')
+   * v2.set(0, { hp: 100 })
+   * ```
    */
   addColumn<const N extends string, const F extends FieldType>(name: N, type: F): MmapVec<WithColumn<S, N, F>> {
     this._changeable('addColumn')
@@ -675,6 +1014,12 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   /**
    * Removes a field and its data from the stored schema; its views become empty. A vec keeps
    * at least one field. Atomic on disk, and durable like {@link addColumn}.
+   *
+   * @param name - the field to remove
+   * @returns this vec, typed {@link WithoutColumn}
+   * @throws {@link MmapVecError} `ESCHEMA` when there is no such field, it is the only one, or
+   *   the vec is of plain values; `EINVAL` for a bad name; `EREADONLY`, `ECLOSED`; `EIO`.
+   *   Nothing on disk changes when it fails.
    */
   dropColumn<const N extends FieldNames<S>>(name: N): MmapVec<WithoutColumn<S, N>> {
     this._changeable('dropColumn')
@@ -701,6 +1046,18 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   /**
    * Renames a field; its data and views stay as they are. Atomic on disk, and durable like
    * {@link addColumn}.
+   *
+   * @param from - the field's name
+   * @param to - its new name (non-empty, at most 255 bytes); the same name does nothing
+   * @returns this vec, typed {@link WithRenamedColumn}
+   * @throws {@link MmapVecError} `ESCHEMA` when `from` does not exist, `to` is taken, or the
+   *   vec is of plain values; `EINVAL` for a bad name; `EREADONLY`, `ECLOSED`; `EIO`. Nothing
+   *   on disk changes when it fails.
+   *
+   * @example
+   * ```ts
+   * v.renameColumn('hp', 'health').dropColumn('id')
+   * ```
    */
   renameColumn<const F extends FieldNames<S>, const T extends string>(from: F, to: T): MmapVec<WithRenamedColumn<S, F, T>> {
     this._changeable('renameColumn')
@@ -718,13 +1075,27 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return this as unknown as MmapVec<WithRenamedColumn<S, F, T>>
   }
 
+  /**
+   * The rows in order, each a copy as {@link MmapVec.get} returns it: `for (const row of v)`.
+   * Rows pushed during the loop are included.
+   */
   *[Symbol.iterator](): Iterator<RowOf<S>> {
     for (let i = 0; i < this._len; i++) yield this.get(i)
   }
 
   /**
    * Makes everything written so far durable (column data first, then the header that claims
-   * it), on the libuv thread pool. The JS thread is not blocked.
+   * it), on the libuv thread pool. The JS thread is not blocked. After it resolves, the rows
+   * survive an OS crash or a power cut. Does nothing on a `readOnly` vec.
+   *
+   * @returns a Promise that resolves when the data is on disk
+   * @throws {@link MmapVecError} `ECLOSED`; `EIO`, `ENOSPC` from the OS; or the error of a
+   *   failed background flush (`autoFlushMs`) since the last flush.
+   *
+   * @example
+   * ```ts
+   * await v.flush()
+   * ```
    */
   async flush(): Promise<void> {
     this._open()
@@ -738,7 +1109,12 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     }
   }
 
-  /** Like {@link flush}, blocking the calling thread until done. */
+  /**
+   * Like {@link flush}, blocking the calling thread until done.
+   *
+   * @throws {@link MmapVecError} `ECLOSED`; `EIO`, `ENOSPC` from the OS; or the error of a
+   *   failed background flush since the last flush.
+   */
   flushSync(): void {
     this._open()
     this._throwFlushError()
@@ -749,7 +1125,19 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /**
    * Flushes (unless `flush: false`), releases the lock and makes every view empty. Closing a
-   * closed vec does nothing.
+   * closed vec does nothing. Without a flush, the rows are still in the page cache (mmap
+   * mode) or written back to it (buffered mode): they survive the process, not a power cut.
+   *
+   * @param options - `{ flush: false }` to skip the flush
+   * @throws {@link MmapVecError} `EIO`, `ENOSPC` when the flush fails; the vec is closed all
+   *   the same.
+   *
+   * @example
+   * ```ts
+   * v.close()
+   * // or, closed when the scope ends:
+   * using w = MmapVec.open('world/units.mvec', Unit)
+   * ```
    */
   close(options?: CloseOptions): void {
     if (this._closed) return
@@ -764,7 +1152,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       if (this._keep !== undefined) untrack(this._keep)
       this._keep = undefined
       this._native.close()
-      if (this._buffered) for (const c of this._cols) structuredClone(c.buffer, { transfer: [c.buffer as ArrayBuffer] })
+      if (this._buffered) for (const c of this._cols) structuredClone(c.buffer, { transfer: [c.buffer] })
       this._closed = true
       this._len = 0
       this._cap = 0
@@ -775,6 +1163,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     }
   }
 
+  /** {@link MmapVec.close}, for `using v = MmapVec.open(...)`. */
   [Symbol.dispose](): void {
     this.close()
   }
@@ -838,7 +1227,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         }
         // The old buffer is detached, as a moved mapping's views are: a stale view reads as
         // empty instead of silently missing every later change.
-        if (!first) structuredClone(old.buffer, { transfer: [old.buffer as ArrayBuffer] })
+        if (!first) structuredClone(old.buffer, { transfer: [old.buffer] })
         return fresh
       })
     } else {
@@ -914,7 +1303,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       // The capacity is unchanged: kept columns keep their buffers, a new one starts at zero.
       this._cols = spec.columns.map((c, k) => (from[k] >= 0 ? oldCols[from[k]] : new ARRAY_TYPES[c.type](this._cap * c.count)))
       oldCols.forEach((a, j) => {
-        if (!from.includes(j)) structuredClone(a.buffer, { transfer: [a.buffer as ArrayBuffer] })
+        if (!from.includes(j)) structuredClone(a.buffer, { transfer: [a.buffer] })
       })
       spec.columns.forEach((_, k) => (self[`_c${k}`] = this._cols[k]))
       this._syncKeep()
@@ -1064,10 +1453,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /** @internal A failed background flush is reported by the next flush call. */
   _throwFlushError(): void {
-    const e = this._flushError
-    if (e !== undefined) {
-      this._flushError = undefined
-      throw e
-    }
+    if (this._flushError === undefined) return
+    const e: unknown = this._flushError
+    this._flushError = undefined
+    throw e
   }
 }

@@ -1,16 +1,32 @@
-/** The element types a field can have. `i64`/`u64` are `bigint`s; `bool` is one byte. */
+/**
+ * The element types a field can have: signed and unsigned integers of 8 to 64 bits, 32- and
+ * 64-bit floats, and `bool`. `i64`/`u64` values are `bigint`s; `bool` takes one byte (0 or 1).
+ */
 export type ScalarType = 'i8' | 'u8' | 'i16' | 'u16' | 'i32' | 'u32' | 'i64' | 'u64' | 'f32' | 'f64' | 'bool'
 
-/** A field: one value of a type, or a fixed-size array of them (`['f32', 3]`). */
+/**
+ * A field: one value of a type (`'u32'`), or a fixed-size array of `n` of them (`['f32', 3]`,
+ * `n` from 1 to 2^20).
+ */
 export type FieldType = ScalarType | readonly [ScalarType, number]
 
-/** A struct of named fields. */
+/** A struct of named fields, e.g. `{ pos: ['f32', 3], id: 'u32', alive: 'bool' }`. Up to 1024. */
 export type Fields = { readonly [name: string]: FieldType }
 
-/** A vec's schema: a struct of fields, or one field type for a vec of plain values. */
+/**
+ * A vec's schema: a struct of fields, or one field type for a vec of plain values. The row
+ * type ({@link RowOf}) and the column types ({@link ColumnsOf}) are inferred from it.
+ *
+ * @example
+ * ```ts
+ * const Particle = { pos: ['f32', 3], vel: ['f32', 3], id: 'u32', alive: 'bool' } as const satisfies Schema
+ * const prices: Schema = 'f64' // a vec of plain values
+ * ```
+ */
 export type Schema = FieldType | Fields
 
-type ValueOfType<T> = T extends 'i64' | 'u64' ? bigint : T extends 'bool' ? boolean : number
+/** The JavaScript value of one element of the given type: `bigint`, `boolean` or `number`. */
+export type ValueOfType<T> = T extends 'i64' | 'u64' ? bigint : T extends 'bool' ? boolean : number
 
 /** The TypedArray a column of the given element type is. */
 export type ArrayOfType<T> = T extends 'i8'
@@ -35,7 +51,7 @@ export type ArrayOfType<T> = T extends 'i8'
                     ? Float64Array
                     : never
 
-/** What `get` returns for a field. */
+/** What `get` returns for a field: a value, or an array of them for an array field. */
 export type FieldValue<F> = F extends ScalarType
   ? ValueOfType<F>
   : F extends readonly [infer T, number]
@@ -52,7 +68,16 @@ export type FieldInput<F> = F extends ScalarType
 /** The column TypedArray of a field. */
 export type ColumnOf<F> = F extends ScalarType ? ArrayOfType<F> : F extends readonly [infer T, number] ? ArrayOfType<T> : never
 
-/** A row as `get` returns it (a copy). */
+/**
+ * A row as `get` returns it (a copy): an object of the fields, or the bare value for a vec of
+ * plain values.
+ *
+ * @example
+ * ```ts
+ * type P = RowOf<{ pos: ['f32', 3]; id: 'u64'; alive: 'bool' }>
+ * // { pos: number[]; id: bigint; alive: boolean }
+ * ```
+ */
 export type RowOf<S extends Schema> = S extends FieldType
   ? FieldValue<S>
   : { -readonly [K in keyof S]: FieldValue<S[K]> }
@@ -67,10 +92,19 @@ export type PartialRowInput<S extends Schema> = S extends FieldType
   ? FieldInput<S>
   : { [K in keyof S]?: FieldInput<S[K]> }
 
-/** The `columns` of a struct vec: one TypedArray per field over the mapped pages. */
+/**
+ * The `columns` of a vec of fields: one TypedArray per field over the mapped pages (`never`
+ * for a vec of plain values, which has `values` instead).
+ *
+ * @example
+ * ```ts
+ * type C = ColumnsOf<{ pos: ['f32', 3]; id: 'u64' }>
+ * // { readonly pos: Float32Array; readonly id: BigUint64Array }
+ * ```
+ */
 export type ColumnsOf<S extends Schema> = S extends FieldType ? never : { readonly [K in keyof S]: ColumnOf<S[K]> }
 
-/** The `values` of a scalar vec: its one column. */
+/** The `values` of a vec of plain values: its one column (`never` for a vec of fields). */
 export type ValuesOf<S extends Schema> = S extends FieldType ? ColumnOf<S> : never
 
 /**
@@ -85,17 +119,17 @@ export type ColumnInput<S extends Schema> = S extends FieldType
 /** The field names of a struct schema (`never` for a vec of plain values, which has none). */
 export type FieldNames<S extends Schema> = S extends FieldType ? never : keyof S & string
 
-/** The schema after `addColumn(name, type)`: the new field last. */
+/** The schema after `addColumn(name, type)`: the new field `N` of type `F` last. */
 export type WithColumn<S extends Schema, N extends string, F extends FieldType> = S extends FieldType
   ? never
   : { readonly [K in keyof S | N]: K extends N ? F : S[K & keyof S] }
 
-/** The schema after `dropColumn(name)`. */
+/** The schema after `dropColumn(name)`: without the field `N`. */
 export type WithoutColumn<S extends Schema, N extends string> = S extends FieldType
   ? never
   : { readonly [K in keyof S as K extends N ? never : K]: S[K] }
 
-/** The schema after `renameColumn(from, to)`. */
+/** The schema after `renameColumn(from, to)`: the field `F` named `T`. */
 export type WithRenamedColumn<S extends Schema, F extends string, T extends string> = S extends FieldType
   ? never
   : { readonly [K in keyof S as K extends F ? T : K]: S[K] }
@@ -135,7 +169,7 @@ export function field(name: string, t: unknown): ColumnSpec | string {
   }
   if (Array.isArray(t) && t.length === 2 && typeof t[0] === 'string') {
     if (!TYPES.has(t[0])) return `unknown type ${describeValue(t[0])}`
-    const n = t[1]
+    const n: unknown = t[1]
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_COUNT) {
       return `array length ${describeValue(n)} must be a whole number from 1 to ${MAX_COUNT}`
     }

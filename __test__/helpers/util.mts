@@ -39,10 +39,10 @@ export function startChild(script: string, args: string[], line = 'ready', env: 
   const child = spawn(process.execPath, [fixture(script), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   let out = ''
   let err = ''
-  child.stderr.on('data', (d: Buffer) => (err += d))
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()))
   const ready = new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {
-      out += d
+      out += d.toString()
       if (out.split('\n').includes(line)) resolve()
     })
     child.on('exit', (code, signal) => reject(new Error(`child exited (${code ?? signal}) before '${line}': ${err}`)))

@@ -3,6 +3,8 @@
 // output still buffered for a pipe is written before the process ends.
 import { main } from './main.js'
 
-main(process.argv.slice(2)).then((code) => {
+// main settles every error into an exit code; anything else is a bug, and Node reports an
+// unhandled rejection with its stack and a non-zero exit.
+void main(process.argv.slice(2)).then((code) => {
   process.exitCode = code
 })

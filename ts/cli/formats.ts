@@ -27,11 +27,11 @@ export interface Format {
   readonly extensions: readonly string[]
   readonly description: string
   /** Writes the rows of `slice` to `sink`. */
-  write?(slice: Slice, sink: Sink): Promise<void>
+  write?: (slice: Slice, sink: Sink) => Promise<void>
   /** For binary formats written whole: writes the rows of `slice` to `file` (whole or not at all). */
-  writeFile?(slice: Slice, file: string): Promise<void>
+  writeFile?: (slice: Slice, file: string) => Promise<void>
   /** Reads the rows of `file` into a new vec at `path`; returns the row count. */
-  read?(file: string, path: string, schema: Schema | undefined): Promise<number>
+  read?: (file: string, path: string, schema: Schema | undefined) => Promise<number>
 }
 
 /** The vec's columns in schema order (`values` of a scalar vec is its one column). */

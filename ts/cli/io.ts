@@ -26,7 +26,7 @@ export class Sink {
   }
 
   async flush(): Promise<void> {
-    if (this.error) throw this.error
+    this.throwIfFailed()
     if (this.parts.length === 0) return
     const chunk = this.parts.join('')
     this.parts = []
@@ -43,7 +43,12 @@ export class Sink {
         this.out.on('error', done)
       })
     }
-    if (this.error) throw this.error
+    this.throwIfFailed()
+  }
+
+  /** Throws the stream's error, if it had one (a method: it may have come during an await). */
+  private throwIfFailed(): void {
+    if (this.error !== undefined) throw this.error
   }
 }
 

@@ -38,7 +38,7 @@ nothing, so it works while another process writes the vec.
   --json   one JSON object (the fields of MmapVec.inspect)`,
     options: JSON_OPT,
     positionals: 1,
-    run: async ([path], o) => info(path, o.json === true),
+    run: ([path], o) => Promise.resolve(info(path, o.json === true)),
   },
   head: {
     usage: 'mmapvec head <path> [-n N] [--json]',
@@ -79,7 +79,7 @@ there is any (0 when there is none). Reads only: takes no lock and never changes
   --json   one JSON object: { path, ok, problems: [{ code, check, message }] }`,
     options: JSON_OPT,
     positionals: 1,
-    run: async ([path], o) => verify(path, o.json === true),
+    run: ([path], o) => Promise.resolve(verify(path, o.json === true)),
   },
   export: {
     usage: `mmapvec export <path> --format ${FORMAT_NAMES} [--out FILE] [--from I] [--to J]`,
@@ -167,7 +167,7 @@ function alignRows(rows: string[][], right: boolean[]): string[] {
   )
 }
 
-async function info(path: string, json: boolean): Promise<number> {
+function info(path: string, json: boolean): number {
   const i = MmapVec.inspect(path)
   if (json) {
     process.stdout.write(JSON.stringify(i, null, 2) + '\n')
@@ -203,7 +203,7 @@ async function info(path: string, json: boolean): Promise<number> {
   return EXIT_CODES.OK
 }
 
-async function verify(path: string, json: boolean): Promise<number> {
+function verify(path: string, json: boolean): number {
   const problems = MmapVec.verify(path)
   if (json) {
     process.stdout.write(JSON.stringify({ path, ok: problems.length === 0, problems }, null, 2) + '\n')
@@ -386,7 +386,7 @@ export async function main(args: string[]): Promise<number> {
     if (positionals.length !== c.positionals) {
       throw new UsageError(`${name} takes ${c.positionals === 1 ? 'one path' : `${c.positionals} arguments`}, got ${positionals.length}: ${c.usage}`)
     }
-    return await c.run(positionals, values as Record<string, string | boolean | undefined>)
+    return await c.run(positionals, values)
   } catch (err) {
     // The reader of standard output went away (`mmapvec cat v | head`): stop quietly.
     if ((err as { code?: unknown }).code === 'EPIPE') return EXIT_CODES.OK
