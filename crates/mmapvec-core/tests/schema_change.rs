@@ -6,73 +6,10 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use mmapvec_core::{Code, ElemType, MmapVec, OpenOptions, Schema};
+use mmapvec_core::{Code, ElemType, MmapVec, OpenOptions};
 
-fn schema(json: &str) -> Schema {
-    Schema::parse_request(json).unwrap()
-}
-
-fn particles() -> Schema {
-    schema(
-        r#"{"scalar":false,"columns":[{"name":"pos","type":"f32","count":3},{"name":"id","type":"u32","count":1}]}"#,
-    )
-}
-
-fn opts() -> OpenOptions {
-    OpenOptions::default()
-}
-
-/// The stored schema's columns as (name, type, count, file).
-fn columns(v: &MmapVec) -> Vec<(String, ElemType, u32, String)> {
-    v.schema()
-        .columns
-        .iter()
-        .map(|c| (c.name.clone(), c.ty, c.count, c.file.clone()))
-        .collect()
-}
-
-fn index(v: &MmapVec, name: &str) -> usize {
-    v.schema().columns.iter().position(|c| c.name == name).unwrap()
-}
-
-/// Writes `rows` rows (pos = [i, i+1, i+2], id = i) through raw pointers, as JavaScript does.
-fn fill(v: &mut MmapVec, rows: u64) {
-    if v.capacity() < rows {
-        v.grow(rows, true).unwrap();
-    }
-    let (pos, po, _) = v.column_region(index(v, "pos"));
-    let (id, io, _) = v.column_region(index(v, "id"));
-    for i in v.len()..rows {
-        // SAFETY (test): rows below the capacity are mapped read-write.
-        unsafe {
-            let p = pos.base().add(po).cast::<f32>().add(i as usize * 3);
-            for k in 0..3 {
-                p.add(k).write((i + k as u64) as f32);
-            }
-            id.base().add(io).cast::<u32>().add(i as usize).write(i as u32);
-        }
-    }
-    v.set_len(rows).unwrap();
-}
-
-/// Checks rows [0, rows) of the columns `pos_name` and `id_name` (either may be absent).
-fn check(v: &MmapVec, rows: u64, pos_name: Option<&str>, id_name: Option<&str>) {
-    assert_eq!(v.len(), rows);
-    for i in 0..rows as usize {
-        if let Some(n) = pos_name {
-            let (r, o, _) = v.column_region(index(v, n));
-            // SAFETY (test): rows below the length are mapped and written.
-            let got = unsafe { r.base().add(o).cast::<f32>().add(i * 3 + 2).read() };
-            assert_eq!(got, (i + 2) as f32, "pos of row {i}");
-        }
-        if let Some(n) = id_name {
-            let (r, o, _) = v.column_region(index(v, n));
-            // SAFETY (test): as above.
-            let got = unsafe { r.base().add(o).cast::<u32>().add(i).read() };
-            assert_eq!(got, i as u32, "id of row {i}");
-        }
-    }
-}
+mod common;
+use common::{check, columns, fill, index, opts, particles, schema};
 
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<_> = fs::read_dir(dir)
@@ -342,10 +279,7 @@ fn leftovers_of_an_interrupted_change_are_ignored_then_removed_by_the_next_chang
 
 #[test]
 fn temp_vecs_change_schema_without_leaving_files() {
-    let before: Vec<_> = fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let before = common::temp_entries();
     let mut v = MmapVec::temp(&particles(), &opts()).unwrap();
     fill(&mut v, 1500);
     v.add_column("hp", ElemType::I64, 2).unwrap();
@@ -354,15 +288,7 @@ fn temp_vecs_change_schema_without_leaving_files() {
     check(&v, 1500, Some("p"), None);
     v.grow(5000, false).unwrap();
     assert_eq!(v.len(), 1500);
-    let after: Vec<_> = fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    let new: Vec<_> = after
-        .iter()
-        .filter(|n| !before.contains(n) && n.to_string_lossy().starts_with("mmapvec-"))
-        .collect();
-    assert!(new.is_empty(), "temp vec left {new:?}");
+    common::assert_no_new_temp_entries(&before);
 }
 
 #[test]

@@ -5,57 +5,13 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mmapvec_core::{Code, MmapVec, OpenOptions, Schema};
+use mmapvec_core::{Code, MmapVec, OpenOptions};
 
-fn schema(json: &str) -> Schema {
-    Schema::parse_request(json).unwrap()
-}
-
-fn particles() -> Schema {
-    schema(
-        r#"{"scalar":false,"columns":[{"name":"pos","type":"f32","count":3},{"name":"id","type":"u32","count":1}]}"#,
-    )
-}
-
-/// Writes `rows` rows (pos = [i, i+1, i+2], id = i) through raw pointers, as JavaScript does.
-fn fill(v: &mut MmapVec, rows: u64) {
-    if v.capacity() < rows {
-        v.grow(rows, true).unwrap();
-    }
-    let start = v.len();
-    let (pos, po, _) = v.column_region(0);
-    let (id, io, _) = v.column_region(1);
-    for i in start..rows {
-        // SAFETY (test): rows below the capacity are mapped read-write.
-        unsafe {
-            let p = pos.base().add(po).cast::<f32>().add(i as usize * 3);
-            for k in 0..3 {
-                p.add(k).write((i + k as u64) as f32);
-            }
-            id.base().add(io).cast::<u32>().add(i as usize).write(i as u32);
-        }
-    }
-    v.set_len(rows).unwrap();
-}
+mod common;
+use common::{fill, opts, particles, schema};
 
 fn check(v: &MmapVec, rows: u64) {
-    assert_eq!(v.len(), rows);
-    let (pos, po, _) = v.column_region(0);
-    let (id, io, _) = v.column_region(1);
-    for i in 0..rows {
-        // SAFETY (test): rows below the length are mapped and written.
-        unsafe {
-            assert_eq!(
-                pos.base().add(po).cast::<f32>().add(i as usize * 3 + 2).read(),
-                (i + 2) as f32
-            );
-            assert_eq!(id.base().add(io).cast::<u32>().add(i as usize).read(), i as u32);
-        }
-    }
-}
-
-fn opts() -> OpenOptions {
-    OpenOptions::default()
+    common::check(v, rows, Some("pos"), Some("id"));
 }
 
 #[test]
@@ -371,23 +327,12 @@ fn shrink_to_fit_gives_back_space_and_keeps_rows() {
 
 #[test]
 fn temp_vecs_leave_no_files() {
-    let before: Vec<_> = fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let before = common::temp_entries();
     let mut v = MmapVec::temp(&particles(), &opts()).unwrap();
     fill(&mut v, 20_000);
     check(&v, 20_000);
     assert!(!v.path().exists());
-    let after: Vec<_> = fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    let new: Vec<_> = after
-        .iter()
-        .filter(|n| !before.contains(n) && n.to_string_lossy().starts_with("mmapvec-"))
-        .collect();
-    assert!(new.is_empty(), "temp vec left {new:?}");
+    common::assert_no_new_temp_entries(&before);
 }
 
 #[test]
