@@ -189,7 +189,7 @@ interface Vec {
   readonly length: number
   readonly capacity: number
   readonly closed: boolean
-  readonly mode: 'mmap' | 'buffered'
+  readonly mode: 'mmap' | 'buffered' | 'overlay'
   readonly columns: Record<string, Column>
   readonly values: Column
   push(row: unknown): number
@@ -290,9 +290,9 @@ function expectColumns(m: Model, r: Real, what: string): void {
   })
 }
 
-/** Growth may move a column only when the reservation was made small, or in buffered mode. */
+/** Growth may move a column only when the reservation was made small, or in buffered and overlay modes. */
 function grew(r: Real, before: number): void {
-  const mayMove = r.options.reservation !== undefined || r.v.mode === 'buffered'
+  const mayMove = r.options.reservation !== undefined || r.v.mode !== 'mmap'
   if (r.held !== undefined && mayMove && r.v.capacity !== before) r.held.mayEmpty.fill(true)
 }
 

@@ -160,5 +160,10 @@ test('a vec dropped without close releases its lock when collected; its views st
   await collectGarbage()
   using w = MmapVec.open(path, { x: 'f64' }, { lockTimeoutMs: 2000 })
   t.is(w.get(0).x, 42)
-  t.is(x[0], 42, 'the view still reads the mapped row')
+  if (mode === 'overlay') {
+    // Overlay memory gets anonymous pages back when its vec is collected (docs/DESIGN.md).
+    t.is(x[0], 0, 'the view reads zeros, no longer the file')
+  } else {
+    t.is(x[0], 42, 'the view still reads the mapped row')
+  }
 })

@@ -116,6 +116,20 @@ impl NativeVec {
         self.inner.column_buffers(env)
     }
 
+    /// Overlay mode: the header's WebAssembly memory, with the header file mapped over it.
+    #[napi(ts_return_type = "ArrayBuffer")]
+    pub fn overlay_header<'e>(&mut self, env: &'e Env) -> Result<Unknown<'e>> {
+        self.inner.overlay_header(env)
+    }
+
+    /// Overlay mode: one WebAssembly memory's buffer per stored column, the column file mapped
+    /// over it from the file's start (rows start at the column's offset), covering `capacity`
+    /// rows. Views of a column whose memory is replaced are detached.
+    #[napi(ts_return_type = "ArrayBuffer[]")]
+    pub fn overlay_columns<'e>(&mut self, env: &'e Env) -> Result<Vec<Unknown<'e>>> {
+        self.inner.overlay_columns(env)
+    }
+
     /// Grows to at least `min_capacity` rows (geometrically, or exactly); returns the capacity.
     #[napi]
     pub fn grow(&mut self, env: &Env, min_capacity: f64, geometric: bool) -> Result<f64> {

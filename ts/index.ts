@@ -139,6 +139,10 @@ export interface OpenOptions {
    * close; it costs memory equal to the data, and a crash loses what was not flushed. The
    * default is `'mmap'`, or `'buffered'` where the runtime forbids views of other memory
    * (Electron's V8 memory cage); the environment variable `MMAPVEC_MODE` overrides it.
+   * `'overlay'` (opt-in, experimental): each column is a WebAssembly memory that V8 allocated
+   * with the file mapped over it, so views are the file's pages with no copy and no external
+   * buffer; views become empty on every growth, and a column holds at most 4 GiB. Meant for the
+   * memory cage, but tested in plain Node only, not inside Electron.
    */
   mode?: Mode
 }
@@ -208,19 +212,24 @@ export interface VerifyProblem {
 }
 
 /**
- * How a vec's columns reach JavaScript: `'mmap'` (views of the file's pages) or `'buffered'`
- * (copies in memory V8 allocates, written back on flush and close); see {@link OpenOptions.mode}.
+ * How a vec's columns reach JavaScript: `'mmap'` (views of the file's pages), `'buffered'`
+ * (copies in memory V8 allocates, written back on flush and close) or `'overlay'` (WebAssembly
+ * memories with the files mapped over them; experimental); see {@link OpenOptions.mode}.
  */
-export type Mode = 'mmap' | 'buffered'
+export type Mode = 'mmap' | 'buffered' | 'overlay'
+
+const MODES: readonly string[] = ['mmap', 'buffered', 'overlay']
+/** A WebAssembly memory holds at most 4 GiB (65,536 pages); a column's pages stay within it. */
+const OVERLAY_MAX_BYTES = 2 ** 32 - 2 ** 16
 
 let defaultModeCache: Mode | undefined
 function defaultMode(): Mode {
   if (defaultModeCache === undefined) {
     const env = process.env.MMAPVEC_MODE
-    if (env !== undefined && env !== '' && env !== 'mmap' && env !== 'buffered') {
-      throw invalid(`MMAPVEC_MODE must be 'mmap' or 'buffered', got '${env}'`)
+    if (env !== undefined && env !== '' && !MODES.includes(env)) {
+      throw invalid(`MMAPVEC_MODE must be 'mmap', 'buffered' or 'overlay', got '${env}'`)
     }
-    defaultModeCache = env === 'mmap' || env === 'buffered' ? env : externalBuffersAllowed() ? 'mmap' : 'buffered'
+    defaultModeCache = env !== undefined && env !== '' ? (env as Mode) : externalBuffersAllowed() ? 'mmap' : 'buffered'
   }
   return defaultModeCache
 }
@@ -280,8 +289,8 @@ function checkOptions(path: string, options: unknown): OpenOptions {
   }
   const o = options as OpenOptions
   for (const k of ['capacity', 'lockTimeoutMs', 'version', 'reservation'] as const) if (o[k] !== undefined) checkCount(o[k], k, path)
-  if (o.mode !== undefined && o.mode !== 'mmap' && o.mode !== 'buffered') {
-    throw invalid(`${path}: mode must be 'mmap' or 'buffered', got '${String(o.mode)}'`, path)
+  if (o.mode !== undefined && !MODES.includes(o.mode)) {
+    throw invalid(`${path}: mode must be 'mmap', 'buffered' or 'overlay', got '${String(o.mode)}'`, path)
   }
   if (o.autoFlushMs !== undefined && !(o.autoFlushMs > 0 && o.autoFlushMs < 2 ** 31)) {
     throw invalid(`${path}: autoFlushMs must be a positive number of milliseconds, got ${o.autoFlushMs}`, path)
@@ -351,6 +360,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   /** @internal */ declare _flushError: unknown
   /** @internal Stored column index of each schema column. */ declare _stored: number[]
   /** @internal Columns in V8-allocated memory, copied to and from the files. */ declare _buffered: boolean
+  /** @internal Columns in WebAssembly memories with the files mapped over them. */ declare _overlay: boolean
   /** @internal Buffered mode: what writing back needs, kept apart so that the vec can be collected. */
   declare _keep: BufferedState | undefined
 
@@ -362,6 +372,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._temp = o.temp
     this._readOnly = o.options.readOnly === true
     this._buffered = o.options.mode === 'buffered'
+    this._overlay = o.options.mode === 'overlay'
     this._path = o.native.path
     this._closed = false
     this._timer = undefined
@@ -375,8 +386,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       this._hdr = new Float64Array(1)
       this._hdr[0] = o.native.length
     } else {
-      const hb = native(this._path, () => o.native.headerBuffer())
-      this._hdr = new Float64Array(hb, o.native.lengthOffset, 1)
+      this._hdr = this._headerView(o.native)
     }
     // Keep the length a small integer where it fits: a field that once held a double stays a
     // boxed double in V8, which makes every push several times slower.
@@ -641,6 +651,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (typeof requested === 'string') throw invalid(`${where}: ${requested}`, path || undefined)
     // Resolved before anything touches the disk: a bad MMAPVEC_MODE fails here.
     const resolved: OpenOptions = { ...o, mode: o.mode ?? defaultMode() }
+    if (resolved.mode === 'overlay' && process.platform === 'win32') {
+      throw invalid(`${where}: overlay mode needs mmap(MAP_FIXED) and runs on Linux and macOS only; use mode 'mmap' or 'buffered'`, path || undefined)
+    }
     const nv = native(path || undefined, () =>
       NativeVec.open(path, requested === undefined ? undefined : JSON.stringify(requested), {
         create: !stored && (mode !== 'open' || o.create !== false),
@@ -653,13 +666,19 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         reservation: o.reservation,
         // Node 20 cannot make an ArrayBuffer over native memory past 4 GiB; the capacity of a
         // column stays within what a view of it can show.
-        maxViewBytes: bufferConstants.MAX_LENGTH,
+        maxViewBytes: resolved.mode === 'overlay' ? Math.min(bufferConstants.MAX_LENGTH, OVERLAY_MAX_BYTES) : bufferConstants.MAX_LENGTH,
       }),
     )
     const spec = requested ?? storedSpec(nv.schemaJson)
     const Cls = specialise(MmapVec, spec)
     const userSchema = (schema ?? schemaOf(spec)) as S
-    return new Cls({ native: nv, schema: userSchema, spec, options: resolved, temp: mode === 'temp' })
+    try {
+      return new Cls({ native: nv, schema: userSchema, spec, options: resolved, temp: mode === 'temp' })
+    } catch (e) {
+      // Overlay mode may fail to make its memories: release the lock at once, not at collection.
+      nv.close()
+      throw e
+    }
   }
 
   /** The number of rows (0 once closed). */
@@ -680,9 +699,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return this._schema
   }
 
-  /** `'mmap'` or `'buffered'`; see {@link OpenOptions.mode}. */
+  /** `'mmap'`, `'buffered'` or `'overlay'`; see {@link OpenOptions.mode}. */
   get mode(): Mode {
-    return this._buffered ? 'buffered' : 'mmap'
+    return this._buffered ? 'buffered' : this._overlay ? 'overlay' : 'mmap'
   }
 
   /** The vec's directory (for temp vecs, a name that no longer exists on disk). */
@@ -952,7 +971,15 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._writable()
     if (this._buffered) this._writeBack()
     this._cap = native(this._path, () => this._native.shrinkToFit())
-    this._refresh(true)
+    try {
+      this._refresh(true)
+    } catch (e) {
+      // Overlay mode: the old memories are gone (they mapped pages the files no longer have)
+      // and no new ones could be made; the rows are safe in the files, so the vec closes
+      // rather than keep views whose writes would go nowhere.
+      if (this._overlay) this.close()
+      throw e
+    }
   }
 
   /**
@@ -1195,7 +1222,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /** @internal */
   _grow(n: number, geometric: boolean): void {
-    this._cap = native(this._path, () => this._native.grow(n, geometric))
+    // The capacity is taken by _refresh, once the new views exist (overlay mode may fail to
+    // make them, and must then keep the old capacity with the old views).
+    native(this._path, () => this._native.grow(n, geometric))
     this._refresh()
   }
 
@@ -1205,6 +1234,18 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * files at open and after `shrinkToFit` (`fromFiles`).
    */
   _refresh(fromFiles = false): void {
+    if (this._overlay) {
+      // New views first: if a memory cannot be made, the old views, capacity and limit stay.
+      const cap = this._native.capacity
+      const bufs = native(this._path, () => this._native.overlayColumns())
+      const offsets = (JSON.parse(this._native.schemaJson) as { columns: { offset: number }[] }).columns.map((c) => c.offset)
+      this._cols = this._spec.columns.map((c, k) => new ARRAY_TYPES[c.type](bufs[this._stored[k]], offsets[this._stored[k]], cap * c.count))
+      this._cap = cap
+      this._limit = this._readOnly ? -1 : cap
+      this._spec.columns.forEach((_, k) => ((this as unknown as Record<string, unknown>)[`_c${k}`] = this._cols[k]))
+      this._gen++
+      return
+    }
     this._cap = this._native.capacity
     this._limit = this._readOnly ? -1 : this._cap
     if (this._buffered) {
@@ -1310,12 +1351,17 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       this._gen++
     } else {
       // The header file was replaced: the row count must keep landing in the live one.
-      const hb = native(this._path, () => this._native.headerBuffer())
-      this._hdr = new Float64Array(hb, this._native.lengthOffset, 1)
+      this._hdr = this._headerView(this._native)
       this._refresh()
     }
     for (let k = spec.columns.length; k < oldCount; k++) self[`_c${k}`] = undefined
     this._columnsCache = undefined
+  }
+
+  /** @internal The row count's view: the mapped header, or its overlay memory. */
+  _headerView(nv: NativeVec): Float64Array {
+    const hb = native(this._path, () => (this._overlay ? nv.overlayHeader() : nv.headerBuffer()))
+    return new Float64Array(hb, nv.lengthOffset, 1)
   }
 
   /** @internal Buffered mode: what a write-back at collection or exit sees follows the vec. */

@@ -6,7 +6,7 @@ import { isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MmapVec, type Mode } from 'mmapvec'
 
-/** The mode vecs open in by default here ('buffered' under MMAPVEC_MODE=buffered). */
+/** The mode vecs open in by default here ('buffered' or 'overlay' under MMAPVEC_MODE). */
 export const mode: Mode = (() => {
   using v = MmapVec.temp('u8')
   return v.mode

@@ -10,6 +10,16 @@
 //!   length 0, reads give `undefined`, writes are ignored, nothing faults.
 //! - An ArrayBuffer never covers more than `capacity * row_size` bytes of a column, which are
 //!   always mapped to the file.
+//!
+//! ## Overlay mode (see [`Overlay`])
+//! - A column (and the header) is a `WebAssembly.Memory` that V8 allocated, with the file mapped
+//!   over its first pages. Its buffer cannot be detached nor transferred by JavaScript, so its
+//!   pages are freed only with the memory object, which a strong reference held here keeps
+//!   alive until the file mapping is replaced by anonymous memory again.
+//! - Anonymous memory is put back before anything else may happen to the pages: before the
+//!   reference is dropped (close, growth, shrink, a dropped column, a replaced header, the vec
+//!   collected), and the views are then detached with `memory.grow(0)` wherever JavaScript may
+//!   run. A memory is never grown while the file is mapped in it.
 
 use std::any::Any;
 use std::ffi::c_void;
@@ -21,6 +31,7 @@ use napi::{sys, Env, Status};
 
 use crate::error::{Code, Error};
 use crate::schema::Schema;
+use crate::sys::MapMode;
 use crate::vec::{MmapVec, OpenOptions, SyncJob};
 use std::path::Path;
 
@@ -148,6 +159,200 @@ impl Views {
     }
 }
 
+/// WebAssembly's page: memories are sized in these.
+const WASM_PAGE: usize = 65536;
+
+fn overlay_error(message: String) -> napi::Error {
+    js_error(Error::new(Code::Io, message))
+}
+
+/// `obj[name]`, for a property that holds a value.
+fn property(env: &Env, obj: sys::napi_value, name: &std::ffi::CStr) -> napi::Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    // SAFETY: `obj` is a live value of this env and `name` a NUL-terminated string.
+    let status = unsafe { sys::napi_get_named_property(env.raw(), obj, name.as_ptr(), &mut out) };
+    check(status, "reading a property")?;
+    Ok(out)
+}
+
+/// Drops whatever exception a failed call into JavaScript left, so that our own error is the
+/// one thrown.
+fn clear_exception(env: &Env) {
+    let mut e = ptr::null_mut();
+    // SAFETY: a plain Node-API call on a live env.
+    unsafe { sys::napi_get_and_clear_last_exception(env.raw(), &mut e) };
+}
+
+/// Overlay mode's memory for one file: a `WebAssembly.Memory` with the file's first `len`
+/// bytes mapped over its start.
+///
+/// Why a WebAssembly memory and not `napi_create_arraybuffer`: a plain ArrayBuffer can be
+/// transferred by any JavaScript (`structuredClone(b, { transfer })`, `postMessage`, BYOB stream
+/// reads, `ArrayBuffer.prototype.transfer`), which moves its memory to a new buffer that this
+/// module cannot see; when that one is collected, `free` gives pages that are still the file's
+/// mapping to unrelated allocations (shown in docs/DESIGN.md). A WebAssembly memory's buffer is
+/// not detachable: `attach` checks that, and only the memory object (held here alone) can grow
+/// it. It is also page-aligned memory of its own (never malloc's heap), so the mapped pages
+/// hold nothing else.
+#[derive(Debug)]
+struct Overlay {
+    /// Strong: the memory, and so its pages, live until this is deleted.
+    memory: sys::napi_ref,
+    base: *mut u8,
+    /// Bytes of the file mapped at `base` (whole pages; 0: nothing mapped).
+    len: usize,
+}
+
+impl Overlay {
+    /// Makes a `WebAssembly.Memory` of at least `len` bytes (whole pages) and maps `file`'s
+    /// first `len` bytes over its start.
+    fn attach(env: &Env, file: &std::fs::File, len: usize, mode: MapMode) -> napi::Result<Overlay> {
+        if !crate::sys::OVERLAY {
+            return Err(js_error(Error::new(
+                Code::Invalid,
+                "overlay mode needs mmap(MAP_FIXED) and runs on Linux and macOS only; use mode: 'mmap' or 'buffered'",
+            )));
+        }
+        let pages = len.div_ceil(WASM_PAGE).max(1);
+        let raw = env.raw();
+        let mut global = ptr::null_mut();
+        // SAFETY: plain Node-API call on a live env.
+        let status = unsafe { sys::napi_get_global(raw, &mut global) };
+        check(status, "finding WebAssembly")?;
+        let wasm = property(env, global, c"WebAssembly")?;
+        let ctor = property(env, wasm, c"Memory")?;
+        let mut desc = ptr::null_mut();
+        let mut initial = ptr::null_mut();
+        // SAFETY: plain Node-API calls creating values in this env.
+        unsafe {
+            check(sys::napi_create_object(raw, &mut desc), "describing a memory")?;
+            check(
+                sys::napi_create_uint32(raw, pages as u32, &mut initial),
+                "describing a memory",
+            )?;
+            check(
+                sys::napi_set_named_property(raw, desc, c"initial".as_ptr(), initial),
+                "describing a memory",
+            )?;
+        }
+        let mut memory = ptr::null_mut();
+        // SAFETY: `ctor` and `desc` are live values of this env; one argument is passed.
+        let status = unsafe { sys::napi_new_instance(raw, ctor, 1, &desc, &mut memory) };
+        if status != sys::Status::napi_ok {
+            clear_exception(env);
+            return Err(overlay_error(format!(
+                "overlay mode could not allocate {} bytes of WebAssembly memory (address space or memory exhausted); open the vec with mode: 'buffered'",
+                pages * WASM_PAGE
+            )));
+        }
+        let buffer = property(env, memory, c"buffer")?;
+        // A buffer JavaScript could detach could also be transferred away and freed while the
+        // file is mapped in it. WebAssembly memories' buffers are not detachable, so this call
+        // must be refused; if it is not (WebAssembly.Memory was replaced), nothing was mapped.
+        // SAFETY: `buffer` is a live value of this env.
+        let status = unsafe { sys::napi_detach_arraybuffer(raw, buffer) };
+        if status != sys::Status::napi_detachable_arraybuffer_expected {
+            clear_exception(env);
+            return Err(overlay_error(
+                "overlay mode needs WebAssembly.Memory's buffers, which JavaScript cannot detach; this runtime's can be detached (was WebAssembly.Memory replaced?); open the vec with mode: 'buffered'".into(),
+            ));
+        }
+        let mut data = ptr::null_mut();
+        let mut blen = 0usize;
+        // SAFETY: `buffer` is a live ArrayBuffer of this env.
+        let status = unsafe { sys::napi_get_arraybuffer_info(raw, buffer, &mut data, &mut blen) };
+        check(status, "reading a memory")?;
+        let base = data.cast::<u8>();
+        if !(base as usize).is_multiple_of(crate::sys::page_size()) || blen < len {
+            return Err(overlay_error(format!(
+                "overlay mode needs a page-aligned WebAssembly memory of {len} bytes, got {blen} bytes at {base:p}; open the vec with mode: 'buffered'"
+            )));
+        }
+        let mut memory_ref = ptr::null_mut();
+        // SAFETY: `memory` is a live object of this env; a count of 1 makes the reference strong.
+        let status = unsafe { sys::napi_create_reference(raw, memory, 1, &mut memory_ref) };
+        check(status, "keeping a memory")?;
+        let overlay = Overlay {
+            memory: memory_ref,
+            base,
+            len: 0,
+        };
+        if len == 0 {
+            return Ok(overlay);
+        }
+        // SAFETY: `[base, base + len)` is whole pages (checked) at the start of the memory's
+        // buffer (at least `len` long, checked): memory V8 mapped for this WebAssembly memory
+        // alone, which nothing else reads or writes yet. The strong reference keeps it from being
+        // freed, and JavaScript cannot detach or grow it (no one else has the memory object),
+        // until `detach`/`release` puts anonymous memory back. `len` is within the file (the
+        // caller's: the core maps as much of it).
+        match unsafe { crate::sys::map_file_over(base, len, file, mode) } {
+            Ok(()) => Ok(Overlay { len, ..overlay }),
+            Err(e) => {
+                // MAP_FIXED may have taken the old pages away: put anonymous memory back before
+                // the memory may be freed, or, failing that, keep the memory alive forever.
+                // SAFETY: the range is this memory's, as above.
+                if unsafe { crate::sys::restore_anonymous(base, len) }.is_ok() {
+                    // SAFETY: the reference was created above and is deleted once.
+                    unsafe { sys::napi_delete_reference(raw, overlay.memory) };
+                }
+                Err(overlay_error(format!(
+                    "overlay mode could not map the file over its memory: {e}; open the vec with mode: 'buffered'"
+                )))
+            }
+        }
+    }
+
+    /// The memory's current buffer.
+    fn buffer(&self, env: &Env) -> napi::Result<sys::napi_value> {
+        let mut memory = ptr::null_mut();
+        // SAFETY: `self.memory` is a live strong reference of this env.
+        let status = unsafe { sys::napi_get_reference_value(env.raw(), self.memory, &mut memory) };
+        check(status, "reading a memory")?;
+        property(env, memory, c"buffer")
+    }
+
+    /// Puts anonymous memory back over the file's pages, detaches every view when JavaScript
+    /// may run here (`memory.grow(0)` replaces the buffer; collection, where it may not, leaves
+    /// views alive reading zeros), then lets the memory go. If anonymous memory cannot be put
+    /// back, the memory is kept alive for good rather than ever freed while mapped.
+    fn detach(self, env: &Env, can_run_js: bool) {
+        let restored = self.len == 0
+            // SAFETY: `attach` mapped the file over `[base, base + len)`, and the strong
+            // reference has kept the memory (and that range) alive and unmoved since.
+            || unsafe { crate::sys::restore_anonymous(self.base, self.len) }.is_ok();
+        if can_run_js {
+            // Growing by zero pages replaces the buffer in place and detaches the old one, with
+            // every view over it (WebAssembly's rule). The file is no longer mapped there.
+            let detached = (|| -> napi::Result<()> {
+                let mut memory = ptr::null_mut();
+                let raw = env.raw();
+                // SAFETY: as in `buffer`.
+                let status = unsafe { sys::napi_get_reference_value(raw, self.memory, &mut memory) };
+                check(status, "reading a memory")?;
+                let grow = property(env, memory, c"grow")?;
+                let mut zero = ptr::null_mut();
+                let mut out = ptr::null_mut();
+                // SAFETY: plain Node-API calls on live values of this env; one argument.
+                unsafe {
+                    check(sys::napi_create_uint32(raw, 0, &mut zero), "detaching views")?;
+                    check(
+                        sys::napi_call_function(raw, memory, grow, 1, &zero, &mut out),
+                        "detaching views",
+                    )
+                }
+            })();
+            if detached.is_err() {
+                clear_exception(env);
+            }
+        }
+        if restored {
+            // SAFETY: the reference is live and deleted exactly once (`self` is consumed).
+            unsafe { sys::napi_delete_reference(env.raw(), self.memory) };
+        }
+    }
+}
+
 /// Whether this runtime lets ArrayBuffers point at memory it did not allocate. Electron 21 and
 /// later do not (the V8 memory cage): there, vecs must be opened in buffered mode. Asked with
 /// the raw Node-API call, since napi-rs's wrapper silently copies instead of failing.
@@ -175,6 +380,9 @@ pub struct NodeVec {
     inner: Option<MmapVec>,
     header_views: Views,
     column_views: Vec<Views>,
+    /// Overlay mode: the header's memory, and each stored column's.
+    header_overlay: Option<Overlay>,
+    column_overlays: Vec<Option<Overlay>>,
 }
 
 fn closed() -> napi::Error {
@@ -202,6 +410,8 @@ impl NodeVec {
             inner: Some(v),
             header_views: Views::default(),
             column_views: (0..n).map(|_| Views::default()).collect(),
+            header_overlay: None,
+            column_overlays: (0..n).map(|_| None).collect(),
         })
     }
 
@@ -248,6 +458,68 @@ impl NodeVec {
         Ok(out)
     }
 
+    /// Overlay mode: the header's memory, with the header file mapped over its start (the row
+    /// count is an f64 at [`header_length_offset`](Self::header_length_offset)).
+    pub fn overlay_header<'e>(&mut self, env: &'e Env) -> napi::Result<Unknown<'e>> {
+        let v = self.inner.as_ref().ok_or_else(closed)?;
+        if self.header_overlay.is_none() {
+            let (file, size) = v.header_file();
+            let len = crate::sys::round_up(size, crate::sys::page_size()).unwrap_or(size);
+            // The last page may pass the file's end; only bytes past the end of that page would
+            // fault, and the header's bytes end before it.
+            self.header_overlay = Some(Overlay::attach(env, file, len, v.map_mode())?);
+        }
+        let value = self.header_overlay.as_ref().map(|o| o.buffer(env)).transpose()?;
+        // SAFETY: `value` was just read in this env.
+        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), value.unwrap_or(ptr::null_mut())) })
+    }
+
+    /// Overlay mode: one memory per stored column with the column file mapped over its start,
+    /// covering `capacity` rows (they start at the column's offset). A column whose capacity
+    /// changed gets a new memory, and the old one's views are detached; all or nothing: when a
+    /// new memory cannot be made, every column keeps its old one.
+    pub fn overlay_columns<'e>(&mut self, env: &'e Env) -> napi::Result<Vec<Unknown<'e>>> {
+        let v = self.inner.as_ref().ok_or_else(closed)?;
+        let mut fresh = Vec::new();
+        for i in 0..self.column_overlays.len() {
+            let (file, len) = v.column_file(i);
+            if matches!(&self.column_overlays[i], Some(o) if o.len == len) {
+                continue;
+            }
+            match Overlay::attach(env, &file, len, v.map_mode()) {
+                Ok(o) => fresh.push((i, o)),
+                Err(e) => {
+                    for (_, o) in fresh {
+                        o.detach(env, true);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for (i, o) in fresh {
+            if let Some(old) = self.column_overlays[i].replace(o) {
+                old.detach(env, true);
+            }
+        }
+        let mut out = Vec::with_capacity(self.column_overlays.len());
+        for o in self.column_overlays.iter().flatten() {
+            let value = o.buffer(env)?;
+            // SAFETY: `value` was just read in this env.
+            out.push(unsafe { Unknown::from_raw_unchecked(env.raw(), value) });
+        }
+        Ok(out)
+    }
+
+    /// Puts anonymous memory back in every overlay and detaches their views.
+    fn detach_overlays(&mut self, env: &Env, can_run_js: bool) {
+        if let Some(o) = self.header_overlay.take() {
+            o.detach(env, can_run_js);
+        }
+        for o in self.column_overlays.iter_mut().filter_map(Option::take) {
+            o.detach(env, can_run_js);
+        }
+    }
+
     /// Buffered mode: copies column `i` into `dst`, a buffer V8 allocated.
     pub fn read_column(&self, i: usize, dst: &mut Uint8Array) -> napi::Result<()> {
         let v = self.vec()?;
@@ -285,6 +557,10 @@ impl NodeVec {
         for views in &mut self.column_views {
             views.detach_all(env);
         }
+        // Overlays map pages the file is about to lose (a touch there would raise SIGBUS).
+        for o in self.column_overlays.iter_mut().filter_map(Option::take) {
+            o.detach(env, true);
+        }
         let v = self.vec_mut()?;
         v.shrink_to_fit().map_err(js_error)?;
         Ok(v.capacity())
@@ -305,19 +581,32 @@ impl NodeVec {
         let result = change(v);
         if !Arc::ptr_eq(&header, &v.header_region().0) {
             self.header_views.detach_all(env);
+            if let Some(o) = self.header_overlay.take() {
+                o.detach(env, true);
+            }
         }
-        let mut old: Vec<(String, Views)> = files.into_iter().zip(self.column_views.drain(..)).collect();
-        self.column_views = v
-            .schema()
-            .columns
-            .iter()
-            .map(|c| match old.iter().position(|(f, _)| *f == c.file) {
-                Some(k) => old.swap_remove(k).1,
-                None => Views::default(),
-            })
+        let mut old: Vec<(String, Views, Option<Overlay>)> = files
+            .into_iter()
+            .zip(self.column_views.drain(..))
+            .zip(self.column_overlays.drain(..))
+            .map(|((f, views), o)| (f, views, o))
             .collect();
-        for (_, mut views) in old {
+        for c in &v.schema().columns {
+            let (views, overlay) = match old.iter().position(|(f, _, _)| *f == c.file) {
+                Some(k) => {
+                    let (_, views, o) = old.swap_remove(k);
+                    (views, o)
+                }
+                None => (Views::default(), None),
+            };
+            self.column_views.push(views);
+            self.column_overlays.push(overlay);
+        }
+        for (_, mut views, overlay) in old {
             views.detach_all(env);
+            if let Some(o) = overlay {
+                o.detach(env, true);
+            }
         }
         result.map_err(js_error)
     }
@@ -341,6 +630,7 @@ impl NodeVec {
         for views in &mut self.column_views {
             views.detach_all(env);
         }
+        self.detach_overlays(env, true);
         self.inner = None;
     }
 
@@ -349,12 +639,14 @@ impl NodeVec {
     }
 
     /// For the garbage collector's finalizer, where JavaScript cannot run: releases the lock and
-    /// the references; views still alive keep their memory mapped and valid.
+    /// the references; views still alive keep their memory mapped and valid (overlay mode: their
+    /// memory gets anonymous pages back, so they read zeros and no longer reach the files).
     pub fn release(&mut self, env: &Env) {
         self.header_views.forget(env);
         for views in &mut self.column_views {
             views.forget(env);
         }
+        self.detach_overlays(env, false);
         self.inner = None;
     }
 }

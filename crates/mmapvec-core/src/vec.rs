@@ -536,6 +536,28 @@ impl MmapVec {
         (self.header_map.clone(), header::OFF_LENGTH)
     }
 
+    /// How the files are mapped: shared, or private (copy-on-write) for a read-only vec.
+    pub fn map_mode(&self) -> MapMode {
+        if self.read_only {
+            MapMode::Private
+        } else {
+            MapMode::Shared
+        }
+    }
+
+    /// The header file and its size, for overlay mode, which maps it a second time.
+    pub fn header_file(&self) -> (&File, usize) {
+        (&self._header_file, self.header.header_size)
+    }
+
+    /// Column `i`'s file and the bytes of it, from its start, that hold the column's offset and
+    /// `capacity` rows, rounded up to whole pages: what overlay mode maps a second time. Never
+    /// past the file's end (the core maps at least as much of it).
+    pub fn column_file(&self, i: usize) -> (Arc<File>, usize) {
+        let c = &self.columns[i];
+        (c.file.clone(), mapped_bytes(self.capacity, c.row_size, c.offset))
+    }
+
     /// Column `i`'s reservation, where its rows start in it, and how many bytes hold rows
     /// (`capacity * row_size`): what a view may cover.
     pub fn column_region(&self, i: usize) -> (Arc<Reservation>, usize, usize) {

@@ -4,8 +4,9 @@
 //!
 //! Both modules provide the same items: `page_size`, `map_granularity`, `open_file`,
 //! `Reservation` (`new`, `base`, `len`, `map_file`, `zero_range`, `sync`, `populate_write`,
-//! `will_need`), `allocate`, `process_alive`, `sync_dir`, `file_id`, `path_id` and
-//! `is_not_regular`.
+//! `will_need`), `allocate`, `process_alive`, `sync_dir`, `file_id`, `path_id`,
+//! `is_not_regular`, and overlay mode's `OVERLAY`, `map_file_over` and `restore_anonymous`
+//! (Unix only; errors on Windows).
 
 use std::fs::File;
 use std::io;

@@ -241,6 +241,84 @@ impl Drop for Reservation {
     }
 }
 
+/// Overlay mode is available: files can be mapped over memory V8 allocated.
+pub const OVERLAY: bool = true;
+
+/// Maps `file`'s bytes `[0, len)` with `MAP_FIXED` over `[addr, addr + len)`: memory the
+/// caller owns but did not map itself (overlay mode: the start of a `WebAssembly.Memory` that
+/// V8 allocated). `addr` and `len` must be multiples of the page size.
+///
+/// # Safety
+/// - `[addr, addr + len)` must be memory that the caller's allocation owns entirely, whole pages
+///   holding nothing else (no allocator metadata, no other allocation); the previous contents
+///   of that range are discarded.
+/// - The range must be put back with [`restore_anonymous`] before its owner may free, move or
+///   reuse it: freed memory that is still a file mapping would let unrelated allocations write
+///   into the file.
+/// - `len` must not pass the end of the file's last page (a touch there raises SIGBUS).
+/// - On failure the range may hold neither its old contents nor the file (MAP_FIXED may have
+///   unmapped it): the caller must keep treating it as mapped (never let it be freed).
+pub unsafe fn map_file_over(addr: *mut u8, len: usize, file: &File, mode: MapMode) -> io::Result<()> {
+    check_overlay_range(addr, len)?;
+    let flags = libc::MAP_FIXED
+        | match mode {
+            MapMode::Shared => libc::MAP_SHARED,
+            MapMode::Private => libc::MAP_PRIVATE | libc::MAP_NORESERVE,
+        };
+    // SAFETY: the caller owns the whole pages of the range and gives up their contents.
+    let ptr = unsafe {
+        libc::mmap(
+            addr.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Replaces `[addr, addr + len)` with private anonymous zero pages, readable and writable: what
+/// an allocator's memory is, so that its owner can free or reuse it again. The file's pages
+/// are no longer reachable through the range.
+///
+/// # Safety
+/// `[addr, addr + len)` must be a range the caller mapped with [`map_file_over`] and still owns;
+/// its contents become zero.
+pub unsafe fn restore_anonymous(addr: *mut u8, len: usize) -> io::Result<()> {
+    check_overlay_range(addr, len)?;
+    // SAFETY: the caller owns the range (it mapped the file there); replacing it changes no
+    // memory outside it.
+    let ptr = unsafe {
+        libc::mmap(
+            addr.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn check_overlay_range(addr: *mut u8, len: usize) -> io::Result<()> {
+    if len == 0 || !(addr as usize).is_multiple_of(page_size()) || !len.is_multiple_of(page_size()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an overlay must be whole, page-aligned pages",
+        ));
+    }
+    Ok(())
+}
+
 /// Reserves disk blocks for `file` up to `len` bytes and extends it to that size, so that a full
 /// disk shows up here as ENOSPC and never later as SIGBUS on a write into a sparse page. Where
 /// the file system cannot reserve blocks, the file is only extended.

@@ -513,3 +513,35 @@ pub fn is_not_regular(err: &io::Error, path: &Path) -> bool {
         || (err.kind() == io::ErrorKind::PermissionDenied
             && std::fs::metadata(path).is_ok_and(|m| m.is_dir()))
 }
+
+/// Overlay mode is not available: mapping a file over memory V8 allocated needs a mapping that
+/// replaces existing memory in place (`mmap(MAP_FIXED)`), which Windows has no call for.
+pub const OVERLAY: bool = false;
+
+fn no_overlay() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "overlay mode maps files over existing memory with mmap(MAP_FIXED), which Windows lacks",
+    )
+}
+
+/// Unsupported on Windows (see [`OVERLAY`]): always an error, and nothing is changed.
+///
+/// # Safety
+/// None needed here; the signature is the Unix one, whose contract callers follow.
+pub unsafe fn map_file_over(
+    _addr: *mut u8,
+    _len: usize,
+    _file: &File,
+    _mode: super::MapMode,
+) -> io::Result<()> {
+    Err(no_overlay())
+}
+
+/// Unsupported on Windows (see [`OVERLAY`]): always an error, and nothing is changed.
+///
+/// # Safety
+/// None needed here; the signature is the Unix one, whose contract callers follow.
+pub unsafe fn restore_anonymous(_addr: *mut u8, _len: usize) -> io::Result<()> {
+    Err(no_overlay())
+}
