@@ -44,7 +44,7 @@ test('it is chosen by the option or MMAPVEC_MODE, never by default', (t) => {
   using m = MmapVec.temp('f64')
   t.is(m.mode === 'overlay', process.env.MMAPVEC_MODE === 'overlay', 'only the option or MMAPVEC_MODE selects it')
   const r = runChild('reader.mjs', [fresh(), '0'], { MMAPVEC_MODE: 'overlay' })
-  t.not(JSON.parse(r.stdout).code, 'EINVAL', r.stdout + r.stderr)
+  t.not((JSON.parse(r.stdout) as { code?: string }).code, 'EINVAL', r.stdout + r.stderr)
   t.throws(() => MmapVec.temp('f64', { mode: 'overlays' as 'overlay' }), { code: 'EINVAL', message: /'overlay'/ } as object)
 })
 
@@ -57,7 +57,7 @@ test('no copy: a write through a view is in the file at once, for another proces
   v.set(0, { id: 0xdeadbeef })
   t.is(readByOtherProcess(path, 'id', 0, 4), 'efbeadde')
   const r = runChild('reader.mjs', [path, '0'])
-  t.is(JSON.parse(r.stdout).code, 'ELOCKED', 'the lock is as in mmap mode')
+  t.is((JSON.parse(r.stdout) as { code?: string }).code, 'ELOCKED', 'the lock is as in mmap mode')
 })
 
 test('the memory maps the files only while the vec is open: not after growth, shrink or close', (t) => {
@@ -90,7 +90,7 @@ test('the memory maps the files only while the vec is open: not after growth, sh
   v.close()
   for (const f of [header, x, tag]) t.is(mappedBytes(f), 0, `${f} is not mapped after close`)
   t.is(last.x.length, 0, 'close detaches views')
-  t.is(last.x[0] as number | undefined, undefined)
+  t.is<number | undefined, undefined>(last.x[0], undefined)
 })
 
 test('a vec collected without close puts anonymous memory back; views left read zeros, not the file', async (t) => {
