@@ -395,7 +395,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._cap = 0
     this._limit = -1
     this._cols = []
-    for (let k = 0; k < o.spec.columns.length; k++) (this as unknown as Record<string, unknown>)[`_c${k}`] = undefined
+    // The column fields `_c0`... are first written by `_refresh` below, not set to undefined
+    // here first: V8 treats a field written once as a constant, so while no vec of this
+    // schema has grown, optimised code can embed the columns (2x faster random `get`).
     this._keep = undefined
     this._refresh()
     if (this._buffered && !this._readOnly) {
