@@ -9,22 +9,7 @@ use std::time::Duration;
 use mmapvec_core::{Code, ElemType, MmapVec, OpenOptions};
 
 mod common;
-use common::{check, columns, fill, index, opts, particles, schema};
-
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).unwrap_or_default(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
+use common::{check, columns, fill, index, opts, particles, schema, snapshot};
 
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)

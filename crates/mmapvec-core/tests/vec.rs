@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mmapvec_core::{Code, MmapVec, OpenOptions};
 
 mod common;
-use common::{fill, opts, particles, schema};
+use common::{fill, opts, particles, schema, snapshot};
 
 fn check(v: &MmapVec, rows: u64) {
     common::check(v, rows, Some("pos"), Some("id"));
@@ -186,21 +186,6 @@ fn schema_and_version_mismatches_are_refused() {
     );
     let v = MmapVec::open(&path, &reordered, &opts()).unwrap();
     assert_eq!(v.app_version(), 3);
-}
-
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                fs::read(e.path()).unwrap_or_default(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 #[test]

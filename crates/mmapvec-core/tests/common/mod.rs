@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::path::Path;
 
 use mmapvec_core::{ElemType, MmapVec, OpenOptions, Schema};
 
@@ -89,4 +90,20 @@ pub fn assert_no_new_temp_entries(before: &[OsString]) {
         .filter(|n| !before.contains(n))
         .collect();
     assert!(new.is_empty(), "temp vec left {new:?}");
+}
+
+/// Every file of `dir` with its bytes, sorted: compared before and after a refused call.
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
 }
