@@ -77,6 +77,17 @@ fn check(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// mmap flags for a file mapped at a chosen address in `mode`.
+fn fixed_file_flags(mode: MapMode) -> libc::c_int {
+    libc::MAP_FIXED
+        | match mode {
+            MapMode::Shared => libc::MAP_SHARED,
+            // No commit charge: the pages are the file's until a stray write copies one, and a
+            // large read-only vec must not count against the memory limit as if written.
+            MapMode::Private => libc::MAP_PRIVATE | libc::MAP_NORESERVE,
+        }
+}
+
 impl Reservation {
     /// Reserves `len` bytes (rounded up to pages, at least one page) of address space.
     ///
@@ -141,13 +152,7 @@ impl Reservation {
         if from == to {
             return Ok(());
         }
-        let flags = libc::MAP_FIXED
-            | match mode {
-                MapMode::Shared => libc::MAP_SHARED,
-                // No commit charge: the pages are the file's until a stray write copies one, and
-                // a large read-only vec must not count against the memory limit as if written.
-                MapMode::Private => libc::MAP_PRIVATE | libc::MAP_NORESERVE,
-            };
+        let flags = fixed_file_flags(mode);
         // SAFETY: [base + from, base + to) lies inside this reservation, which owns the range,
         // so MAP_FIXED replaces only our own mapping there.
         let ptr = unsafe {
@@ -281,11 +286,7 @@ pub const OVERLAY: bool = true;
 ///   unmapped it): the caller must keep treating it as mapped (never let it be freed).
 pub unsafe fn map_file_over(addr: *mut u8, len: usize, file: &File, mode: MapMode) -> io::Result<()> {
     check_overlay_range(addr, len)?;
-    let flags = libc::MAP_FIXED
-        | match mode {
-            MapMode::Shared => libc::MAP_SHARED,
-            MapMode::Private => libc::MAP_PRIVATE | libc::MAP_NORESERVE,
-        };
+    let flags = fixed_file_flags(mode);
     // SAFETY: the caller owns the whole pages of the range and gives up their contents.
     let ptr = unsafe {
         libc::mmap(
