@@ -158,6 +158,57 @@ test('pushMany takes rows or columns', (t) => {
   t.is(v.at(-1)?.id, 9)
 })
 
+test('pushMany of large columns: views, get and a reopen all see the rows, also over rows truncated away', (t) => {
+  // Columns of 64 KiB and more, of the column's own type, are written through the file instead
+  // of the mapping; smaller ones, other types and bool columns are copied by JavaScript.
+  const S = { x: 'f64', id: 'u64', tag: 'u8', ok: 'bool' } as const
+  const path = fresh()
+  const rows = 40_000
+  const cols = (base: number) => ({
+    x: Float64Array.from({ length: rows }, (_, i) => base + i / 8),
+    id: BigUint64Array.from({ length: rows }, (_, i) => BigInt(base + i) * 1_000_003n),
+    tag: Array.from({ length: rows }, (_, i) => (base + i) & 0xff),
+    ok: Array.from({ length: rows }, (_, i) => (base + i) % 5 === 0),
+  })
+  const check = (v: MmapVec<typeof S>, at: number, base: number) => {
+    const c = v.columns
+    for (const i of [0, 1, 4095, 4096, 8191, 8192, rows - 1]) {
+      t.deepEqual(v.get(at + i), { x: base + i / 8, id: BigInt(base + i) * 1_000_003n, tag: (base + i) & 0xff, ok: (base + i) % 5 === 0 })
+    }
+    t.deepEqual(c.x.subarray(at, at + rows), cols(base).x)
+    t.deepEqual(c.id.subarray(at, at + rows), cols(base).id)
+  }
+  {
+    using v = MmapVec.open(path, S)
+    for (let i = 0; i < rows; i++) v.push({ x: -1, id: 0n, tag: 0, ok: false })
+    v.truncate(0)
+    t.is(v.pushMany(cols(7)), rows)
+    check(v, 0, 7)
+    t.is(v.pushMany(cols(100_000)), 2 * rows)
+    check(v, rows, 100_000)
+    check(v, 0, 7)
+  }
+  using v = MmapVec.open(path, S)
+  t.is(v.length, 2 * rows)
+  check(v, 0, 7)
+  check(v, rows, 100_000)
+})
+
+test('pushMany takes a view of the same vec as a column, also when it grows', (t) => {
+  using v = MmapVec.open(fresh(), { x: 'f32' })
+  const first = Float32Array.from({ length: 30_000 }, (_, i) => i + 1)
+  v.pushMany({ x: first })
+  // Enough rows to grow the vec: buffered mode replaces every buffer then, and the view given
+  // here would be empty by the time its rows were copied.
+  while (v.length + v.length <= v.capacity) v.pushMany({ x: v.columns.x.subarray(0, 1) })
+  const len = v.length
+  const view = v.columns.x.subarray(0, len)
+  const copy = view.slice()
+  t.is(v.pushMany({ x: view }), 2 * len)
+  t.deepEqual(v.columns.x.subarray(len), copy)
+  t.deepEqual(v.columns.x.subarray(0, 30_000), first)
+})
+
 test('pushMany refuses mismatched columns without adding anything', (t) => {
   using v = MmapVec.open(fresh(), { a: 'f32', b: ['u8', 2] })
   const bad: unknown[] = [

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mmapvec_core::inspect::{self, Info, Problem};
 use mmapvec_core::node::{js_error, NodeVec};
 use mmapvec_core::{Code, ElemType, Error, OpenOptions, Schema, SyncJob};
-use napi::bindgen_prelude::{AsyncTask, ObjectFinalize, Uint8Array, Unknown};
+use napi::bindgen_prelude::{AsyncTask, ObjectFinalize, TypedArray, Uint8Array, Unknown};
 use napi::{Env, Result, Task};
 use napi_derive::napi;
 
@@ -194,6 +194,22 @@ impl NativeVec {
     #[napi]
     pub fn write_column(&mut self, i: u32, src: Uint8Array) -> Result<()> {
         self.inner.write_column(i as usize, &src)
+    }
+
+    /// Grows geometrically to at least `min_capacity` rows for rows `writeRows` will write:
+    /// the new pages are not faulted in. Returns the capacity.
+    #[napi]
+    pub fn grow_for_writes(&mut self, env: &Env, min_capacity: f64) -> Result<f64> {
+        let min = whole(min_capacity, "capacity")?;
+        Ok(self.inner.grow_for_writes(env, min)? as f64)
+    }
+
+    /// Writes `src`'s bytes (whole rows) into stored column `i` from row `first_row` on,
+    /// through the file: the bulk path of `pushMany`. The length is left alone.
+    #[napi]
+    pub fn write_rows(&mut self, i: u32, first_row: f64, src: TypedArray) -> Result<()> {
+        let row = whole(first_row, "row")?;
+        self.inner.write_rows(i as usize, row, &src.arraybuffer)
     }
 
     /// Buffered mode: stores the row count in the header.

@@ -29,6 +29,7 @@ import {
   inspect as nativeInspect,
   remove as nativeRemove,
   verify as nativeVerify,
+  type TypedArray as NativeTypedArray,
 } from '../native/binding.js'
 import { track, untrack, writeBack, type BufferedState } from './buffered.js'
 import { fromArrow, type ArrowTable, type FromArrowOptions } from './arrow.js'
@@ -219,6 +220,8 @@ export interface VerifyProblem {
 export type Mode = 'mmap' | 'buffered' | 'overlay'
 
 const MODES: readonly string[] = ['mmap', 'buffered', 'overlay']
+/** A `pushMany` column this large or larger is written through the file (see `_pushColumns`). */
+const DIRECT_WRITE_BYTES = 64 * 1024
 /** A WebAssembly memory holds at most 4 GiB (65,536 pages); a column's pages stay within it. */
 const OVERLAY_MAX_BYTES = 2 ** 32 - 2 ** 16
 
@@ -1456,11 +1459,40 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       if (!cols.some((c) => c.name === name)) throw invalid(`${this._path}: pushMany: no field named '${name}'`, this._path)
     }
     const start = this._len
-    if (start + rows > this._cap) this._grow(start + rows, true)
+    const grows = start + rows > this._cap
+    // A column given as a view of this vec (`v.columns.x.subarray(...)`) would be detached by
+    // the growth (buffered mode replaces every buffer, mmap mode a column that moves): copy it.
+    const ours = new Set<unknown>(this._cols.map((d) => d.buffer))
+    const src = cols.map((c) => {
+      const a = input[c.name] as ArrayLike<unknown>
+      return grows && ArrayBuffer.isView(a) && ours.has(a.buffer) ? (a as unknown as Float32Array).slice() : a
+    })
+    // Large columns of the column's own type go to the file directly (pwrite): a copy into the
+    // mapping makes the kernel zero each fresh page before overwriting it, a write of whole
+    // pages does not (docs/DESIGN.md). Buffered mode's columns are V8's memory, not the file's.
+    const direct = cols.map(
+      (c, k) => !this._buffered && c.type !== 'bool' && src[k] instanceof ARRAY_TYPES[c.type] && (src[k] as ArrayBufferView).byteLength >= DIRECT_WRITE_BYTES,
+    )
+    if (grows) {
+      if (direct.some(Boolean)) {
+        native(this._path, () => this._native.growForWrites(start + rows))
+        this._refresh()
+      } else {
+        this._grow(start + rows, true)
+      }
+      cols.forEach((c, k) => {
+        // An older view of this vec's memory, detached by the growth: nothing is written yet.
+        if (src[k].length !== rows * c.count) {
+          throw invalid(`${this._path}: pushMany: column '${c.name}' was a view of this vec that growing it detached; pass a copy (slice())`, this._path)
+        }
+      })
+    }
     cols.forEach((c, k) => {
-      const a = input[c.name] as ArrayLike<number> & ArrayLike<bigint> & ArrayLike<boolean>
+      const a = src[k] as ArrayLike<number> & ArrayLike<bigint> & ArrayLike<boolean>
       const dst = this._cols[k]
-      if (c.type === 'bool') {
+      if (direct[k]) {
+        native(this._path, () => this._native.writeRows(this._stored[k], start, a as unknown as NativeTypedArray))
+      } else if (c.type === 'bool') {
         const o = start * c.count
         for (let j = 0; j < a.length; j++) dst[o + j] = a[j] ? 1 : 0
       } else {

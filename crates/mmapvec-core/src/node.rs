@@ -535,6 +535,11 @@ impl NodeVec {
         self.vec_mut()?.write_column(i, src).map_err(js_error)
     }
 
+    /// Writes whole rows of column `i` through the file (see [`MmapVec::write_rows`]).
+    pub fn write_rows(&mut self, i: usize, first_row: u64, src: &[u8]) -> napi::Result<()> {
+        self.vec_mut()?.write_rows(i, first_row, src).map_err(js_error)
+    }
+
     pub fn set_len(&mut self, n: u64) -> napi::Result<()> {
         self.vec_mut()?.set_len(n).map_err(js_error)
     }
@@ -544,11 +549,22 @@ impl NodeVec {
     pub fn grow(&mut self, env: &Env, min_capacity: u64, geometric: bool) -> napi::Result<u64> {
         let v = self.inner.as_mut().ok_or_else(closed)?;
         let growth = v.grow(min_capacity, geometric).map_err(js_error)?;
-        let cap = v.capacity();
+        Ok(self.after_growth(env, growth))
+    }
+
+    /// As [`grow`](Self::grow) geometrically, for rows [`write_rows`](Self::write_rows) will
+    /// write (see [`MmapVec::grow_for_writes`]).
+    pub fn grow_for_writes(&mut self, env: &Env, min_capacity: u64) -> napi::Result<u64> {
+        let v = self.inner.as_mut().ok_or_else(closed)?;
+        let growth = v.grow_for_writes(min_capacity).map_err(js_error)?;
+        Ok(self.after_growth(env, growth))
+    }
+
+    fn after_growth(&mut self, env: &Env, growth: crate::vec::Growth) -> u64 {
         for i in growth.moved {
             self.column_views[i].detach_all(env);
         }
-        Ok(cap)
+        self.inner.as_ref().map_or(0, MmapVec::capacity)
     }
 
     /// Shrinks the files to the rows in use. Every column view is detached first.

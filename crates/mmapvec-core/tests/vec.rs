@@ -415,3 +415,61 @@ fn nothing_touches_the_files_once_the_vec_is_closed() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(stamp(), closed);
 }
+
+/// `write_rows` (pushMany's bulk path) writes through the file; the mapping shows the bytes at
+/// once, also over pages the mapping had already written, and they survive a reopen.
+#[test]
+fn rows_written_through_the_file_show_in_the_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w");
+    let mut v = MmapVec::open(&path, &particles(), &opts()).unwrap();
+    fill(&mut v, 3000);
+    v.set_len(1000).unwrap();
+    let rows = 50_000u64;
+    v.grow_for_writes(1000 + rows).unwrap();
+    assert!(v.capacity() >= 1000 + rows);
+    let (pos, id) = (common::index(&v, "pos"), common::index(&v, "id"));
+    let pos_bytes: Vec<u8> = (0..rows * 3).flat_map(|k| (-(k as f32)).to_le_bytes()).collect();
+    let id_bytes: Vec<u8> = (0..rows).flat_map(|k| (k as u32 * 7).to_le_bytes()).collect();
+    v.write_rows(pos, 1000, &pos_bytes).unwrap();
+    v.write_rows(id, 1000, &id_bytes).unwrap();
+    assert_eq!(v.len(), 1000, "the length is the caller's to set");
+    v.set_len(1000 + rows).unwrap();
+    let read = |v: &MmapVec| {
+        let mut p = vec![0u8; ((1000 + rows) * 12) as usize];
+        let mut i = vec![0u8; ((1000 + rows) * 4) as usize];
+        v.read_column(pos, &mut p).unwrap();
+        v.read_column(id, &mut i).unwrap();
+        (p, i)
+    };
+    let (p, i) = read(&v);
+    assert_eq!(&p[12_000..], &pos_bytes[..]);
+    assert_eq!(&i[4000..], &id_bytes[..]);
+    assert_eq!(&i[..8], &[0, 0, 0, 0, 1, 0, 0, 0], "rows before are untouched");
+    drop(v);
+    let v = MmapVec::open(&path, &particles(), &opts()).unwrap();
+    assert_eq!(read(&v), (p, i));
+}
+
+#[test]
+fn write_rows_refuses_rows_past_the_capacity_and_partial_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r");
+    let mut v = MmapVec::open(&path, &particles(), &opts()).unwrap();
+    fill(&mut v, 10);
+    let cap = v.capacity();
+    let e = v.write_rows(1, cap, &[0; 4]).unwrap_err();
+    assert_eq!(e.code, Code::Range);
+    assert!(e.message.contains(&path.display().to_string()), "{}", e.message);
+    assert_eq!(v.write_rows(1, 0, &[0; 6]).unwrap_err().code, Code::Range);
+    assert_eq!(v.write_rows(9, 0, &[0; 4]).unwrap_err().code, Code::Invalid);
+    check(&v, 10);
+    drop(v);
+    let ro = OpenOptions {
+        read_only: true,
+        ..opts()
+    };
+    let mut r = MmapVec::open(&path, &particles(), &ro).unwrap();
+    assert_eq!(r.write_rows(1, 0, &[0; 4]).unwrap_err().code, Code::ReadOnly);
+    check(&r, 10);
+}

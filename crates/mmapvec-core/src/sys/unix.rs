@@ -358,6 +358,12 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes all of `buf` into `file` at `offset` (pwrite). The page cache is shared with every
+/// mapping of the file, so the bytes show in the mapping at once.
+pub fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
 /// A process over its file size limit (RLIMIT_FSIZE, `ulimit -f`) gets SIGXFSZ, whose default
 /// action kills it. Where nobody chose another action, ignore the signal: the growth then fails
 /// with EFBIG, which becomes an ENOSPC error, and the process lives. A handler someone

@@ -455,6 +455,23 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes all of `buf` into `file` at `offset`. Mapped views of a local file and file writes go
+/// through the same cache, so the bytes show in the mapping at once.
+pub fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match std::os::windows::fs::FileExt::seek_write(file, buf, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Whether a process with this id exists.
 pub fn process_alive(pid: u32) -> bool {
     // SAFETY: OpenProcess takes no pointers; the handle it returns is closed below.
