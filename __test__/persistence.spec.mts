@@ -1,6 +1,6 @@
 import test from 'ava'
 import { MmapVec } from 'mmapvec'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { mode, runChild, scratch, startChild } from './helpers/util.mjs'
@@ -66,6 +66,24 @@ test('close({ flush: false }) still keeps the rows for the next open', (t) => {
   v.close({ flush: false })
   using w = MmapVec.open(path, 'u16')
   t.deepEqual([...w.values], [1, 2, 3])
+})
+
+// Node runs the finalizers of revoked views only on a later turn of the event loop; a program
+// that closes and deletes vecs in one synchronous stretch must not keep them all mapped.
+test('close lets go of the column files at once, before the event loop turns', (t) => {
+  if (process.platform !== 'linux') return t.pass('reads /proc/self/maps')
+  const path = join(dir, 'letgo.mvec')
+  const mapped = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes(path) && l.endsWith('.col'))
+  const v = MmapVec.open(path, Row)
+  for (let i = 0; i < 5000; i++) v.push(expected(i))
+  const pos = v.columns.pos
+  t.is(pos[3], 1)
+  if (mode !== 'buffered') t.true(mapped().length > 0, 'the columns are mapped while open')
+  v.close()
+  t.deepEqual(mapped(), [])
+  t.is(pos.length, 0, 'views are revoked')
+  using w = MmapVec.open(path, Row)
+  t.deepEqual(w.get(4999), expected(4999))
 })
 
 test('temp vecs leave no files, after close and after a crash', (t) => {

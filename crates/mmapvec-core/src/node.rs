@@ -639,14 +639,18 @@ impl NodeVec {
         self.vec_mut()?.flush().map_err(js_error)
     }
 
-    /// Detaches every view, then closes the files and releases the lock. The mappings go when
-    /// the last ArrayBuffer over them is collected.
+    /// Detaches every view, lets go of the column files (see [`MmapVec::unmap_columns`]), then
+    /// closes the files and releases the lock. The header's mapping goes when the last
+    /// ArrayBuffer over it is collected.
     pub fn close(&mut self, env: &Env) {
         self.header_views.detach_all(env);
         for views in &mut self.column_views {
             views.detach_all(env);
         }
         self.detach_overlays(env, true);
+        if let Some(v) = self.inner.as_mut() {
+            v.unmap_columns();
+        }
         self.inner = None;
     }
 

@@ -99,6 +99,9 @@ pub struct MmapVec {
     reservation: usize,
     max_view_bytes: u64,
     prefaults: Vec<Prefault>,
+    /// One clone per [`SyncJob`] alive: jobs sync through the mappings, which
+    /// [`unmap_columns`](Self::unmap_columns) must then leave alone.
+    jobs: Arc<()>,
     // Declared last: the lock is released after everything else is dropped.
     _held: Option<Held>,
     _header_file: Arc<File>,
@@ -455,6 +458,7 @@ impl MmapVec {
             reservation: opts.reservation,
             max_view_bytes: opts.max_view_bytes,
             prefaults: Vec::new(),
+            jobs: Arc::new(()),
             _held: held,
             _header_file: Arc::new(header_file),
         })
@@ -859,6 +863,27 @@ impl MmapVec {
             columns,
             header: Some((self.header_map.clone(), self.path.join(HEADER_FILE))),
             header_file: (!sys::MAP_SYNC_REACHES_DISK).then(|| self._header_file.clone()),
+            _busy: Some(self.jobs.clone()),
+        }
+    }
+
+    /// For a close once every view is revoked: puts private zero pages over the columns' file
+    /// pages now, so the files are let go at once. Otherwise they stay mapped until the last
+    /// revoked ArrayBuffer's finalizer runs, which Node defers to a later turn of the event
+    /// loop: a program that closed and deleted vecs in one synchronous stretch kept every one
+    /// of them mapped, and the kernel wrote their dirty pages back, deleted files and all. A
+    /// native reader still holding a pointer into a column (an in-flight `fs.write` from a
+    /// view) reads zeros. Left to the finalizers while a flush job, which syncs through the
+    /// mappings, is alive, and where replacing them fails.
+    pub fn unmap_columns(&mut self) {
+        if Arc::strong_count(&self.jobs) > 1 {
+            return;
+        }
+        self.stop_prefaults();
+        for c in &mut self.columns {
+            if c.region.zero_range(0, c.mapped).is_ok() {
+                c.mapped = 0;
+            }
         }
     }
 
@@ -1262,6 +1287,8 @@ pub struct SyncJob {
     header: Option<(Arc<FileMap>, PathBuf)>,
     /// The header file, where syncing a mapping does not reach the disk by itself.
     header_file: Option<Arc<File>>,
+    /// Tells the vec that a job is alive (see [`MmapVec::unmap_columns`]).
+    _busy: Option<Arc<()>>,
 }
 
 impl SyncJob {
