@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { MmapVec } from 'mmapvec'
-import { Row, fresh, quick, report, timeMedian } from '../lib.mjs'
+import { Row, fresh, interleaved, quick, report } from '../lib.mjs'
 
 const N = quick ? 2_000_000 : 10_000_000
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -15,10 +15,17 @@ const cargo = spawnSync('cargo', ['bench', '-q', '-p', 'mmapvec-core', '--bench'
 if (cargo.status !== 0) throw new Error(`cargo bench failed: ${cargo.stderr}`)
 const rust = JSON.parse(cargo.stdout.trim().split('\n').at(-1))
 
-const js = timeMedian(quick ? 3 : 5, () => {
-  const v = MmapVec.open(fresh('push-js.mvec'), Row)
-  for (let i = 0; i < N; i++) v.push({ x: i, y: i, vx: 1, vy: -1, id: i })
-  v.close({ flush: false })
+// Deleting the previous run's files happens outside the timing, as in the push scenario.
+const { js } = interleaved(quick ? 3 : 5, {
+  js: {
+    setup: () => fresh('push-js.mvec'),
+    run: (path) => {
+      const v = MmapVec.open(path, Row)
+      for (let i = 0; i < N; i++) v.push({ x: i, y: i, vx: 1, vy: -1, id: i })
+      v.close({ flush: false })
+    },
+    teardown: (path) => fresh(path.split('/').pop()),
+  },
 })
 report([
   { scenario: 'vs Rust', subject: `mmapvec push from JavaScript, ${N.toLocaleString('en')} rows from empty`, value: N / js, unit: 'rows/s' },

@@ -868,22 +868,43 @@ impl MmapVec {
     }
 
     /// For a close once every view is revoked: puts private zero pages over the columns' file
-    /// pages now, so the files are let go at once. Otherwise they stay mapped until the last
+    /// pages, so the files are let go at once. Otherwise they stay mapped until the last
     /// revoked ArrayBuffer's finalizer runs, which Node defers to a later turn of the event
     /// loop: a program that closed and deleted vecs in one synchronous stretch kept every one
     /// of them mapped, and the kernel wrote their dirty pages back, deleted files and all. A
     /// native reader still holding a pointer into a column (an in-flight `fs.write` from a
-    /// view) reads zeros. Left to the finalizers while a flush job, which syncs through the
-    /// mappings, is alive, and where replacing them fails.
+    /// view) reads zeros. Unmapping costs about 0.35 µs per page the program touched (20 ms
+    /// for 200 MB), so it runs on a thread of its own, which owns the reservations meanwhile.
+    /// Left to the finalizers while a flush job, which syncs through the mappings, is alive.
     pub fn unmap_columns(&mut self) {
         if Arc::strong_count(&self.jobs) > 1 {
             return;
         }
         self.stop_prefaults();
-        for c in &mut self.columns {
-            if c.region.zero_range(0, c.mapped).is_ok() {
-                c.mapped = 0;
+        // A reservation nothing else holds (no view was ever made over it, as in overlay and
+        // buffered modes) is unmapped when the vec drops, right after this.
+        let ranges: Vec<(Arc<Reservation>, usize)> = self
+            .columns
+            .iter_mut()
+            .filter(|c| Arc::strong_count(&c.region) > 1)
+            .map(|c| (c.region.clone(), std::mem::take(&mut c.mapped)))
+            .collect();
+        if ranges.is_empty() {
+            return;
+        }
+        let unmap = move |ranges: &[(Arc<Reservation>, usize)]| {
+            for (region, mapped) in ranges {
+                // On a failure the file stays mapped until the finalizers drop the reservation.
+                let _ = region.zero_range(0, *mapped);
             }
+        };
+        let shared = Arc::new(ranges);
+        let for_thread = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mmapvec-unmap".into())
+            .spawn(move || unmap(&for_thread));
+        if spawned.is_err() {
+            unmap(&shared);
         }
     }
 
