@@ -1462,10 +1462,10 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     const grows = start + rows > this._cap
     // A column given as a view of this vec (`v.columns.x.subarray(...)`) would be detached by
     // the growth (buffered mode replaces every buffer, mmap mode a column that moves): copy it.
-    const ours = new Set<unknown>(this._cols.map((d) => d.buffer))
+    const ours = grows ? new Set<unknown>(this._cols.map((d) => d.buffer)) : undefined
     const src = cols.map((c) => {
       const a = input[c.name] as ArrayLike<unknown>
-      return grows && ArrayBuffer.isView(a) && ours.has(a.buffer) ? (a as unknown as Float32Array).slice() : a
+      return ours !== undefined && ArrayBuffer.isView(a) && ours.has(a.buffer) ? (a as unknown as Float32Array).slice() : a
     })
     // Large columns of the column's own type go to the file directly (pwrite): a copy into the
     // mapping makes the kernel zero each fresh page before overwriting it, a write of whole
