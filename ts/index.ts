@@ -1226,10 +1226,11 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   }
 
   /** @internal */
-  _grow(n: number, geometric: boolean): void {
+  _grow(n: number, geometric: boolean, forWrites = false): void {
     // The capacity is taken by _refresh, once the new views exist (overlay mode may fail to
-    // make them, and must then keep the old capacity with the old views).
-    native(this._path, () => this._native.grow(n, geometric))
+    // make them, and must then keep the old capacity with the old views). `forWrites`: the rows
+    // will be written through the file (pushMany), so the new pages are not faulted in.
+    native(this._path, () => (forWrites ? this._native.growForWrites(n) : this._native.grow(n, geometric)))
     this._refresh()
   }
 
@@ -1474,12 +1475,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       (c, k) => !this._buffered && c.type !== 'bool' && src[k] instanceof ARRAY_TYPES[c.type] && (src[k] as ArrayBufferView).byteLength >= DIRECT_WRITE_BYTES,
     )
     if (grows) {
-      if (direct.some(Boolean)) {
-        native(this._path, () => this._native.growForWrites(start + rows))
-        this._refresh()
-      } else {
-        this._grow(start + rows, true)
-      }
+      this._grow(start + rows, true, direct.some(Boolean))
       cols.forEach((c, k) => {
         // An older view of this vec's memory, detached by the growth: nothing is written yet.
         if (src[k].length !== rows * c.count) {

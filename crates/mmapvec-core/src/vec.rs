@@ -875,7 +875,8 @@ impl MmapVec {
     /// native reader still holding a pointer into a column (an in-flight `fs.write` from a
     /// view) reads zeros. Unmapping costs about 0.35 µs per page the program touched (20 ms
     /// for 200 MB), so it runs on a thread of its own, which owns the reservations meanwhile.
-    /// Left to the finalizers while a flush job, which syncs through the mappings, is alive.
+    /// Left to the finalizers while a flush job, which syncs through the mappings, is alive, and
+    /// where no thread can be started.
     pub fn unmap_columns(&mut self) {
         if Arc::strong_count(&self.jobs) > 1 {
             return;
@@ -892,20 +893,15 @@ impl MmapVec {
         if ranges.is_empty() {
             return;
         }
-        let unmap = move |ranges: &[(Arc<Reservation>, usize)]| {
-            for (region, mapped) in ranges {
-                // On a failure the file stays mapped until the finalizers drop the reservation.
-                let _ = region.zero_range(0, *mapped);
-            }
-        };
-        let shared = Arc::new(ranges);
-        let for_thread = shared.clone();
-        let spawned = std::thread::Builder::new()
+        // Without a thread (resource limits), the finalizers unmap them later, as before.
+        let _ = std::thread::Builder::new()
             .name("mmapvec-unmap".into())
-            .spawn(move || unmap(&for_thread));
-        if spawned.is_err() {
-            unmap(&shared);
-        }
+            .spawn(move || {
+                for (region, mapped) in ranges {
+                    // On a failure the file stays mapped until the finalizers drop the region.
+                    let _ = region.zero_range(0, mapped);
+                }
+            });
     }
 
     /// Makes everything written so far durable, on this thread.
