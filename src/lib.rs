@@ -27,6 +27,8 @@ pub struct OpenArgs {
     pub reservation: Option<f64>,
     /// The runtime's largest ArrayBuffer (`buffer.constants.MAX_LENGTH`).
     pub max_view_bytes: f64,
+    /// Pack a large vec's columns so that one ArrayBuffer shows them all (mmap mode).
+    pub pack: Option<bool>,
 }
 
 fn whole(n: f64, what: &str) -> Result<u64> {
@@ -67,6 +69,7 @@ impl NativeVec {
                 None => mmapvec_core::vec::DEFAULT_RESERVATION,
             },
             max_view_bytes: whole(args.max_view_bytes, "maxViewBytes")?,
+            pack: args.pack.unwrap_or(false),
         };
         let inner = NodeVec::open(Path::new(&path), schema.as_ref(), &opts, args.temp)?;
         Ok(NativeVec { inner })
@@ -110,10 +113,17 @@ impl NativeVec {
         self.inner.header_buffer(env)
     }
 
-    /// One ArrayBuffer per stored column, each covering `capacity` rows.
+    /// One ArrayBuffer per stored column, covering `capacity` rows from the byte offset
+    /// `columnOffsets` gives; the columns of a packed vec share one.
     #[napi(ts_return_type = "ArrayBuffer[]")]
     pub fn column_buffers<'e>(&mut self, env: &'e Env) -> Result<Vec<Unknown<'e>>> {
         self.inner.column_buffers(env)
+    }
+
+    /// Where each stored column's rows start in its buffer from `columnBuffers`, in bytes.
+    #[napi(getter)]
+    pub fn column_offsets(&self) -> Result<Vec<f64>> {
+        self.inner.column_offsets()
     }
 
     /// Overlay mode: the header's WebAssembly memory, with the header file mapped over it.

@@ -672,6 +672,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         // Node 20 cannot make an ArrayBuffer over native memory past 4 GiB; the capacity of a
         // column stays within what a view of it can show.
         maxViewBytes: resolved.mode === 'overlay' ? Math.min(bufferConstants.MAX_LENGTH, OVERLAY_MAX_BYTES) : bufferConstants.MAX_LENGTH,
+        // One ArrayBuffer for all columns of a large vec: V8 marks the heap for each new
+        // buffer that adds 64 MiB of external memory (docs/DESIGN.md, "Packed columns").
+        pack: resolved.mode === 'mmap',
       }),
     )
     const spec = requested ?? storedSpec(nv.schemaJson)
@@ -1279,9 +1282,10 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       })
     } else {
       const bufs = native(this._path, () => this._native.columnBuffers())
+      const offsets = this._native.columnOffsets
       this._cols = this._spec.columns.map((c, k) => {
         const Ctor = ARRAY_TYPES[c.type]
-        return new Ctor(bufs[this._stored[k]], 0, this._cap * c.count)
+        return new Ctor(bufs[this._stored[k]], offsets[this._stored[k]], this._cap * c.count)
       })
     }
     this._spec.columns.forEach((_, k) => ((this as unknown as Record<string, unknown>)[`_c${k}`] = this._cols[k]))

@@ -118,6 +118,24 @@ impl Views {
         Ok(value)
     }
 
+    /// An ArrayBuffer made here that is still alive and attached (JavaScript can detach one
+    /// by transferring it), to hand out again instead of making another over the same memory.
+    fn live(&mut self, env: &Env) -> Option<sys::napi_value> {
+        self.prune(env);
+        self.refs.iter().find_map(|&r| {
+            let mut v = ptr::null_mut();
+            let mut detached = true;
+            // SAFETY: `r` is a live reference created in this env (prune kept it); `v` is an
+            // ArrayBuffer, which is what `napi_is_detached_arraybuffer` takes.
+            let ok = unsafe {
+                sys::napi_get_reference_value(env.raw(), r, &mut v) == sys::Status::napi_ok
+                    && !v.is_null()
+                    && sys::napi_is_detached_arraybuffer(env.raw(), v, &mut detached) == sys::Status::napi_ok
+            };
+            (ok && !detached).then_some(v)
+        })
+    }
+
     /// Forgets references whose ArrayBuffer was collected already.
     fn prune(&mut self, env: &Env) {
         self.refs.retain(|&r| {
@@ -380,6 +398,9 @@ pub struct NodeVec {
     inner: Option<MmapVec>,
     header_views: Views,
     column_views: Vec<Views>,
+    /// Views of the whole pack, for columns that are windows of one (see
+    /// [`MmapVec::column_pack`]): one ArrayBuffer shows all of them.
+    pack_views: Views,
     /// Overlay mode: the header's memory, and each stored column's.
     header_overlay: Option<Overlay>,
     column_overlays: Vec<Option<Overlay>>,
@@ -410,6 +431,7 @@ impl NodeVec {
             inner: Some(v),
             header_views: Views::default(),
             column_views: (0..n).map(|_| Views::default()).collect(),
+            pack_views: Views::default(),
             header_overlay: None,
             column_overlays: (0..n).map(|_| None).collect(),
         })
@@ -440,11 +462,31 @@ impl NodeVec {
         Ok(self.vec()?.header_region().1)
     }
 
-    /// One ArrayBuffer per column (stored order), each covering `capacity` rows.
+    /// One ArrayBuffer per column (stored order) covering its `capacity` rows from the byte
+    /// offset [`column_offsets`](Self::column_offsets) gives; packed columns share one, over
+    /// their whole pack, made once while it stays attached.
     pub fn column_buffers<'e>(&mut self, env: &'e Env) -> napi::Result<Vec<Unknown<'e>>> {
         let v = self.inner.as_ref().ok_or_else(closed)?;
         let mut out = Vec::with_capacity(self.column_views.len());
+        let mut pack_buffer = None;
         for (i, views) in self.column_views.iter_mut().enumerate() {
+            if let Some((pack, _)) = v.column_pack(i) {
+                let value = match pack_buffer.or_else(|| self.pack_views.live(env)) {
+                    Some(b) => b,
+                    None => {
+                        let (ptr, len) = (pack.base(), pack.len());
+                        // SAFETY: the pack's `len` bytes from its base are mapped read-write
+                        // (its windows to their files, zero pages between them) while the Arc
+                        // lives; before a column leaves its window or any of them stop holding
+                        // rows, every buffer made here is detached.
+                        unsafe { self.pack_views.create(env, ptr, len, pack)? }
+                    }
+                };
+                pack_buffer = Some(value);
+                // SAFETY: `value` is a live ArrayBuffer of this env.
+                out.push(unsafe { Unknown::from_raw_unchecked(env.raw(), value) });
+                continue;
+            }
             let (region, offset, len) = v.column_region(i);
             let ptr = region.base().wrapping_add(offset);
             // SAFETY: the `capacity * row_size` bytes from `offset` on in a column's reservation
@@ -456,6 +498,15 @@ impl NodeVec {
             out.push(unsafe { Unknown::from_raw_unchecked(env.raw(), value) });
         }
         Ok(out)
+    }
+
+    /// Where each column's rows start in the buffer [`column_buffers`](Self::column_buffers)
+    /// gives for it (stored order): 0, or the column's place in its pack.
+    pub fn column_offsets(&self) -> napi::Result<Vec<f64>> {
+        let v = self.vec()?;
+        Ok((0..self.column_views.len())
+            .map(|i| v.column_pack(i).map_or(0.0, |(_, at)| at as f64))
+            .collect())
     }
 
     /// Overlay mode: the header's memory, with the header file mapped over its start (the row
@@ -564,6 +615,10 @@ impl NodeVec {
         for i in growth.moved {
             self.column_views[i].detach_all(env);
         }
+        // Growth moves every column out of its pack.
+        if self.inner.as_ref().is_some_and(|v| !v.is_packed()) {
+            self.pack_views.detach_all(env);
+        }
         self.inner.as_ref().map_or(0, MmapVec::capacity)
     }
 
@@ -573,6 +628,7 @@ impl NodeVec {
         for views in &mut self.column_views {
             views.detach_all(env);
         }
+        self.pack_views.detach_all(env);
         // Overlays map pages the file is about to lose (a touch there would raise SIGBUS).
         for o in self.column_overlays.iter_mut().filter_map(Option::take) {
             o.detach(env, true);
@@ -594,7 +650,18 @@ impl NodeVec {
         let v = self.inner.as_mut().ok_or_else(closed)?;
         let files: Vec<String> = v.schema().columns.iter().map(|c| c.file.clone()).collect();
         let header = v.header_region().0;
+        let packed = |v: &MmapVec| {
+            (0..v.schema().columns.len())
+                .filter(|&i| v.column_pack(i).is_some())
+                .count()
+        };
+        let packed_before = packed(v);
         let result = change(v);
+        // A dropped column's window goes back to zero pages: its views share the pack's
+        // buffer with the other columns', so all of them are revoked together.
+        if packed(v) < packed_before {
+            self.pack_views.detach_all(env);
+        }
         if !Arc::ptr_eq(&header, &v.header_region().0) {
             self.header_views.detach_all(env);
             if let Some(o) = self.header_overlay.take() {
@@ -647,6 +714,7 @@ impl NodeVec {
         for views in &mut self.column_views {
             views.detach_all(env);
         }
+        self.pack_views.detach_all(env);
         self.detach_overlays(env, true);
         if let Some(v) = self.inner.as_mut() {
             v.unmap_columns();
@@ -666,6 +734,7 @@ impl NodeVec {
         for views in &mut self.column_views {
             views.forget(env);
         }
+        self.pack_views.forget(env);
         self.detach_overlays(env, false);
         self.inner = None;
     }

@@ -7,9 +7,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use super::{round_up, too_large, MapMode};
+use super::{round_up, too_large, MapMode, PackLayout, PACK_ALIGN};
 
 /// The system's page size.
 pub fn page_size() -> usize {
@@ -61,6 +61,60 @@ pub struct Reservation {
     /// The whole mapping from `base`, which drop unmaps: `len` and a skew (see
     /// [`Reservation::new`]).
     whole_len: usize,
+    /// A window of a [`Pack`]: the range belongs to the pack, which unmaps it.
+    pack: Option<Arc<Pack>>,
+}
+
+/// One mapping holding several windows (reservations of their own size exactly) back to back,
+/// so that one ArrayBuffer can cover all of them (see `MmapVec`'s packed columns). It is private
+/// anonymous read-write memory that reserves nothing (`MAP_NORESERVE`) with the files mapped
+/// over the windows: every byte of it can be read and written, including the zero pages between
+/// windows, and a view over all of it never faults.
+///
+/// ## Safety
+/// The pack owns its address range; each window owns its part of it (nothing else maps there)
+/// and puts zero pages back over it when dropped. The pack unmaps the whole range when the last
+/// window and the last view holding it are gone.
+#[derive(Debug)]
+pub struct Pack {
+    map: NonNull<u8>,
+    map_len: usize,
+    /// Offset in the mapping of the first window (aligned to [`PACK_ALIGN`]).
+    start: usize,
+    /// Bytes from the first window's start to the end of the last.
+    len: usize,
+}
+
+// SAFETY: as for Reservation: an address range, with no Rust references into it.
+unsafe impl Send for Pack {}
+// SAFETY: as above; its methods only read its fields.
+unsafe impl Sync for Pack {}
+
+impl Pack {
+    /// Where the first window starts.
+    pub fn base(&self) -> *mut u8 {
+        self.map.as_ptr().wrapping_add(self.start)
+    }
+
+    /// Bytes from [`base`](Self::base) to the end of the last window, all readable and
+    /// writable for as long as the pack lives.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Pack {
+    fn drop(&mut self) {
+        // SAFETY: the pack owns [map, map + map_len); every window and view over it held an
+        // Arc to it, so no one can use the range any more.
+        unsafe {
+            libc::munmap(self.map.as_ptr().cast(), self.map_len);
+        }
+    }
 }
 
 // SAFETY: a Reservation is an address range; the kernel serialises changes to the mappings in
@@ -124,7 +178,73 @@ impl Reservation {
             return Err(io::Error::last_os_error());
         }
         let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
-        Ok(Reservation { base, len, whole_len })
+        Ok(Reservation {
+            base,
+            len,
+            whole_len,
+            pack: None,
+        })
+    }
+
+    /// Maps one [`Pack`] laid out as `layout` says and returns its windows, in order: each a
+    /// reservation exactly as long as its window, holding zero pages until a file is mapped
+    /// over it.
+    pub fn pack(layout: &PackLayout) -> io::Result<Vec<Reservation>> {
+        let page = page_size();
+        if layout
+            .windows
+            .iter()
+            .any(|&(at, len)| !at.is_multiple_of(page) || !len.is_multiple_of(page))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "windows must be whole pages",
+            ));
+        }
+        // Slack to align the first window: the kernel aligns only some large mappings.
+        let map_len = layout.len.checked_add(PACK_ALIGN).ok_or_else(too_large)?;
+        // SAFETY: an anonymous mapping at an address the kernel chooses touches no existing
+        // memory.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let map = NonNull::new(ptr.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        let start = (map.as_ptr() as usize).next_multiple_of(PACK_ALIGN) - map.as_ptr() as usize;
+        let pack = Arc::new(Pack {
+            map,
+            map_len,
+            start,
+            len: layout.len,
+        });
+        let base = pack.base();
+        Ok(layout
+            .windows
+            .iter()
+            .map(|&(at, len)| Reservation {
+                // The pack's mapping is not null, and `at` lies inside it.
+                base: NonNull::new(base.wrapping_add(at)).unwrap_or(map),
+                len,
+                whole_len: len,
+                pack: Some(pack.clone()),
+            })
+            .collect())
+    }
+
+    /// The pack this reservation is a window of, and the window's offset from the pack's base.
+    pub fn pack_of(&self) -> Option<(&Arc<Pack>, usize)> {
+        self.pack
+            .as_ref()
+            .map(|p| (p, self.base.as_ptr() as usize - p.base() as usize))
     }
 
     pub fn base(&self) -> *mut u8 {
@@ -258,6 +378,14 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if self.pack.is_some() {
+            // A window: the pack (still alive while a view over it is) keeps the range mapped;
+            // zero pages go back over it, so it no longer holds the file, which may then
+            // shrink under it without a touch of those pages faulting. On a failure the file
+            // stays mapped there until the pack goes.
+            let _ = self.zero_range(0, self.len);
+            return;
+        }
         // SAFETY: the reservation owns [base, base + whole_len); whoever pointed into it (views,
         // flush jobs) held an Arc to it, so being dropped means no one can use the range any
         // more.

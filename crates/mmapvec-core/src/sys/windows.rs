@@ -18,7 +18,7 @@ use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 use std::ptr::{null, null_mut, NonNull};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use windows_sys::Win32::Foundation::{
     CloseHandle, ERROR_ACCESS_DENIED, ERROR_INVALID_FUNCTION, STILL_ACTIVE,
@@ -39,7 +39,25 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::placeholders::{Kind, Pieces, Vm};
-use super::{round_up, too_large, MapMode};
+use super::{round_up, too_large, MapMode, PackLayout};
+
+/// Packs are never made on Windows (see [`Reservation::pack`]); this type has no values.
+#[derive(Debug)]
+pub enum Pack {}
+
+impl Pack {
+    pub fn base(&self) -> *mut u8 {
+        match *self {}
+    }
+
+    pub fn len(&self) -> usize {
+        match *self {}
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match *self {}
+    }
+}
 
 /// `VirtualFree` flag that merges adjacent placeholders into one (documented with VirtualFree,
 /// value 0x1; windows-sys does not define it).
@@ -155,6 +173,21 @@ impl Reservation {
                 file: None,
             }),
         })
+    }
+
+    /// Packs are not made on Windows (a placeholder cannot be split into file views and
+    /// committed private pages with one view over all of them); columns keep reservations of
+    /// their own, each with its own view.
+    pub fn pack(_layout: &PackLayout) -> io::Result<Vec<Reservation>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "packed columns are not made on Windows",
+        ))
+    }
+
+    /// Never a window of a pack on Windows.
+    pub fn pack_of(&self) -> Option<(&Arc<Pack>, usize)> {
+        None
     }
 
     pub fn base(&self) -> *mut u8 {
