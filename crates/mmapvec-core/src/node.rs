@@ -727,8 +727,9 @@ impl NodeVec {
     }
 
     /// For the garbage collector's finalizer, where JavaScript cannot run: releases the lock and
-    /// the references; views still alive keep their memory mapped and valid (overlay mode: their
-    /// memory gets anonymous pages back, so they read zeros and no longer reach the files).
+    /// the references; views still alive keep their memory mapped and valid (overlay mode, and a
+    /// packed vec's windows: their memory gets zero pages back, so they read zeros and no longer
+    /// reach the files).
     pub fn release(&mut self, env: &Env) {
         self.header_views.forget(env);
         for views in &mut self.column_views {

@@ -465,8 +465,7 @@ impl MmapVec {
             .map(|col| mapped_bytes(capacity, col.row_size(), col.offset))
             .collect();
         let mut windows = pack_windows(&sizes, opts).into_iter();
-        for ((file, fpath, flen), col) in files.into_iter().zip(&header.schema.columns) {
-            let mapped = mapped_bytes(capacity, col.row_size(), col.offset);
+        for (((file, fpath, flen), col), mapped) in files.into_iter().zip(&header.schema.columns).zip(sizes) {
             let region = match windows.next() {
                 Some(w) => w,
                 None => reservation_for(mapped, opts.reservation)
@@ -769,29 +768,38 @@ impl MmapVec {
         let mut growth = Growth::default();
         let mode = MapMode::Shared;
         // A pack has no room to grow in: every column of it moves, even one that needs no new
-        // pages, so that no view ever covers a window whose column has left it.
-        for (i, c) in self.columns.iter_mut().enumerate() {
-            let packed = c.region.pack_of().is_some();
-            let new_mapped = mapped_bytes(capacity, c.row_size, c.offset);
-            if new_mapped <= c.mapped && !packed {
-                continue;
-            }
-            let new_mapped = new_mapped.max(c.mapped);
-            if new_mapped <= c.region.len() && !packed {
-                let unit = sys::map_granularity();
-                let from = c.mapped / unit * unit;
-                c.region
-                    .map_file(&c.file, from, new_mapped, mode)
-                    .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;
-            } else {
+        // pages, so that no view ever covers a window whose column has left it. The columns
+        // that move are all mapped anew before any of them leaves its old memory: a window
+        // goes back to zero pages once its column leaves it, and a failure halfway must leave
+        // the views over the pack reaching the files.
+        let mut moves = Vec::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            let new_mapped = mapped_bytes(capacity, c.row_size, c.offset).max(c.mapped);
+            if new_mapped > c.region.len() || c.region.pack_of().is_some() {
                 let region = reservation_for(new_mapped, self.reservation)
                     .map_err(|e| Error::io(&e, &c.path, "reserving address space"))?;
                 region
                     .map_file(&c.file, 0, new_mapped, mode)
                     .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;
-                c.region = Arc::new(region);
-                growth.moved.push(i);
+                moves.push((i, region, new_mapped));
             }
+        }
+        for (i, region, new_mapped) in moves {
+            let c = &mut self.columns[i];
+            c.region = Arc::new(region);
+            c.mapped = new_mapped;
+            growth.moved.push(i);
+        }
+        for c in &mut self.columns {
+            let new_mapped = mapped_bytes(capacity, c.row_size, c.offset);
+            if new_mapped <= c.mapped {
+                continue;
+            }
+            let unit = sys::map_granularity();
+            let from = c.mapped / unit * unit;
+            c.region
+                .map_file(&c.file, from, new_mapped, mode)
+                .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;
             c.mapped = new_mapped;
         }
         if prefault {

@@ -133,3 +133,29 @@ fn a_packed_vec_shrinks_drops_and_adds_columns_and_flushes() {
     let v = MmapVec::open_stored(&path, &OpenOptions::default()).unwrap();
     common::check(&v, 500, None, Some("id"));
 }
+
+#[test]
+fn a_growth_that_fails_halfway_leaves_the_pack_and_its_memory_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let mut v = MmapVec::open(&path, &particles(), &packing()).unwrap();
+    fill(&mut v, ROWS);
+    drop(v);
+    // Packed columns need no reservation at open; growth asks for one larger than the address
+    // space, so moving the first column out of the pack fails.
+    let huge = OpenOptions {
+        reservation: 1 << 47,
+        ..packing()
+    };
+    let mut v = MmapVec::open(&path, &particles(), &huge).unwrap();
+    assert!(v.is_packed());
+    let (pack, id_at) = v.column_pack(index(&v, "id")).unwrap();
+    let capacity = v.capacity();
+    let err = v.grow(capacity + 1, true).unwrap_err();
+    assert!(err.message.contains("reserving address space"), "{}", err.message);
+    assert!(v.is_packed(), "no column left the pack");
+    assert_eq!(v.capacity(), capacity);
+    // SAFETY (test): the pack stays mapped while `pack` lives; row 5 is below the length.
+    assert_eq!(unsafe { pack.base().add(id_at).cast::<u32>().add(5).read_volatile() }, 5);
+    check(&v, ROWS);
+}

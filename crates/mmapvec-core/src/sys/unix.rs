@@ -227,17 +227,18 @@ impl Reservation {
             len: layout.len,
         });
         let base = pack.base();
-        Ok(layout
+        layout
             .windows
             .iter()
-            .map(|&(at, len)| Reservation {
-                // The pack's mapping is not null, and `at` lies inside it.
-                base: NonNull::new(base.wrapping_add(at)).unwrap_or(map),
-                len,
-                whole_len: len,
-                pack: Some(pack.clone()),
+            .map(|&(at, len)| {
+                Ok(Reservation {
+                    base: NonNull::new(base.wrapping_add(at)).ok_or_else(too_large)?,
+                    len,
+                    whole_len: len,
+                    pack: Some(pack.clone()),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The pack this reservation is a window of, and the window's offset from the pack's base.
