@@ -74,6 +74,7 @@ const CTOR = {
 /** What a column looks like to the checks: indexable numbers or bigints. */
 interface Column {
   readonly length: number
+  readonly buffer: ArrayBufferLike
   [index: number]: number | bigint
 }
 
@@ -290,10 +291,16 @@ function expectColumns(m: Model, r: Real, what: string): void {
   })
 }
 
-/** Growth may move a column only when the reservation was made small, or in buffered and overlay modes. */
+/**
+ * Growth may move a column only when the reservation was made small, in buffered and overlay
+ * modes, or out of a pack (columns that share one ArrayBuffer: MMAPVEC_PACK_MIN_BYTES=0 packs
+ * every vec opened with two columns or more).
+ */
 function grew(r: Real, before: number): void {
-  const mayMove = r.options.reservation !== undefined || r.v.mode !== 'mmap'
-  if (r.held !== undefined && mayMove && r.v.capacity !== before) r.held.mayEmpty.fill(true)
+  const h = r.held
+  if (h === undefined || r.v.capacity === before) return
+  const packed = h.cols.length > 1 && h.cols.every((c) => c.buffer === h.cols[0].buffer)
+  if (packed || r.options.reservation !== undefined || r.v.mode !== 'mmap') h.mayEmpty.fill(true)
 }
 
 /** shrinkToFit and close must empty every view taken before. */

@@ -5,7 +5,7 @@
 // packing itself is checked where it applies (mmap mode).
 import test from 'ava'
 import { MmapVec } from 'mmapvec'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { collectGarbage, mode, scratch } from './helpers/util.mjs'
 
@@ -193,4 +193,23 @@ test('a read-only packed vec: writes through its views change neither the file n
   using v = MmapVec.open(path, Row, { readOnly: true })
   check(t, v, ROWS - 1)
   check(t, v, 0)
+})
+
+test('MMAPVEC_PACK_MIN_BYTES sets where packing starts, and a bad value is refused before anything opens', (t) => {
+  const before = process.env.MMAPVEC_PACK_MIN_BYTES
+  const path = fresh()
+  try {
+    process.env.MMAPVEC_PACK_MIN_BYTES = 'lots'
+    const e = t.throws(() => MmapVec.open(path, Row), { code: 'EINVAL' })
+    t.regex(e.message, /MMAPVEC_PACK_MIN_BYTES must be a whole number of bytes, or unset; got 'lots'/)
+    t.false(existsSync(path), 'nothing was created')
+    process.env.MMAPVEC_PACK_MIN_BYTES = '0'
+    using small = MmapVec.open(path, Row, { capacity: 10 })
+    if (packed) t.is(small.columns.x.buffer, small.columns.tag.buffer, 'a small vec packs at 0')
+    small.push({ x: 1, y: 2, id: 3, tag: 4 })
+    t.deepEqual(small.get(0), { x: 1, y: 2, id: 3, tag: 4 })
+  } finally {
+    if (before === undefined) delete process.env.MMAPVEC_PACK_MIN_BYTES
+    else process.env.MMAPVEC_PACK_MIN_BYTES = before
+  }
 })

@@ -73,6 +73,38 @@ export function prng(seed = 12345) {
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32)
 }
 
+/**
+ * The in-memory baseline for a vec that grows: a struct of TypedArrays that doubles by copying,
+ * its arrays held in fields that growth replaces (as a vec's columns are).
+ */
+export class GrowableSoA {
+  constructor() {
+    this.len = 0
+    this.cap = 1024
+    this.alloc(this.cap)
+  }
+  alloc(cap) {
+    const grow = (Ctor, old) => {
+      const a = new Ctor(cap)
+      if (old) a.set(old.subarray(0, this.len))
+      return a
+    }
+    this.x = grow(Float32Array, this.x); this.y = grow(Float32Array, this.y)
+    this.vx = grow(Float32Array, this.vx); this.vy = grow(Float32Array, this.vy); this.id = grow(Uint32Array, this.id)
+    this.cap = cap
+  }
+  push(r) {
+    const i = this.len
+    if (i === this.cap) this.alloc(this.cap * 2)
+    this.x[i] = r.x; this.y[i] = r.y; this.vx[i] = r.vx; this.vy[i] = r.vy; this.id[i] = r.id
+    return (this.len = i + 1)
+  }
+  get(i) {
+    if (!(i >= 0 && i < this.len && Number.isInteger(i))) throw new RangeError(`index ${i}`)
+    return { x: this.x[i], y: this.y[i], vx: this.vx[i], vy: this.vy[i], id: this.id[i] }
+  }
+}
+
 export function report(rows) {
   console.log(JSON.stringify({ rows }))
 }

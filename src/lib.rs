@@ -29,6 +29,8 @@ pub struct OpenArgs {
     pub max_view_bytes: f64,
     /// Pack a large vec's columns so that one ArrayBuffer shows them all (mmap mode).
     pub pack: Option<bool>,
+    /// From how many mapped bytes a vec is packed (tests lower it); default `PACK_MIN_BYTES`.
+    pub pack_min_bytes: Option<f64>,
 }
 
 fn whole(n: f64, what: &str) -> Result<u64> {
@@ -69,7 +71,11 @@ impl NativeVec {
                 None => mmapvec_core::vec::DEFAULT_RESERVATION,
             },
             max_view_bytes: whole(args.max_view_bytes, "maxViewBytes")?,
-            pack: args.pack.unwrap_or(false),
+            pack_min_bytes: match (args.pack, args.pack_min_bytes) {
+                (Some(true), Some(n)) => Some(whole(n, "packMinBytes")? as usize),
+                (Some(true), None) => Some(mmapvec_core::vec::PACK_MIN_BYTES),
+                _ => None,
+            },
         };
         let inner = NodeVec::open(Path::new(&path), schema.as_ref(), &opts, args.temp)?;
         Ok(NativeVec { inner })

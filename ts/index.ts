@@ -237,6 +237,18 @@ function defaultMode(): Mode {
   return defaultModeCache
 }
 
+/**
+ * From how many mapped bytes a vec's columns share one ArrayBuffer: the core's 64 MiB, unless
+ * `MMAPVEC_PACK_MIN_BYTES` says otherwise (the test suite sets 0 to run packed vecs of any size).
+ */
+function packMinBytes(): number | undefined {
+  const env = process.env.MMAPVEC_PACK_MIN_BYTES
+  if (env === undefined || env === '') return undefined
+  const n = Number(env)
+  if (!Number.isSafeInteger(n) || n < 0) throw invalid(`MMAPVEC_PACK_MIN_BYTES must be a whole number of bytes, or unset; got '${env}'`)
+  return n
+}
+
 /** Options of {@link MmapVec.close}. */
 export interface CloseOptions {
   /** Flush before closing (default true); `false` leaves the rows in the page cache only. */
@@ -675,6 +687,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         // One ArrayBuffer for all columns of a large vec: V8 marks the heap for each new
         // buffer that adds 64 MiB of external memory (docs/DESIGN.md, "Packed columns").
         pack: resolved.mode === 'mmap',
+        packMinBytes: packMinBytes(),
       }),
     )
     const spec = requested ?? storedSpec(nv.schemaJson)

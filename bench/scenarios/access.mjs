@@ -2,7 +2,7 @@
 // set of whole rows (every field read or written), each beside the same loop over in-memory
 // TypedArrays.
 import { MmapVec } from 'mmapvec'
-import { Row, fresh, interleaved, prng, quick, report } from '../lib.mjs'
+import { GrowableSoA, Row, fresh, interleaved, prng, quick, report } from '../lib.mjs'
 
 const N = quick ? 2_000_000 : 10_000_000
 const REPEAT = quick ? 5 : 15
@@ -81,6 +81,36 @@ const rt = interleaved(R, { getOurs: { run: getOurs }, getMem: { run: getMem }, 
 const [get, getM, set, setM] = [rt.getOurs, rt.getMem, rt.setOurs, rt.setMem]
 v.close({ flush: false })
 
+// Random get on a vec that grew from empty, beside an in-memory struct of arrays that grew the
+// same way. Measured last: once a vec of a schema has grown, V8 no longer treats the column
+// fields of any vec of that schema as constants (see BENCHMARKS.md, random get), so the
+// subjects above would be slowed too.
+const grown = MmapVec.open(fresh('grown.mvec'), Row)
+const soa = new GrowableSoA()
+for (let i = 0; i < N; i++) {
+  const r = { x: i, y: i, vx: 1, vy: -1, id: i }
+  grown.push(r)
+  soa.push(r)
+}
+function getGrown() {
+  let s = 0
+  for (let k = 0; k < RANDOM; k++) {
+    const r = grown.get(idx[k])
+    s += r.x + r.y + r.vx + r.vy + r.id
+  }
+  return s
+}
+function getSoA() {
+  let s = 0
+  for (let k = 0; k < RANDOM; k++) {
+    const r = soa.get(idx[k])
+    s += r.x + r.y + r.vx + r.vy + r.id
+  }
+  return s
+}
+const gt = interleaved(R, { grown: { run: getGrown }, soa: { run: getSoA } })
+grown.close({ flush: false })
+
 const rows = `${N.toLocaleString('en')} rows`
 report([
   { scenario: 'scan', subject: `mmapvec: sum of x over ${rows}`, value: N / scanOurs, unit: 'rows/s' },
@@ -91,4 +121,6 @@ report([
   { scenario: 'random get', subject: 'the same row object built from in-memory arrays', value: RANDOM / getM, unit: 'rows/s', baseline: true, target: 0.8 },
   { scenario: 'random set', subject: `mmapvec set(i, row), ${RANDOM.toLocaleString('en')} random rows`, value: RANDOM / set, unit: 'rows/s' },
   { scenario: 'random set', subject: 'the same writes into in-memory arrays', value: RANDOM / setM, unit: 'rows/s', baseline: true, target: 0.8 },
+  { scenario: 'random get, grown', subject: `mmapvec get(i) on a vec pushed from empty, ${RANDOM.toLocaleString('en')} random rows`, value: RANDOM / gt.grown, unit: 'rows/s' },
+  { scenario: 'random get, grown', subject: 'get(i) of a growable in-memory SoA (arrays in fields, doubled by copy)', value: RANDOM / gt.soa, unit: 'rows/s', baseline: true },
 ])

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3'
 import { open as lmdbOpen } from 'lmdb'
 import { MmapVec } from 'mmapvec'
-import { ROW_BYTES, Row, fresh, interleaved, quick, report, timeMedian } from '../lib.mjs'
+import { GrowableSoA, ROW_BYTES, Row, fresh, interleaved, quick, report, timeMedian } from '../lib.mjs'
 
 const N = quick ? 2_000_000 : 10_000_000
 const PEER_N = quick ? 100_000 : 1_000_000
@@ -27,30 +27,6 @@ function pushPreallocated() {
     len++
   }
   return len + x[N - 1] + id[N - 1]
-}
-
-class GrowableSoA {
-  constructor() {
-    this.len = 0
-    this.cap = 1024
-    this.alloc(this.cap)
-  }
-  alloc(cap) {
-    const grow = (Ctor, old) => {
-      const a = new Ctor(cap)
-      if (old) a.set(old.subarray(0, this.len))
-      return a
-    }
-    this.x = grow(Float32Array, this.x); this.y = grow(Float32Array, this.y)
-    this.vx = grow(Float32Array, this.vx); this.vy = grow(Float32Array, this.vy); this.id = grow(Uint32Array, this.id)
-    this.cap = cap
-  }
-  push(r) {
-    const i = this.len
-    if (i === this.cap) this.alloc(this.cap * 2)
-    this.x[i] = r.x; this.y[i] = r.y; this.vx[i] = r.vx; this.vy[i] = r.vy; this.id[i] = r.id
-    return (this.len = i + 1)
-  }
 }
 
 function pushGrowable() {

@@ -46,13 +46,15 @@ pub struct OpenOptions {
     /// The largest view the caller can make of one column, in bytes (Node 20 cannot make
     /// ArrayBuffers over memory it did not allocate past 4 GiB). Capacity never goes past it.
     pub max_view_bytes: u64,
-    /// Map the columns of a vec that opens with [`PACK_MIN_BYTES`] or more back to back in one
-    /// [`sys::Pack`], so that a caller can show all of them through one view (see
-    /// [`MmapVec::column_pack`]). The first growth moves them into reservations of their own.
-    pub pack: bool,
+    /// Map the columns of a vec that opens with this many mapped bytes or more back to back in
+    /// one [`sys::Pack`], so that a caller can show all of them through one view (see
+    /// [`MmapVec::column_pack`]); the first growth moves them into reservations of their own.
+    /// None: never (the default). The Node binding uses [`PACK_MIN_BYTES`].
+    pub pack_min_bytes: Option<usize>,
 }
 
-/// The mapped bytes from which an opened vec's columns are packed (with [`OpenOptions::pack`]).
+/// The mapped bytes from which the Node binding packs an opened vec's columns
+/// ([`OpenOptions::pack_min_bytes`]).
 /// V8 counts every ArrayBuffer's bytes as external memory and, on Node 20, each new buffer that
 /// takes the count 64 MiB past its level at the last full collection makes it mark the heap
 /// then and there; a vec of five columns opened at 1 GiB paid that four times over (0.85 ms
@@ -70,7 +72,7 @@ impl Default for OpenOptions {
             version: None,
             reservation: DEFAULT_RESERVATION,
             max_view_bytes: u64::MAX,
-            pack: false,
+            pack_min_bytes: None,
         }
     }
 }
@@ -241,7 +243,7 @@ fn reservation_for(bytes: usize, at_least: usize) -> io::Result<Reservation> {
 /// reserved one by one.
 fn pack_windows(sizes: &[usize], opts: &OpenOptions) -> Vec<Reservation> {
     let total = sizes.iter().fold(0usize, |a, &b| a.saturating_add(b));
-    if !opts.pack || sizes.len() < 2 || total < PACK_MIN_BYTES {
+    if sizes.len() < 2 || opts.pack_min_bytes.is_none_or(|min| total < min) {
         return Vec::new();
     }
     match sys::PackLayout::new(sizes) {

@@ -12,7 +12,7 @@ const ROWS: u64 = (PACK_MIN_BYTES / 16 + 4096) as u64;
 
 fn packing() -> OpenOptions {
     OpenOptions {
-        pack: true,
+        pack_min_bytes: Some(PACK_MIN_BYTES),
         ..OpenOptions::default()
     }
 }
@@ -156,6 +156,9 @@ fn a_growth_that_fails_halfway_leaves_the_pack_and_its_memory_as_they_were() {
     assert!(v.is_packed(), "no column left the pack");
     assert_eq!(v.capacity(), capacity);
     // SAFETY (test): the pack stays mapped while `pack` lives; row 5 is below the length.
-    assert_eq!(unsafe { pack.base().add(id_at).cast::<u32>().add(5).read_volatile() }, 5);
+    assert_eq!(
+        unsafe { pack.base().add(id_at).cast::<u32>().add(5).read_volatile() },
+        5
+    );
     check(&v, ROWS);
 }
