@@ -21,7 +21,6 @@
 //!   collected), and the views are then detached with `memory.grow(0)` wherever JavaScript may
 //!   run. A memory is never grown while the file is mapped in it.
 
-use std::any::Any;
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::Arc;
@@ -44,7 +43,42 @@ pub fn js_error(e: Error) -> napi::Error {
     )
 }
 
-type Keep = Arc<dyn Any + Send + Sync>;
+/// What a view's finalizer holds: the mapping under it, which also knows how to put zero pages
+/// over the view's memory when the view cannot be detached.
+type Keep = Arc<dyn Revoke>;
+
+/// A mapping views are made over.
+trait Revoke: std::fmt::Debug + Send + Sync {
+    /// Puts zero pages over `[ptr, ptr + len)` (a view's memory inside this mapping, widened to
+    /// whole pages), so that it no longer reaches any file: how a view that JavaScript made
+    /// impossible to detach is revoked once its memory stops holding rows.
+    fn zero(&self, ptr: *mut u8, len: usize) -> std::io::Result<()>;
+}
+
+impl Revoke for crate::sys::Reservation {
+    fn zero(&self, ptr: *mut u8, len: usize) -> std::io::Result<()> {
+        let page = crate::sys::page_size();
+        let start = ptr as usize - self.base() as usize;
+        let end = crate::sys::round_up(start + len, page)
+            .unwrap_or(self.len())
+            .min(self.len());
+        self.zero_range(start / page * page, end)
+    }
+}
+
+impl Revoke for crate::sys::Pack {
+    fn zero(&self, _ptr: *mut u8, _len: usize) -> std::io::Result<()> {
+        // A pack's views cover all of it.
+        crate::sys::Pack::zero(self)
+    }
+}
+
+impl Revoke for crate::sys::FileMap {
+    fn zero(&self, _ptr: *mut u8, _len: usize) -> std::io::Result<()> {
+        // Header views cover the whole mapping.
+        crate::sys::FileMap::zero(self)
+    }
+}
 
 unsafe extern "C" fn release_mapping(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the Box<Keep> leaked in `external_arraybuffer` for exactly this buffer;
@@ -63,10 +97,80 @@ fn check(status: i32, what: &str) -> napi::Result<()> {
     }
 }
 
+/// A weak reference to an ArrayBuffer made here, and the memory it covers.
+#[derive(Debug)]
+struct View {
+    r: sys::napi_ref,
+    mem: Keep,
+    ptr: *mut u8,
+    len: usize,
+}
+
 /// Weak references to the ArrayBuffers made over one mapping, so they can be detached later.
 #[derive(Debug, Default)]
 struct Views {
-    refs: Vec<sys::napi_ref>,
+    refs: Vec<View>,
+}
+
+/// Detaches ArrayBuffer `v`; false if JavaScript made that impossible. Node 24's
+/// `markAsUntransferable` gives a buffer a detach key, and `napi_detach_arraybuffer` then
+/// aborts the process (V8's `Detach` returns Nothing, which Node-API checks with `FromJust`).
+/// `ArrayBuffer.prototype.transfer` checks the key and throws a TypeError instead, so where it
+/// exists (Node 22 and later) a buffer is detached by `v.transfer(0)`: that moves nothing (the
+/// new buffer is empty and V8's own, so V8's external-memory count only drops, and no
+/// collection is started) and detaches `v`. Node 20 has no `transfer`, and its
+/// `markAsUntransferable` sets no key. Whatever user code did to `transfer`, a buffer counts
+/// as detached only when Node-API says so.
+fn detach(env: &Env, v: sys::napi_value) -> bool {
+    let raw = env.raw();
+    let detached = |v: sys::napi_value| {
+        let mut d = false;
+        // SAFETY: a plain Node-API query on a live value of this env.
+        let ok = unsafe { sys::napi_is_detached_arraybuffer(raw, v, &mut d) } == sys::Status::napi_ok;
+        ok && d
+    };
+    if detached(v) {
+        return true;
+    }
+    let transfer = (|| -> napi::Result<sys::napi_value> {
+        let mut global = ptr::null_mut();
+        // SAFETY: plain Node-API call on a live env.
+        let status = unsafe { sys::napi_get_global(raw, &mut global) };
+        check(status, "finding ArrayBuffer")?;
+        let ctor = property(env, global, c"ArrayBuffer")?;
+        let proto = property(env, ctor, c"prototype")?;
+        property(env, proto, c"transfer")
+    })();
+    let callable = transfer.as_ref().is_ok_and(|&f| {
+        let mut kind = sys::ValueType::napi_undefined;
+        // SAFETY: a plain Node-API query on a live value of this env.
+        let ok = unsafe { sys::napi_typeof(raw, f, &mut kind) } == sys::Status::napi_ok;
+        ok && kind == sys::ValueType::napi_function
+    });
+    match transfer {
+        Ok(f) if callable => {
+            let mut zero = ptr::null_mut();
+            let mut empty = ptr::null_mut();
+            // SAFETY: `f` is a function and `v` a live ArrayBuffer of this env; one argument.
+            let status = unsafe {
+                if sys::napi_create_uint32(raw, 0, &mut zero) == sys::Status::napi_ok {
+                    sys::napi_call_function(raw, v, f, 1, &zero, &mut empty)
+                } else {
+                    sys::Status::napi_generic_failure
+                }
+            };
+            if status != sys::Status::napi_ok {
+                clear_exception(env);
+            }
+        }
+        _ => {
+            clear_exception(env);
+            // SAFETY: `v` is a live ArrayBuffer of this env, and without `transfer` no detach
+            // key can have been set from JavaScript (see above).
+            unsafe { sys::napi_detach_arraybuffer(raw, v) };
+        }
+    }
+    detached(v)
 }
 
 impl Views {
@@ -84,6 +188,7 @@ impl Views {
         keep: Keep,
     ) -> napi::Result<sys::napi_value> {
         self.prune(env);
+        let mem = keep.clone();
         let hint = Box::into_raw(Box::new(keep));
         let mut value = ptr::null_mut();
         // SAFETY: the caller guarantees the memory; the finalizer takes `hint` back exactly once.
@@ -114,7 +219,7 @@ impl Views {
         // SAFETY: `value` is the ArrayBuffer just created in this env.
         let status = unsafe { sys::napi_create_reference(env.raw(), value, 0, &mut r) };
         check(status, "tracking a view")?;
-        self.refs.push(r);
+        self.refs.push(View { r, mem, ptr, len });
         Ok(value)
     }
 
@@ -122,7 +227,8 @@ impl Views {
     /// by transferring it), to hand out again instead of making another over the same memory.
     fn live(&mut self, env: &Env) -> Option<sys::napi_value> {
         self.prune(env);
-        self.refs.iter().find_map(|&r| {
+        self.refs.iter().find_map(|view| {
+            let r = view.r;
             let mut v = ptr::null_mut();
             let mut detached = true;
             // SAFETY: `r` is a live reference created in this env (prune kept it); `v` is an
@@ -138,7 +244,8 @@ impl Views {
 
     /// Forgets references whose ArrayBuffer was collected already.
     fn prune(&mut self, env: &Env) {
-        self.refs.retain(|&r| {
+        self.refs.retain(|view| {
+            let r = view.r;
             let mut v = ptr::null_mut();
             // SAFETY: `r` is a live reference created in this env and not yet deleted.
             let alive = unsafe { sys::napi_get_reference_value(env.raw(), r, &mut v) }
@@ -152,25 +259,34 @@ impl Views {
         });
     }
 
-    /// Detaches every ArrayBuffer still alive: every view over it becomes length 0.
-    fn detach_all(&mut self, env: &Env) {
-        for r in self.refs.drain(..) {
+    /// Detaches every ArrayBuffer still alive: every view over it becomes length 0. One that
+    /// cannot be detached (see [`detach`]) stays as it is, unless `gone`: its memory is about to
+    /// stop holding rows for good (close, a column that moved or was dropped, a replaced
+    /// header), and gets zero pages, so the view reads zeros and never reaches the file again
+    /// (nor faults once the file shrinks). Shrinking passes false: the rows below the new end
+    /// are still the vec's, and the pages past it get zero pages from the shrink itself.
+    fn detach_all(&mut self, env: &Env, gone: bool) {
+        for view in self.refs.drain(..) {
             let mut v = ptr::null_mut();
-            // SAFETY: `r` is a live reference created in this env; it is deleted right after.
-            unsafe {
-                if sys::napi_get_reference_value(env.raw(), r, &mut v) == sys::Status::napi_ok && !v.is_null()
-                {
-                    sys::napi_detach_arraybuffer(env.raw(), v);
-                }
-                sys::napi_delete_reference(env.raw(), r);
+            // SAFETY: `view.r` is a live reference created in this env; it is deleted right
+            // after.
+            let alive = unsafe { sys::napi_get_reference_value(env.raw(), view.r, &mut v) }
+                == sys::Status::napi_ok
+                && !v.is_null();
+            if alive && !detach(env, v) && gone {
+                // On a failure the view keeps reaching the file (the finalizer still keeps the
+                // mapping alive, so nothing is freed under it).
+                let _ = view.mem.zero(view.ptr, view.len);
             }
+            // SAFETY: as above; deleted once, as it left the list.
+            unsafe { sys::napi_delete_reference(env.raw(), view.r) };
         }
     }
 
     /// Deletes the references without detaching (the views stay valid: their finalizers keep
     /// the memory mapped).
     fn forget(&mut self, env: &Env) {
-        for r in self.refs.drain(..) {
+        for View { r, .. } in self.refs.drain(..) {
             // SAFETY: `r` is a live reference created in this env, deleted once.
             unsafe { sys::napi_delete_reference(env.raw(), r) };
         }
@@ -613,11 +729,11 @@ impl NodeVec {
 
     fn after_growth(&mut self, env: &Env, growth: crate::vec::Growth) -> u64 {
         for i in growth.moved {
-            self.column_views[i].detach_all(env);
+            self.column_views[i].detach_all(env, true);
         }
         // Growth moves every column out of its pack.
         if self.inner.as_ref().is_some_and(|v| !v.is_packed()) {
-            self.pack_views.detach_all(env);
+            self.pack_views.detach_all(env, true);
         }
         self.inner.as_ref().map_or(0, MmapVec::capacity)
     }
@@ -626,9 +742,9 @@ impl NodeVec {
     pub fn shrink_to_fit(&mut self, env: &Env) -> napi::Result<u64> {
         self.vec()?;
         for views in &mut self.column_views {
-            views.detach_all(env);
+            views.detach_all(env, false);
         }
-        self.pack_views.detach_all(env);
+        self.pack_views.detach_all(env, false);
         // Overlays map pages the file is about to lose (a touch there would raise SIGBUS).
         for o in self.column_overlays.iter_mut().filter_map(Option::take) {
             o.detach(env, true);
@@ -660,10 +776,11 @@ impl NodeVec {
         // A dropped column's window goes back to zero pages: its views share the pack's
         // buffer with the other columns', so all of them are revoked together.
         if packed(v) < packed_before {
-            self.pack_views.detach_all(env);
+            // The pack still holds the other columns' rows.
+            self.pack_views.detach_all(env, false);
         }
         if !Arc::ptr_eq(&header, &v.header_region().0) {
-            self.header_views.detach_all(env);
+            self.header_views.detach_all(env, true);
             if let Some(o) = self.header_overlay.take() {
                 o.detach(env, true);
             }
@@ -686,7 +803,7 @@ impl NodeVec {
             self.column_overlays.push(overlay);
         }
         for (_, mut views, overlay) in old {
-            views.detach_all(env);
+            views.detach_all(env, true);
             if let Some(o) = overlay {
                 o.detach(env, true);
             }
@@ -710,11 +827,11 @@ impl NodeVec {
     /// closes the files and releases the lock. The header's mapping goes when the last
     /// ArrayBuffer over it is collected.
     pub fn close(&mut self, env: &Env) {
-        self.header_views.detach_all(env);
+        self.header_views.detach_all(env, true);
         for views in &mut self.column_views {
-            views.detach_all(env);
+            views.detach_all(env, true);
         }
-        self.pack_views.detach_all(env);
+        self.pack_views.detach_all(env, true);
         self.detach_overlays(env, true);
         if let Some(v) = self.inner.as_mut() {
             v.unmap_columns();

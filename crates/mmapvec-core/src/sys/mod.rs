@@ -126,6 +126,18 @@ impl FileMap {
         self.inner.flush()
     }
 
+    /// Puts private zero pages over the mapping, so it no longer reaches the file: for a view
+    /// of it that cannot be detached, once its vec is closed. Unix only (an error elsewhere).
+    pub fn zero(&self) -> io::Result<()> {
+        let len = round_up(self.len(), page_size()).ok_or_else(too_large)?;
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the mapping is this FileMap's own, page-aligned and `len` bytes long (whole
+        // pages); memmap2 unmaps the same range on drop, whatever is mapped there.
+        unsafe { restore_anonymous(self.ptr(), len) }
+    }
+
     /// Reads the f64 at `off`, which JavaScript may write at any time between our calls.
     pub fn read_f64(&self, off: usize) -> f64 {
         assert!(off.is_multiple_of(8) && off + 8 <= self.len());

@@ -105,6 +105,32 @@ impl Pack {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Puts zero pages over the whole pack: for a view over it that cannot be detached, once
+    /// its vec is gone. The windows then hold no file any more.
+    pub fn zero(&self) -> io::Result<()> {
+        let len = round_up(self.len, page_size()).ok_or_else(too_large)?;
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: the pack owns [base, base + len) (the mapping reaches past it by the
+        // alignment slack), and anonymous pages in place of the files are what it holds
+        // between windows anyway.
+        let ptr = unsafe {
+            libc::mmap(
+                self.base().cast(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Pack {

@@ -57,6 +57,10 @@ impl Pack {
     pub fn is_empty(&self) -> bool {
         match *self {}
     }
+
+    pub fn zero(&self) -> io::Result<()> {
+        match *self {}
+    }
 }
 
 /// `VirtualFree` flag that merges adjacent placeholders into one (documented with VirtualFree,
