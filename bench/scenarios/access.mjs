@@ -92,6 +92,8 @@ for (let i = 0; i < N; i++) {
   grown.push(r)
   soa.push(r)
 }
+// One function per subject, as above: a shared function would share its type feedback, and
+// the call site would see two receivers.
 function getGrown() {
   let s = 0
   for (let k = 0; k < RANDOM; k++) {

@@ -116,21 +116,31 @@ impl Pack {
         // SAFETY: the pack owns [base, base + len) (the mapping reaches past it by the
         // alignment slack), and anonymous pages in place of the files are what it holds
         // between windows anyway.
-        let ptr = unsafe {
-            libc::mmap(
-                self.base().cast(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        unsafe { zero_pages(self.base(), len) }
     }
+}
+
+/// Puts private zero pages (reserving nothing) over `[addr, addr + len)`.
+///
+/// # Safety
+/// The range must be whole pages of a mapping the caller owns; whatever was mapped there is
+/// replaced.
+unsafe fn zero_pages(addr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: the caller owns the range, so MAP_FIXED replaces only its own mapping.
+    let ptr = unsafe {
+        libc::mmap(
+            addr.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Drop for Pack {
@@ -331,21 +341,8 @@ impl Reservation {
         if from == to {
             return Ok(());
         }
-        // SAFETY: the range lies inside this reservation (checked above).
-        let ptr = unsafe {
-            libc::mmap(
-                self.base.as_ptr().add(from).cast(),
-                to - from,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        // SAFETY: the range lies inside this reservation (checked above), which owns it.
+        unsafe { zero_pages(self.base.as_ptr().add(from), to - from) }
     }
 
     /// Writes dirty pages of `[0, len)` to the file and waits for the device (msync MS_SYNC).
