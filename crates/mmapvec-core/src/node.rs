@@ -266,14 +266,19 @@ impl Views {
     /// (nor faults once the file shrinks). Shrinking passes false: the rows below the new end
     /// are still the vec's, and the pages past it get zero pages from the shrink itself.
     fn detach_all(&mut self, env: &Env, gone: bool) {
+        let mut kept = Vec::new();
         for view in self.refs.drain(..) {
             let mut v = ptr::null_mut();
-            // SAFETY: `view.r` is a live reference created in this env; it is deleted right
-            // after.
+            // SAFETY: `view.r` is a live reference created in this env.
             let alive = unsafe { sys::napi_get_reference_value(env.raw(), view.r, &mut v) }
                 == sys::Status::napi_ok
                 && !v.is_null();
-            if alive && !detach(env, v) && gone {
+            if alive && !detach(env, v) {
+                if !gone {
+                    // Still the vec's memory: tracked, to be revoked when it stops being so.
+                    kept.push(view);
+                    continue;
+                }
                 // On a failure the view keeps reaching the file (the finalizer still keeps the
                 // mapping alive, so nothing is freed under it).
                 let _ = view.mem.zero(view.ptr, view.len);
@@ -281,6 +286,7 @@ impl Views {
             // SAFETY: as above; deleted once, as it left the list.
             unsafe { sys::napi_delete_reference(env.raw(), view.r) };
         }
+        self.refs = kept;
     }
 
     /// Deletes the references without detaching (the views stay valid: their finalizers keep

@@ -613,7 +613,7 @@ impl MmapVec {
         )
     }
 
-    /// Whether any column is a window of a pack (see [`OpenOptions::pack`]).
+    /// Whether any column is a window of a pack (see [`OpenOptions::pack_min_bytes`]).
     pub fn is_packed(&self) -> bool {
         self.columns.iter().any(|c| c.region.pack_of().is_some())
     }
