@@ -5,7 +5,7 @@ use mmapvec_core::vec::PACK_MIN_BYTES;
 use mmapvec_core::{MmapVec, OpenOptions};
 
 mod common;
-use common::{fill, index, particles};
+use common::{check_particles, fill, index, particles};
 
 /// 16 bytes a row (pos: 3 x f32, id: u32): enough rows for the columns to be packed.
 const ROWS: u64 = (PACK_MIN_BYTES / 16 + 4096) as u64;
@@ -17,10 +17,6 @@ fn packing() -> OpenOptions {
     }
 }
 
-fn check(v: &MmapVec, rows: u64) {
-    common::check(v, rows, Some("pos"), Some("id"));
-}
-
 #[test]
 fn a_large_vec_opens_packed_and_its_columns_sit_apart_inside_one_pack() {
     let dir = tempfile::tempdir().unwrap();
@@ -30,7 +26,7 @@ fn a_large_vec_opens_packed_and_its_columns_sit_apart_inside_one_pack() {
     drop(v);
     let v = MmapVec::open(&path, &particles(), &packing()).unwrap();
     assert!(v.is_packed());
-    check(&v, ROWS);
+    check_particles(&v, ROWS);
     let (pack, pos_at) = v.column_pack(index(&v, "pos")).unwrap();
     let (pack2, id_at) = v.column_pack(index(&v, "id")).unwrap();
     assert!(std::sync::Arc::ptr_eq(&pack, &pack2), "one pack");
@@ -88,13 +84,13 @@ fn growth_moves_every_column_out_of_the_pack_and_keeps_the_rows() {
     let growth = v.grow(v.capacity() + 1, true).unwrap();
     assert_eq!(growth.moved.len(), 2, "both columns moved");
     assert!(!v.is_packed());
-    check(&v, ROWS);
+    check_particles(&v, ROWS);
     // The windows went back to zero pages: a view of the old pack no longer reaches the files.
     assert_eq!(id5(), 0);
     fill(&mut v, ROWS + 10);
     drop(v);
     let v = MmapVec::open(&path, &particles(), &OpenOptions::default()).unwrap();
-    check(&v, ROWS + 10);
+    check_particles(&v, ROWS + 10);
 }
 
 #[test]
@@ -118,7 +114,7 @@ fn a_packed_vec_shrinks_drops_and_adds_columns_and_flushes() {
     v.flush().unwrap();
     v.shrink_to_fit().unwrap();
     assert!(v.is_packed(), "shrinking stays inside the windows");
-    check(&v, 500);
+    check_particles(&v, 500);
     let (pack, _) = v.column_pack(0).unwrap();
     // The freed pages are zero pages now, not pages past the end of a shorter file.
     for off in (0..pack.len()).step_by(4096) {
@@ -160,5 +156,5 @@ fn a_growth_that_fails_halfway_leaves_the_pack_and_its_memory_as_they_were() {
         unsafe { pack.base().add(id_at).cast::<u32>().add(5).read_volatile() },
         5
     );
-    check(&v, ROWS);
+    check_particles(&v, ROWS);
 }

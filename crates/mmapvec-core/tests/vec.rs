@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 use mmapvec_core::{Code, MmapVec, OpenOptions};
 
 mod common;
-use common::{fill, opts, particles, schema, snapshot};
-
-fn check(v: &MmapVec, rows: u64) {
-    common::check(v, rows, Some("pos"), Some("id"));
-}
+use common::{check_particles, fill, opts, particles, schema, snapshot};
 
 #[test]
 fn rows_survive_reopening() {
@@ -23,7 +19,7 @@ fn rows_survive_reopening() {
     v.flush().unwrap();
     drop(v);
     let v = MmapVec::open(&path, &particles(), &opts()).unwrap();
-    check(&v, 5000);
+    check_particles(&v, 5000);
     assert!(v.capacity() >= 5000);
 }
 
@@ -46,7 +42,7 @@ fn growth_keeps_the_base_address_and_the_data() {
             "a growth within the reservation moved the column"
         );
     }
-    check(&v, 36000);
+    check_particles(&v, 36000);
 }
 
 #[test]
@@ -62,7 +58,7 @@ fn a_growth_past_the_reservation_moves_and_says_so() {
     let g = v.grow(100_000, false).unwrap();
     assert_eq!(g.moved, vec![0]);
     assert!(v.capacity() >= 100_000);
-    check(&v, 1000);
+    check_particles(&v, 1000);
     let g = v.grow(100_001, false).unwrap();
     assert!(g.moved.is_empty());
 }
@@ -305,9 +301,9 @@ fn shrink_to_fit_gives_back_space_and_keeps_rows() {
     v.shrink_to_fit().unwrap();
     assert!(v.capacity() < 2000, "capacity {}", v.capacity());
     assert!(fs::metadata(path.join("c0.col")).unwrap().len() <= 4096);
-    check(&v, 10);
+    check_particles(&v, 10);
     fill(&mut v, 3000);
-    check(&v, 3000);
+    check_particles(&v, 3000);
 }
 
 #[test]
@@ -315,7 +311,7 @@ fn temp_vecs_leave_no_files() {
     let before = common::temp_entries();
     let mut v = MmapVec::temp(&particles(), &opts()).unwrap();
     fill(&mut v, 20_000);
-    check(&v, 20_000);
+    check_particles(&v, 20_000);
     assert!(!v.path().exists());
     common::assert_no_new_temp_entries(&before);
 }
@@ -353,7 +349,7 @@ fn read_only_vecs_refuse_changes() {
         },
     )
     .unwrap();
-    check(&r, 10);
+    check_particles(&r, 10);
     assert_eq!(r.grow(100, true).unwrap_err().code, Code::ReadOnly);
     assert_eq!(r.set_len(5).unwrap_err().code, Code::ReadOnly);
     assert_eq!(r.shrink_to_fit().unwrap_err().code, Code::ReadOnly);
@@ -463,7 +459,7 @@ fn write_rows_refuses_rows_past_the_capacity_and_partial_rows() {
     assert!(e.message.contains(&path.display().to_string()), "{}", e.message);
     assert_eq!(v.write_rows(1, 0, &[0; 6]).unwrap_err().code, Code::Range);
     assert_eq!(v.write_rows(9, 0, &[0; 4]).unwrap_err().code, Code::Invalid);
-    check(&v, 10);
+    check_particles(&v, 10);
     drop(v);
     let ro = OpenOptions {
         read_only: true,
@@ -471,5 +467,5 @@ fn write_rows_refuses_rows_past_the_capacity_and_partial_rows() {
     };
     let mut r = MmapVec::open(&path, &particles(), &ro).unwrap();
     assert_eq!(r.write_rows(1, 0, &[0; 4]).unwrap_err().code, Code::ReadOnly);
-    check(&r, 10);
+    check_particles(&r, 10);
 }

@@ -55,6 +55,11 @@ pub fn fill(v: &mut MmapVec, rows: u64) {
     v.set_len(rows).unwrap();
 }
 
+/// Checks rows [0, rows) of `pos` and `id`, as [`fill`] wrote them.
+pub fn check_particles(v: &MmapVec, rows: u64) {
+    check(v, rows, Some("pos"), Some("id"));
+}
+
 /// Checks rows [0, rows) of the columns `pos_name` and `id_name` (either may be absent).
 pub fn check(v: &MmapVec, rows: u64, pos_name: Option<&str>, id_name: Option<&str>) {
     assert_eq!(v.len(), rows);
