@@ -106,6 +106,25 @@ struct View {
     len: usize,
 }
 
+impl View {
+    /// The ArrayBuffer, unless V8 collected it already.
+    fn buffer(&self, env: &Env) -> Option<sys::napi_value> {
+        let mut v = ptr::null_mut();
+        // SAFETY: `r` is a live reference created in this env (references are deleted only as
+        // they leave their list).
+        let ok = unsafe { sys::napi_get_reference_value(env.raw(), self.r, &mut v) } == sys::Status::napi_ok;
+        (ok && !v.is_null()).then_some(v)
+    }
+}
+
+/// Whether ArrayBuffer `v` is detached.
+fn is_detached(env: &Env, v: sys::napi_value) -> bool {
+    let mut d = false;
+    // SAFETY: a plain Node-API query on a live value of this env.
+    let ok = unsafe { sys::napi_is_detached_arraybuffer(env.raw(), v, &mut d) } == sys::Status::napi_ok;
+    ok && d
+}
+
 /// Weak references to the ArrayBuffers made over one mapping, so they can be detached later.
 #[derive(Debug, Default)]
 struct Views {
@@ -123,13 +142,7 @@ struct Views {
 /// as detached only when Node-API says so.
 fn detach(env: &Env, v: sys::napi_value) -> bool {
     let raw = env.raw();
-    let detached = |v: sys::napi_value| {
-        let mut d = false;
-        // SAFETY: a plain Node-API query on a live value of this env.
-        let ok = unsafe { sys::napi_is_detached_arraybuffer(raw, v, &mut d) } == sys::Status::napi_ok;
-        ok && d
-    };
-    if detached(v) {
+    if is_detached(env, v) {
         return true;
     }
     let transfer = (|| -> napi::Result<sys::napi_value> {
@@ -170,7 +183,7 @@ fn detach(env: &Env, v: sys::napi_value) -> bool {
             unsafe { sys::napi_detach_arraybuffer(raw, v) };
         }
     }
-    detached(v)
+    is_detached(env, v)
 }
 
 impl Views {
@@ -227,33 +240,20 @@ impl Views {
     /// by transferring it), to hand out again instead of making another over the same memory.
     fn live(&mut self, env: &Env) -> Option<sys::napi_value> {
         self.prune(env);
-        self.refs.iter().find_map(|view| {
-            let r = view.r;
-            let mut v = ptr::null_mut();
-            let mut detached = true;
-            // SAFETY: `r` is a live reference created in this env (prune kept it); `v` is an
-            // ArrayBuffer, which is what `napi_is_detached_arraybuffer` takes.
-            let ok = unsafe {
-                sys::napi_get_reference_value(env.raw(), r, &mut v) == sys::Status::napi_ok
-                    && !v.is_null()
-                    && sys::napi_is_detached_arraybuffer(env.raw(), v, &mut detached) == sys::Status::napi_ok
-            };
-            (ok && !detached).then_some(v)
-        })
+        self.refs
+            .iter()
+            .filter_map(|view| view.buffer(env))
+            .find(|&v| !is_detached(env, v))
     }
 
     /// Forgets references whose ArrayBuffer was collected already.
     fn prune(&mut self, env: &Env) {
         self.refs.retain(|view| {
-            let r = view.r;
-            let mut v = ptr::null_mut();
-            // SAFETY: `r` is a live reference created in this env and not yet deleted.
-            let alive = unsafe { sys::napi_get_reference_value(env.raw(), r, &mut v) }
-                == sys::Status::napi_ok
-                && !v.is_null();
+            let alive = view.buffer(env).is_some();
             if !alive {
-                // SAFETY: as above; it is removed from the list, so it is deleted once.
-                unsafe { sys::napi_delete_reference(env.raw(), r) };
+                // SAFETY: a live reference of this env; it leaves the list, so it is deleted
+                // once.
+                unsafe { sys::napi_delete_reference(env.raw(), view.r) };
             }
             alive
         });
@@ -268,12 +268,7 @@ impl Views {
     fn detach_all(&mut self, env: &Env, gone: bool) {
         let mut kept = Vec::new();
         for view in self.refs.drain(..) {
-            let mut v = ptr::null_mut();
-            // SAFETY: `view.r` is a live reference created in this env.
-            let alive = unsafe { sys::napi_get_reference_value(env.raw(), view.r, &mut v) }
-                == sys::Status::napi_ok
-                && !v.is_null();
-            if alive && !detach(env, v) {
+            if view.buffer(env).is_some_and(|v| !detach(env, v)) {
                 if !gone {
                     // Still the vec's memory: tracked, to be revoked when it stops being so.
                     kept.push(view);
@@ -283,7 +278,7 @@ impl Views {
                 // mapping alive, so nothing is freed under it).
                 let _ = view.mem.zero(view.ptr, view.len);
             }
-            // SAFETY: as above; deleted once, as it left the list.
+            // SAFETY: a live reference of this env; deleted once, as it left the list.
             unsafe { sys::napi_delete_reference(env.raw(), view.r) };
         }
         self.refs = kept;

@@ -10,6 +10,12 @@ use common::{check_particles, fill, index, particles};
 /// 16 bytes a row (pos: 3 x f32, id: u32): enough rows for the columns to be packed.
 const ROWS: u64 = (PACK_MIN_BYTES / 16 + 4096) as u64;
 
+/// Writes `rows` rows to a new vec at `path` and closes it, so that it opens with that many.
+fn written(path: &std::path::Path, rows: u64) {
+    let mut v = MmapVec::open(path, &particles(), &OpenOptions::default()).unwrap();
+    fill(&mut v, rows);
+}
+
 fn packing() -> OpenOptions {
     OpenOptions {
         pack_min_bytes: Some(PACK_MIN_BYTES),
@@ -21,9 +27,7 @@ fn packing() -> OpenOptions {
 fn a_large_vec_opens_packed_and_its_columns_sit_apart_inside_one_pack() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p");
-    let mut v = MmapVec::open(&path, &particles(), &packing()).unwrap();
-    fill(&mut v, ROWS);
-    drop(v);
+    written(&path, ROWS);
     let v = MmapVec::open(&path, &particles(), &packing()).unwrap();
     assert!(v.is_packed());
     check_particles(&v, ROWS);
@@ -55,14 +59,10 @@ fn a_large_vec_opens_packed_and_its_columns_sit_apart_inside_one_pack() {
 #[test]
 fn small_vecs_and_vecs_opened_without_the_option_are_not_packed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut v = MmapVec::open(&dir.path().join("small"), &particles(), &packing()).unwrap();
-    fill(&mut v, 1000);
-    drop(v);
+    written(&dir.path().join("small"), 1000);
     let v = MmapVec::open(&dir.path().join("small"), &particles(), &packing()).unwrap();
     assert!(!v.is_packed());
-    let mut v = MmapVec::open(&dir.path().join("big"), &particles(), &OpenOptions::default()).unwrap();
-    fill(&mut v, ROWS);
-    drop(v);
+    written(&dir.path().join("big"), ROWS);
     let v = MmapVec::open(&dir.path().join("big"), &particles(), &OpenOptions::default()).unwrap();
     assert!(!v.is_packed());
     assert!(v.column_pack(0).is_none());
@@ -72,9 +72,7 @@ fn small_vecs_and_vecs_opened_without_the_option_are_not_packed() {
 fn growth_moves_every_column_out_of_the_pack_and_keeps_the_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g");
-    let mut v = MmapVec::open(&path, &particles(), &packing()).unwrap();
-    fill(&mut v, ROWS);
-    drop(v);
+    written(&path, ROWS);
     let mut v = MmapVec::open(&path, &particles(), &packing()).unwrap();
     assert!(v.is_packed());
     let (pack, id_at) = v.column_pack(index(&v, "id")).unwrap();
@@ -134,9 +132,7 @@ fn a_packed_vec_shrinks_drops_and_adds_columns_and_flushes() {
 fn a_growth_that_fails_halfway_leaves_the_pack_and_its_memory_as_they_were() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
-    let mut v = MmapVec::open(&path, &particles(), &packing()).unwrap();
-    fill(&mut v, ROWS);
-    drop(v);
+    written(&path, ROWS);
     // Packed columns need no reservation at open; growth asks for one larger than the address
     // space, so moving the first column out of the pack fails.
     let huge = OpenOptions {

@@ -6,8 +6,8 @@
 //! `Reservation` (`new`, `pack`, `pack_of`, `base`, `len`, `map_file`, `zero_range`, `sync`,
 //! `populate_write`, `will_need`), `Pack` (`base`, `len`; Unix only: `Reservation::pack` fails
 //! on Windows), `allocate`, `process_alive`, `sync_dir`, `file_id`, `path_id`,
-//! `is_not_regular`, and overlay mode's `OVERLAY`, `map_file_over` and `restore_anonymous`
-//! (Unix only; errors on Windows).
+//! `is_not_regular`, and the Unix-only ones, which error on Windows: `zero_pages` and overlay
+//! mode's `OVERLAY`, `map_file_over` and `restore_anonymous`.
 
 use std::fs::File;
 use std::io;
@@ -135,7 +135,7 @@ impl FileMap {
         }
         // SAFETY: the mapping is this FileMap's own, page-aligned and `len` bytes long (whole
         // pages); memmap2 unmaps the same range on drop, whatever is mapped there.
-        unsafe { restore_anonymous(self.ptr(), len) }
+        unsafe { zero_pages(self.ptr(), len) }
     }
 
     /// Reads the f64 at `off`, which JavaScript may write at any time between our calls.

@@ -77,11 +77,9 @@ pub struct Reservation {
 /// window and the last view holding it are gone.
 #[derive(Debug)]
 pub struct Pack {
-    map: NonNull<u8>,
-    map_len: usize,
-    /// Offset in the mapping of the first window (aligned to [`PACK_ALIGN`]).
-    start: usize,
-    /// Bytes from the first window's start to the end of the last.
+    /// Where the first window starts (aligned to [`PACK_ALIGN`]).
+    base: NonNull<u8>,
+    /// Bytes from the first window's start to the end of the last (whole pages).
     len: usize,
 }
 
@@ -93,7 +91,7 @@ unsafe impl Sync for Pack {}
 impl Pack {
     /// Where the first window starts.
     pub fn base(&self) -> *mut u8 {
-        self.map.as_ptr().wrapping_add(self.start)
+        self.base.as_ptr()
     }
 
     /// Bytes from [`base`](Self::base) to the end of the last window, all readable and
@@ -109,15 +107,50 @@ impl Pack {
     /// Puts zero pages over the whole pack: for a view over it that cannot be detached, once
     /// its vec is gone. The windows then hold no file any more.
     pub fn zero(&self) -> io::Result<()> {
-        let len = round_up(self.len, page_size()).ok_or_else(too_large)?;
-        if len == 0 {
+        if self.len == 0 {
             return Ok(());
         }
-        // SAFETY: the pack owns [base, base + len) (the mapping reaches past it by the
-        // alignment slack), and anonymous pages in place of the files are what it holds
-        // between windows anyway.
-        unsafe { zero_pages(self.base(), len) }
+        // SAFETY: the pack owns [base, base + len), whole pages, and anonymous pages in place
+        // of the files are what it holds between windows anyway.
+        unsafe { zero_pages(self.base(), self.len) }
     }
+}
+
+/// Maps `len` bytes (whole pages) of private anonymous memory with `prot`, reserving nothing,
+/// at an address aligned to `align` (a power of two, at least a page): more is mapped, and the
+/// parts before and after the aligned range are unmapped again.
+fn map_aligned(len: usize, align: usize, prot: libc::c_int) -> io::Result<NonNull<u8>> {
+    let slack = align - page_size();
+    let total = len.checked_add(slack).ok_or_else(too_large)?;
+    // SAFETY: an anonymous mapping at an address the kernel chooses touches no existing memory.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            total,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let head = (ptr as usize).next_multiple_of(align) - ptr as usize;
+    let tail = slack - head;
+    // SAFETY: both ranges are parts of the mapping just made, which nothing else knows of; what
+    // stays is [ptr + head, ptr + head + len). A failed trim only leaves address space reserved
+    // until exit.
+    let ptr = unsafe {
+        if head > 0 {
+            libc::munmap(ptr, head);
+        }
+        if tail > 0 {
+            libc::munmap(ptr.cast::<u8>().add(head + len).cast(), tail);
+        }
+        ptr.cast::<u8>().add(head)
+    };
+    NonNull::new(ptr).ok_or_else(io::Error::last_os_error)
 }
 
 /// Puts private zero pages (reserving nothing) over `[addr, addr + len)`.
@@ -125,7 +158,7 @@ impl Pack {
 /// # Safety
 /// The range must be whole pages of a mapping the caller owns; whatever was mapped there is
 /// replaced.
-unsafe fn zero_pages(addr: *mut u8, len: usize) -> io::Result<()> {
+pub unsafe fn zero_pages(addr: *mut u8, len: usize) -> io::Result<()> {
     // SAFETY: the caller owns the range, so MAP_FIXED replaces only its own mapping.
     let ptr = unsafe {
         libc::mmap(
@@ -145,10 +178,10 @@ unsafe fn zero_pages(addr: *mut u8, len: usize) -> io::Result<()> {
 
 impl Drop for Pack {
     fn drop(&mut self) {
-        // SAFETY: the pack owns [map, map + map_len); every window and view over it held an
-        // Arc to it, so no one can use the range any more.
+        // SAFETY: the pack owns [base, base + len); every window and view over it held an Arc
+        // to it, so no one can use the range any more.
         unsafe {
-            libc::munmap(self.map.as_ptr().cast(), self.map_len);
+            libc::munmap(self.base.as_ptr().cast(), self.len);
         }
     }
 }
@@ -208,38 +241,7 @@ impl Reservation {
         };
         let len = round_up(len, align).ok_or_else(too_large)?;
         let whole_len = len.checked_add(skew).ok_or_else(too_large)?;
-        let slack = align - page_size();
-        let total = whole_len.checked_add(slack).ok_or_else(too_large)?;
-        // SAFETY: an anonymous PROT_NONE mapping at an address the kernel chooses touches no
-        // existing memory.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                total,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let head = (ptr as usize).next_multiple_of(align) - ptr as usize;
-        let tail = slack - head;
-        // SAFETY: both ranges are parts of the mapping just made, which nothing else knows of;
-        // what stays is [ptr + head, ptr + head + whole_len). A failed trim only leaves address
-        // space reserved until exit.
-        let ptr = unsafe {
-            if head > 0 {
-                libc::munmap(ptr, head);
-            }
-            if tail > 0 {
-                libc::munmap(ptr.cast::<u8>().add(head + whole_len).cast(), tail);
-            }
-            ptr.cast::<u8>().add(head)
-        };
-        let base = NonNull::new(ptr).ok_or_else(io::Error::last_os_error)?;
+        let base = map_aligned(whole_len, align, libc::PROT_NONE)?;
         Ok(Reservation {
             base,
             len,
@@ -263,31 +265,9 @@ impl Reservation {
                 "windows must be whole pages",
             ));
         }
-        // Slack to align the first window: the kernel aligns only some large mappings.
-        let map_len = layout.len.checked_add(PACK_ALIGN).ok_or_else(too_large)?;
-        // SAFETY: an anonymous mapping at an address the kernel chooses touches no existing
-        // memory.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let map = NonNull::new(ptr.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
-        let start = (map.as_ptr() as usize).next_multiple_of(PACK_ALIGN) - map.as_ptr() as usize;
-        let pack = Arc::new(Pack {
-            map,
-            map_len,
-            start,
-            len: layout.len,
-        });
+        let len = round_up(layout.len, page).ok_or_else(too_large)?;
+        let base = map_aligned(len, PACK_ALIGN, libc::PROT_READ | libc::PROT_WRITE)?;
+        let pack = Arc::new(Pack { base, len });
         let base = pack.base();
         layout
             .windows

@@ -41,6 +41,18 @@ use windows_sys::Win32::System::Threading::{
 use super::placeholders::{Kind, Pieces, Vm};
 use super::{round_up, too_large, MapMode, PackLayout};
 
+/// Zero pages cannot replace part of a mapped view in one step on Windows; callers treat the
+/// error as "the memory keeps what it maps".
+///
+/// # Safety
+/// As on Unix: the range must be whole pages of a mapping the caller owns.
+pub unsafe fn zero_pages(_addr: *mut u8, _len: usize) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "zero pages over a mapping are not supported on Windows",
+    ))
+}
+
 /// Packs are never made on Windows (see [`Reservation::pack`]); this type has no values.
 #[derive(Debug)]
 pub enum Pack {}
