@@ -182,7 +182,7 @@ impl NativeVec {
     }
 
     #[napi]
-    pub fn prefetch(&self, start: f64, end: f64) -> Result<()> {
+    pub fn prefetch(&mut self, start: f64, end: f64) -> Result<()> {
         self.inner.prefetch(whole(start, "start")?, whole(end, "end")?)
     }
 
@@ -253,6 +253,15 @@ impl ObjectFinalize for NativeVec {
 #[napi]
 pub fn external_buffers_allowed(env: Env) -> bool {
     mmapvec_core::node::external_buffers_allowed(&env)
+}
+
+/// Detaches an ArrayBuffer V8 allocated: buffered mode empties the views of a column buffer it
+/// replaced or closed. Its buffers are marked untransferable (so that a transfer cannot take
+/// the rows away), which on Node 20 also stops `structuredClone` from detaching them, but not
+/// this call. False when the runtime refused (the buffer cannot be detached).
+#[napi]
+pub fn detach_buffer(buffer: napi::bindgen_prelude::ArrayBuffer) -> bool {
+    buffer.detach().is_ok()
 }
 
 /// Deletes the vec at `path` (ELOCKED while it is open anywhere).

@@ -7,6 +7,7 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import type * as Arrow from 'apache-arrow'
 import { MmapVecError } from './errors.js'
+import { refuseInsideVec } from './paths.js'
 import { MmapVec, type OpenOptions } from './index.js'
 import { ARRAY_TYPES, MAX_COUNT, normalizeSchema, type AnyColumn, type ColumnSpec, type Schema, type ScalarType } from './schema.js'
 
@@ -437,6 +438,7 @@ function ioError(err: unknown, file: string, doing: string): unknown {
  */
 export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: string, options?: WriteArrowOptions): Promise<void> {
   const pieces = ipcPieces(vec, file, options)
+  refuseInsideVec(file, 'the Arrow file')
   const tmp = tempBeside(file)
   let fh: FileHandle | undefined
   let doing = 'creating the Arrow file'
@@ -466,6 +468,7 @@ export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: str
  */
 export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: string, options?: WriteArrowOptions): void {
   const pieces = ipcPieces(vec, file, options)
+  refuseInsideVec(file, 'the Arrow file')
   const tmp = tempBeside(file)
   let fd: number | undefined
   let doing = 'creating the Arrow file'

@@ -4,8 +4,65 @@
  * back here, so that buffered mode loses rows only in a crash, as its documentation says (mmap
  * mode loses nothing then either: its rows are already in the page cache).
  */
-import type { NativeVec } from '../native/binding.js'
-import type { AnyColumn } from './schema.js'
+import { markAsUntransferable } from 'node:worker_threads'
+import { detachBuffer, type NativeVec } from '../native/binding.js'
+import { MmapVecError } from './errors.js'
+import { ARRAY_TYPES, type AnyColumn, type ScalarType } from './schema.js'
+
+/**
+ * Whether column buffers are marked untransferable, as Node itself marks the external buffers
+ * of mmap mode: a `structuredClone` or `postMessage` with the buffer in its transfer list then
+ * copies it (Node 20) or throws (Node 22 and later) instead of taking the rows away. Where the
+ * mark also keeps this module from detaching its own buffers (Node 24 and later: the mark is a
+ * V8 detach key, and detaching a keyed buffer aborts the process), they stay unmarked, and a
+ * transfer is caught at the next write-back instead ({@link checkBuffers}).
+ */
+const marking = (() => {
+  const transfer = (ArrayBuffer.prototype as { transfer?: (n: number) => ArrayBuffer }).transfer
+  // Node 20: no transfer(), and its mark is Node's own flag, which V8's detaching ignores.
+  if (typeof transfer !== 'function') return true
+  const probe = new ArrayBuffer(8)
+  markAsUntransferable(probe)
+  try {
+    transfer.call(probe, 0)
+    return true
+  } catch {
+    return false
+  }
+})()
+
+/** A new zeroed column of `n` values in memory V8 allocates (marked; see {@link marking}). */
+export function newColumn(type: ScalarType, n: number): AnyColumn {
+  const a = new ARRAY_TYPES[type](n)
+  if (marking) markAsUntransferable(a.buffer)
+  return a
+}
+
+/** Empties every view of a column buffer this module made (a replaced or closed column). */
+export function detachColumn(a: AnyColumn): void {
+  if (isDetached(a)) return // transferred away by the program (see checkBuffers)
+  if (marking) detachBuffer(a.buffer)
+  else structuredClone(a.buffer, { transfer: [a.buffer] })
+}
+
+function isDetached(a: AnyColumn): boolean {
+  return (a.buffer as { detached?: boolean }).detached === true
+}
+
+/**
+ * Throws EINVAL when the program transferred a column's buffer away (an unmarked buffer, see
+ * {@link marking}): the rows written since the last write-back left with it. Checked before
+ * anything is written back, so the files keep the rows of the last flush.
+ */
+export function checkBuffers(path: string, names: readonly string[], cols: readonly AnyColumn[]): void {
+  const k = cols.findIndex(isDetached)
+  if (k < 0) return
+  throw new MmapVecError(
+    'EINVAL',
+    `${path}: the buffer of column '${names[k]}' was transferred away (structuredClone or postMessage with it in the transfer list), and the rows written since the last flush left with it; nothing was written back, so the files keep the rows of the last flush. Post a copy (column.slice()) instead of transferring a vec's buffer`,
+    path,
+  )
+}
 
 /** What writing a buffered vec back needs, held apart from the vec so that the vec can be collected. */
 export interface BufferedState {
@@ -17,12 +74,15 @@ export interface BufferedState {
   counts: number[]
   /** Stored column index of each column. */
   stored: number[]
+  /** Each column's name, for errors. */
+  names: string[]
   /** The row count, at index 0. */
   hdr: Float64Array
 }
 
 /** Copies every row and the row count into the mapped files (compared page by page natively). */
 export function writeBack(s: BufferedState): void {
+  checkBuffers(s.path, s.names, s.cols)
   const len = s.hdr[0]
   s.cols.forEach((a, k) => {
     s.native.writeColumn(s.stored[k], new Uint8Array(a.buffer, a.byteOffset, len * s.counts[k] * a.BYTES_PER_ELEMENT))

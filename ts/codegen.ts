@@ -33,27 +33,39 @@ function load(c: ColumnSpec, col: string, idx: string): string {
   return c.type === 'bool' ? `${col}[${idx}] !== 0` : `${col}[${idx}]`
 }
 
-/** Code that checks value `v` of column `k` (index `i` is in scope) and evaluates to true if bad. */
-function badValue(c: ColumnSpec, v: string): string {
-  if (c.count === 1) return typeCheck(c, v)
+/**
+ * Statements that read the value `v` of column `k` (an expression, evaluated once) into locals
+ * `v${k}_0`..., each element read exactly once, and throw EINVAL for a bad one. User code may run
+ * here (getters, Proxies, array-likes): nothing is written and no length is read until every
+ * value is in a local, so code that changes the vec meanwhile cannot mix rows or lose them.
+ * With `optional`, an undefined value is skipped (`set`); `v${k}` then says whether it was given.
+ */
+function readValue(c: ColumnSpec, k: number, v: string, optional: boolean): string {
+  const bad = `throw this._valueError(${k}, v${k});`
+  const given = optional ? `v${k} !== undefined && ` : ''
+  if (c.count === 1) return `const v${k} = ${v}; if (${given}${typeCheck(c, `v${k}`)}) ${bad}`
+  const shape = `(v${k} === null || typeof v${k} !== 'object' || v${k}.length !== ${c.count})`
   if (c.count <= UNROLL) {
-    const els = Array.from({ length: c.count }, (_, j) => typeCheck(c, `${v}[${j}]`))
-    return `(${v} === null || typeof ${v} !== 'object' || ${v}.length !== ${c.count} || ${els.join(' || ')})`
+    const els = Array.from({ length: c.count }, (_, j) => `v${k}_${j}`)
+    const decl = `let ${els.join(', ')};`
+    const reads = els.map((e, j) => `${e} = v${k}[${j}];`).join(' ')
+    const checks = els.map((e) => typeCheck(c, e)).join(' || ')
+    return `const v${k} = ${v}; ${decl} if (${given}true) { if (${shape}) ${bad} ${reads} if (${checks}) ${bad} }`
   }
-  return `(${v} === null || typeof ${v} !== 'object' || ${v}.length !== ${c.count} || this._badElements(${v}, ${JSON.stringify(c.type)}))`
+  // Long arrays: copied (and checked) into a fresh TypedArray, element by element.
+  return `const v${k} = ${v}; const t${k} = ${given}true ? this._copyArray(${k}, v${k}) : undefined;`
 }
 
-/** Statements writing checked value `v` of column `k` at row `i`. */
-function write(c: ColumnSpec, k: number, v: string): string {
-  const col = `this._c${k}`
-  if (c.count === 1) return `${col}[i] = ${store(c, v)};`
+/** Statements writing the checked locals of column `k` into `col` at row `i`. */
+function writeValue(c: ColumnSpec, k: number, col: string): string {
+  if (c.count === 1) return `${col}[i] = ${store(c, `v${k}`)};`
   if (c.count <= UNROLL) {
     const lines = [`{ const c = ${col}, o = i * ${c.count};`]
-    for (let j = 0; j < c.count; j++) lines.push(`c[o + ${j}] = ${store(c, `${v}[${j}]`)};`)
+    for (let j = 0; j < c.count; j++) lines.push(`c[o + ${j}] = ${store(c, `v${k}_${j}`)};`)
     lines.push('}')
     return lines.join(' ')
   }
-  return `{ const c = ${col}, o = i * ${c.count}; for (let j = 0; j < ${c.count}; j++) c[o + j] = ${store(c, `${v}[j]`)}; }`
+  return `${col}.set(t${k}, i * ${c.count});`
 }
 
 /** A statement to run first (or '') and the expression reading column `k` at row `i`. */
@@ -74,41 +86,49 @@ const INDEX_OK = '(i >= 0 && i < this._len && Number.isInteger(i))'
 export function classSource(schema: NormalizedSchema): string {
   const cols = schema.columns
   const val = (k: number) => (schema.scalar ? 'r' : `r[${JSON.stringify(cols[k].name)}]`)
+  const rowCheck = schema.scalar ? '' : `if (r === null || typeof r !== 'object') throw this._rowError(r);`
+  const reads = cols.map((c, k) => readValue(c, k, val(k), false))
   const push: string[] = [
     'push(r) {',
+    // Closed or read-only: refused before any value is read.
+    'if (this._limit < 0) this._writable();',
+    rowCheck,
+    ...reads,
+    // The length and the views are read only now, after every getter ran.
     'const i = this._len;',
     'if (i >= this._limit) this._growFor(i + 1);',
+    ...cols.map((c, k) => writeValue(c, k, `this._c${k}`)),
+    'const n = i + 1; this._len = n; this._hdr[0] = n; return n;',
+    '}',
   ]
-  if (!schema.scalar) push.push(`if (r === null || typeof r !== 'object') throw this._rowError(r);`)
-  cols.forEach((c, k) => {
-    push.push(`{ const v = ${val(k)}; if (${badValue(c, 'v')}) throw this._valueError(${k}, v); ${write(c, k, 'v')} }`)
-  })
-  push.push('const n = i + 1; this._len = n; this._hdr[0] = n; return n;', '}')
 
-  const reads = cols.map((c, k) => read(c, k))
+  // pushMany of an iterable: each row is read and checked into staging columns `t` at row `i`,
+  // then all of them are appended at once.
+  const stage: string[] = ['_stageRow(r, t, i) {', rowCheck, ...reads, ...cols.map((c, k) => writeValue(c, k, `t[${k}]`)), '}']
+
+  const loads = cols.map((c, k) => read(c, k))
   const get = [
     'get(i) {',
     `if (!${INDEX_OK}) this._badIndex(i);`,
-    ...reads.map(([prelude]) => prelude),
+    ...loads.map(([prelude]) => prelude),
     schema.scalar
-      ? `return ${reads[0][1]};`
-      : `return { ${cols.map((c, k) => `${key(c.name)}: ${reads[k][1]}`).join(', ')} };`,
+      ? `return ${loads[0][1]};`
+      : `return { ${cols.map((c, k) => `${key(c.name)}: ${loads[k][1]}`).join(', ')} };`,
     '}',
   ]
 
   const set: string[] = ['set(i, r) {', `if (!${INDEX_OK}) this._badIndex(i);`, 'if (this._limit < 0) this._notWritable();']
   if (schema.scalar) {
-    set.push(`if (${badValue(cols[0], 'r')}) throw this._valueError(0, r);`, write(cols[0], 0, 'r'))
+    set.push(readValue(cols[0], 0, 'r', false))
   } else {
-    set.push(`if (r === null || typeof r !== 'object') throw this._rowError(r);`)
-    cols.forEach((c, k) => {
-      set.push(`const v${k} = ${val(k)}; if (v${k} !== undefined && ${badValue(c, `v${k}`)}) throw this._valueError(${k}, v${k});`)
-    })
-    cols.forEach((c, k) => set.push(`if (v${k} !== undefined) ${write(c, k, `v${k}`)}`))
+    set.push(rowCheck, ...cols.map((c, k) => readValue(c, k, val(k), true)))
   }
+  // Getters may have shrunk, closed or grown the vec: checked again, and the views read, now.
+  set.push('if (i >= this._len) this._badIndex(i);', 'if (this._limit < 0) this._notWritable();')
+  cols.forEach((c, k) => set.push(`${schema.scalar ? '' : `if (v${k} !== undefined) `}${writeValue(c, k, `this._c${k}`)}`))
   set.push('}')
 
-  return `return class extends Base {\n${push.join('\n')}\n${get.join('\n')}\n${set.join('\n')}\n}`
+  return `return class extends Base {\n${push.join('\n')}\n${stage.join('\n')}\n${get.join('\n')}\n${set.join('\n')}\n}`
 }
 
 const cache = new Map<string, unknown>()

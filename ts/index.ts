@@ -31,7 +31,7 @@ import {
   verify as nativeVerify,
   type TypedArray as NativeTypedArray,
 } from '../native/binding.js'
-import { track, untrack, writeBack, type BufferedState } from './buffered.js'
+import { checkBuffers, detachColumn, newColumn, track, untrack, writeBack, type BufferedState } from './buffered.js'
 import { fromArrow, type ArrowTable, type FromArrowOptions } from './arrow.js'
 import { specialise } from './codegen.js'
 import { MmapVecError, fromNative, native, type ErrorCode } from './errors.js'
@@ -270,6 +270,44 @@ function invalid(message: string, path?: string): MmapVecError {
   return new MmapVecError('EINVAL', message, path)
 }
 
+// TypedArray's own accessors, called directly: a Proxy, a subclass or an own property cannot
+// stand in for them, so they tell a real TypedArray and its real length.
+const TypedArrayPrototype = Object.getPrototypeOf(Int8Array.prototype) as object
+// eslint-disable-next-line @typescript-eslint/unbound-method -- unbound on purpose: always called with .call(a)
+const accessor = (name: PropertyKey) => Object.getOwnPropertyDescriptor(TypedArrayPrototype, name)!.get!
+const tagOf = accessor(Symbol.toStringTag) as (this: unknown) => string | undefined
+const lengthOf = accessor('length') as (this: ArrayBufferView) => number
+const bufferOf = accessor('buffer') as (this: ArrayBufferView) => ArrayBufferLike
+
+/** The TypedArray's type name ('Float32Array'...), or undefined for anything else. */
+function typedArrayKind(a: unknown): string | undefined {
+  return typeof a === 'object' && a !== null ? tagOf.call(a) : undefined
+}
+
+function typedArrayLength(a: ArrayBufferView): number {
+  return lengthOf.call(a)
+}
+
+function zeroOrOne(a: Uint8Array): boolean {
+  for (let j = 0; j < a.length; j++) if (a[j] > 1) return false
+  return true
+}
+
+/**
+ * Reads `n` elements of `a` once each into `out` (a TypedArray of the column's type), checking
+ * their JavaScript type: false at the first bad one. Getters may run; nothing else is touched.
+ */
+function copyChecked(a: ArrayLike<unknown>, n: number, type: ScalarType, out: AnyColumn): boolean {
+  const want = type === 'i64' || type === 'u64' ? 'bigint' : type === 'bool' ? 'boolean' : 'number'
+  const o = out as unknown as unknown[]
+  for (let j = 0; j < n; j++) {
+    const e = a[j]
+    if (typeof e !== want) return false
+    o[j] = want === 'boolean' ? (e ? 1 : 0) : e
+  }
+  return true
+}
+
 function checkCount(n: unknown, what: string, path: string): number {
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
     throw invalid(`${path}: ${what} must be a whole number >= 0, got ${String(n)}`, path)
@@ -422,6 +460,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         cols: this._cols,
         counts: o.spec.columns.map((c) => c.count),
         stored: this._stored,
+        names: o.spec.columns.map((c) => c.name),
         hdr: this._hdr,
       }
       track(this, this._keep)
@@ -898,15 +937,27 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     }
     if (this._spec.scalar && ArrayBuffer.isView(input)) return this._pushColumns({ value: input })
     if (typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {
-      const start = this._len
-      try {
-        for (const row of input as Iterable<RowInput<S>>) this.push(row)
-      } catch (err) {
-        // All or nothing: a bad row takes back the rows before it.
-        if (!this._closed) this._setLength(start)
-        throw err
+      // Every row is read and checked into staging columns first, then all are appended at
+      // once: the iterator (and the rows' getters) may run any code, including calls on this
+      // vec, and none of it can see, mix or lose half-pushed rows. All or nothing.
+      const cols = this._spec.columns
+      let cap = 64
+      let staged = cols.map((c) => new ARRAY_TYPES[c.type](cap * c.count))
+      let n = 0
+      for (const row of input as Iterable<RowInput<S>>) {
+        if (n === cap) {
+          cap *= 2
+          staged = staged.map((a, k) => {
+            const b = new ARRAY_TYPES[cols[k].type](cap * cols[k].count)
+            ;(b as Uint8Array).set(a as Uint8Array)
+            return b
+          })
+        }
+        this._stageRow(row, staged, n)
+        n++
       }
-      return this._len
+      this._writable()
+      return this._pushColumns(Object.fromEntries(cols.map((c, k) => [c.name, staged[k].subarray(0, n * c.count)])))
     }
     if (this._spec.scalar) throw invalid(`${this._path}: pushMany on a vec of plain values takes an iterable or a TypedArray`, this._path)
     return this._pushColumns(input as Record<string, unknown>)
@@ -1200,7 +1251,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       if (this._keep !== undefined) untrack(this._keep)
       this._keep = undefined
       this._native.close()
-      if (this._buffered) for (const c of this._cols) structuredClone(c.buffer, { transfer: [c.buffer] })
+      if (this._buffered) for (const c of this._cols) detachColumn(c)
       this._closed = true
       this._len = 0
       this._cap = 0
@@ -1235,6 +1286,14 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     throw new MmapVecError('EREADONLY', `${this._path}: opened readOnly; open it without readOnly to change it`, this._path)
   }
 
+  /** @internal Generated per schema: reads and checks row `r` into staging columns `t` at row `i` (`pushMany`). */
+  _stageRow(r: unknown, t: AnyColumn[], i: number): void {
+    void r
+    void t
+    void i
+    throw new Error('generated per schema')
+  }
+
   /** @internal Called by `push` when the length reaches `_limit`. */
   _growFor(n: number): void {
     this._writable()
@@ -1246,6 +1305,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     // The capacity is taken by _refresh, once the new views exist (overlay mode may fail to
     // make them, and must then keep the old capacity with the old views). `forWrites`: the rows
     // will be written through the file (pushMany), so the new pages are not faulted in.
+    // Buffered columns are copied into the grown ones: a transferred one has nothing to copy.
+    if (this._buffered) checkBuffers(this._path, this._spec.columns.map((c) => c.name), this._cols)
     native(this._path, () => (forWrites ? this._native.growForWrites(n) : this._native.grow(n, geometric)))
     this._refresh()
   }
@@ -1273,8 +1334,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (this._buffered) {
       const first = this._cols.length === 0
       this._cols = this._spec.columns.map((c, k) => {
-        const Ctor = ARRAY_TYPES[c.type]
-        const fresh = new Ctor(this._cap * c.count)
+        const fresh = newColumn(c.type, this._cap * c.count)
         const bytes = new Uint8Array(fresh.buffer)
         const old = this._cols[k]
         if (first || fromFiles) {
@@ -1290,7 +1350,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         }
         // The old buffer is detached, as a moved mapping's views are: a stale view reads as
         // empty instead of silently missing every later change.
-        if (!first) structuredClone(old.buffer, { transfer: [old.buffer] })
+        if (!first) detachColumn(old)
         return fresh
       })
     } else {
@@ -1365,9 +1425,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     Object.setPrototypeOf(this, specialise(MmapVec, spec).prototype)
     if (this._buffered) {
       // The capacity is unchanged: kept columns keep their buffers, a new one starts at zero.
-      this._cols = spec.columns.map((c, k) => (from[k] >= 0 ? oldCols[from[k]] : new ARRAY_TYPES[c.type](this._cap * c.count)))
+      this._cols = spec.columns.map((c, k) => (from[k] >= 0 ? oldCols[from[k]] : newColumn(c.type, this._cap * c.count)))
       oldCols.forEach((a, j) => {
-        if (!from.includes(j)) structuredClone(a.buffer, { transfer: [a.buffer] })
+        if (!from.includes(j)) detachColumn(a)
       })
       spec.columns.forEach((_, k) => (self[`_c${k}`] = this._cols[k]))
       this._syncKeep()
@@ -1394,6 +1454,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     keep.cols = this._cols
     keep.stored = this._stored
     keep.counts = this._spec.columns.map((c) => c.count)
+    keep.names = this._spec.columns.map((c) => c.name)
   }
 
   /** @internal Buffered mode: copies every row and the row count into the mapped files. */
@@ -1437,11 +1498,16 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return invalid(`${this._path}: ${field} must be ${want}, got ${got}`, this._path)
   }
 
-  /** @internal For long array fields: true if any element has the wrong type. */
-  _badElements(a: ArrayLike<unknown>, type: ScalarType): boolean {
-    const want = type === 'i64' || type === 'u64' ? 'bigint' : type === 'bool' ? 'boolean' : 'number'
-    for (let j = 0; j < a.length; j++) if (typeof a[j] !== want) return true
-    return false
+  /**
+   * @internal For array fields longer than the generated code unrolls: reads `a`'s elements
+   * once each into a new TypedArray of the column's type, checking them (getters may run).
+   */
+  _copyArray(k: number, a: unknown): AnyColumn {
+    const c = this._spec.columns[k]
+    if (a === null || typeof a !== 'object' || (a as ArrayLike<unknown>).length !== c.count) throw this._valueError(k, a)
+    const out = new ARRAY_TYPES[c.type](c.count)
+    if (!copyChecked(a as ArrayLike<unknown>, c.count, c.type, out)) throw this._valueError(k, a)
+    return out
   }
 
   /** @internal */
@@ -1451,65 +1517,92 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return out
   }
 
-  /** @internal The bulk path of `pushMany`: checks every column, then copies each at once. */
+  /**
+   * @internal The bulk path of `pushMany`: reads and checks every column, then copies each at
+   * once. Reading may run user code (getters on the object, array-likes, Proxies), so nothing
+   * about the vec is read until all of it has run, and each value is read once.
+   */
   _pushColumns(input: Record<string, unknown>): number {
     const cols = this._spec.columns
     let rows = -1
+    const src: AnyColumn[] = []
+    /** The real TypedArrays given (their lengths are checked again once all user code ran). */
+    const given: boolean[] = []
     for (const [k, c] of cols.entries()) {
-      const a = input[c.name] as ArrayLike<unknown> | undefined
+      const a = input[c.name]
       const field = this._spec.scalar ? 'values' : `column '${c.name}'`
-      if (a === null || typeof a !== 'object' || typeof a.length !== 'number') {
-        throw invalid(`${this._path}: pushMany: ${field} is missing or not an array`, this._path)
+      const kind = typedArrayKind(a)
+      const ragged = (len: number) => invalid(`${this._path}: pushMany: ${field} has ${len} values, not a multiple of its width ${c.count}`, this._path)
+      let len: number
+      if (kind !== undefined) {
+        // A TypedArray: its elements are read without running any code. Numbers go into
+        // number columns (converted as TypedArray.set does), bigints into i64/u64 columns,
+        // and a bool column takes a Uint8Array of 0 and 1 (what `columns` gives for it).
+        const ok = c.type === 'bool' ? kind === 'Uint8Array' : (c.type === 'i64' || c.type === 'u64') === kind.startsWith('Big')
+        if (!ok) throw this._valueError(k, a)
+        len = typedArrayLength(a as ArrayBufferView)
+        src.push(a as AnyColumn)
+        given.push(true)
+      } else {
+        if (a === null || typeof a !== 'object' || typeof (a as ArrayLike<unknown>).length !== 'number') {
+          throw invalid(`${this._path}: pushMany: ${field} is missing or not an array`, this._path)
+        }
+        len = (a as ArrayLike<unknown>).length
+        if (!Number.isSafeInteger(len) || len < 0) throw invalid(`${this._path}: pushMany: ${field} has a length of ${len}, not a whole number`, this._path)
+        if (len % c.count !== 0) throw ragged(len)
+        const copy = new ARRAY_TYPES[c.type](len)
+        if (!copyChecked(a as ArrayLike<unknown>, len, c.type, copy)) throw this._valueError(k, a)
+        src.push(copy)
+        given.push(false)
       }
-      if (a.length % c.count !== 0) {
-        throw invalid(`${this._path}: pushMany: ${field} has ${a.length} values, not a multiple of its width ${c.count}`, this._path)
-      }
-      const n = a.length / c.count
+      if (len % c.count !== 0) throw ragged(len)
+      const n = len / c.count
       if (rows >= 0 && n !== rows) {
         throw invalid(`${this._path}: pushMany: ${field} has ${n} rows, the columns before it ${rows}`, this._path)
       }
       rows = n
-      if (!(a instanceof ARRAY_TYPES[c.type]) || c.type === 'bool') {
-        if (this._badElements(a, c.type)) throw this._valueError(k, a)
-      }
     }
     for (const name of Object.keys(input)) {
       if (!cols.some((c) => c.name === name)) throw invalid(`${this._path}: pushMany: no field named '${name}'`, this._path)
     }
+    // No user code runs from here on. It may have closed the vec, or detached a TypedArray
+    // checked before it (a transfer in a later getter).
+    this._writable()
+    cols.forEach((c, k) => {
+      if (given[k] && typedArrayLength(src[k]) !== rows * c.count) {
+        throw invalid(`${this._path}: pushMany: column '${c.name}' was detached or resized while the columns were read; pass columns nothing else changes`, this._path)
+      }
+      if (given[k] && c.type === 'bool' && !zeroOrOne(src[k] as Uint8Array)) {
+        throw invalid(`${this._path}: pushMany: ${this._spec.scalar ? 'values' : `column '${c.name}'`} is a Uint8Array for a bool field, so every byte must be 0 or 1`, this._path)
+      }
+    })
     const start = this._len
     const grows = start + rows > this._cap
     // A column given as a view of this vec (`v.columns.x.subarray(...)`) would be detached by
     // the growth (buffered mode replaces every buffer, mmap mode a column that moves): copy it.
     const ours = grows ? new Set<unknown>(this._cols.map((d) => d.buffer)) : undefined
-    const src = cols.map((c) => {
-      const a = input[c.name] as ArrayLike<unknown>
-      return ours !== undefined && ArrayBuffer.isView(a) && ours.has(a.buffer) ? (a as unknown as Float32Array).slice() : a
-    })
+    for (const [k, a] of src.entries()) {
+      if (ours !== undefined && given[k] && ours.has(bufferOf.call(a))) src[k] = (a as Float32Array).slice()
+    }
     // Large columns of the column's own type go to the file directly (pwrite): a copy into the
     // mapping makes the kernel zero each fresh page before overwriting it, a write of whole
     // pages does not (docs/DESIGN.md). Buffered mode's columns are V8's memory, not the file's.
-    const direct = cols.map(
-      (c, k) => !this._buffered && c.type !== 'bool' && src[k] instanceof ARRAY_TYPES[c.type] && (src[k] as ArrayBufferView).byteLength >= DIRECT_WRITE_BYTES,
-    )
+    const direct = cols.map((c, k) => !this._buffered && src[k] instanceof ARRAY_TYPES[c.type] && (src[k] as ArrayBufferView).byteLength >= DIRECT_WRITE_BYTES)
     if (grows) {
       this._grow(start + rows, true, direct.some(Boolean))
       cols.forEach((c, k) => {
         // An older view of this vec's memory, detached by the growth: nothing is written yet.
-        if (src[k].length !== rows * c.count) {
+        if (typedArrayLength(src[k]) !== rows * c.count) {
           throw invalid(`${this._path}: pushMany: column '${c.name}' was a view of this vec that growing it detached; pass a copy (slice())`, this._path)
         }
       })
     }
     cols.forEach((c, k) => {
-      const a = src[k] as ArrayLike<number> & ArrayLike<bigint> & ArrayLike<boolean>
-      const dst = this._cols[k]
+      const a = src[k]
       if (direct[k]) {
         native(this._path, () => this._native.writeRows(this._stored[k], start, a as unknown as NativeTypedArray))
-      } else if (c.type === 'bool') {
-        const o = start * c.count
-        for (let j = 0; j < a.length; j++) dst[o + j] = a[j] ? 1 : 0
       } else {
-        ;(dst as { set(a: ArrayLike<unknown>, o: number): void }).set(a, start * c.count)
+        ;(this._cols[k] as { set(a: ArrayLike<unknown>, o: number): void }).set(a, start * c.count)
       }
     })
     this._setLength(start + rows)

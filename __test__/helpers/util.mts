@@ -1,8 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { isAbsolute, join } from 'node:path'
+import { basename, isAbsolute, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MmapVec, type Mode } from 'mmapvec'
 
@@ -22,10 +22,35 @@ export function scratch(): string {
 /** A script in __test__/fixtures by name, or any script by absolute path (the examples). */
 export const fixture = (name: string): string => (isAbsolute(name) ? name : fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url)))
 
+const root = fileURLToPath(new URL('../../', import.meta.url))
+let staged: string | undefined
+
+/**
+ * A copy of what a fixture needs to import 'mmapvec' (package.json, dist/, native/, the
+ * fixtures), in a folder every user may enter: the clone itself may sit where others cannot (a
+ * clone in /root, or in a mode-700 folder), and then a child run as another user could not even
+ * load its script. Made once per test file, removed at exit.
+ */
+export function stagedForOthers(): string {
+  if (staged !== undefined) return staged
+  const dir = mkdtempSync(join(tmpdir(), 'mmapvec-staged-'))
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  cpSync(join(root, 'package.json'), join(dir, 'package.json'))
+  for (const sub of ['dist', 'native', '__test__/fixtures']) cpSync(join(root, sub), join(dir, sub), { recursive: true })
+  const open = (p: string) => {
+    chmodSync(p, statSync(p).isDirectory() ? 0o755 : 0o644)
+    if (statSync(p).isDirectory()) for (const f of readdirSync(p)) open(join(p, f))
+  }
+  open(dir)
+  staged = dir
+  return dir
+}
+
 /** Runs a fixture script in a child Node process and returns its exit code and output. */
 export function runChild(script: string, args: string[], env: Record<string, string> = {}, user: { uid?: number; gid?: number } = {}) {
   const node = user.uid === undefined ? process.execPath : nodeForOthers()
-  const r = spawnSync(node, [fixture(script), ...args], {
+  const path = user.uid === undefined || isAbsolute(script) ? fixture(script) : join(stagedForOthers(), '__test__/fixtures', basename(script))
+  const r = spawnSync(node, [path, ...args], {
     encoding: 'utf8',
     env: { ...process.env, ...env },
     timeout: 60_000,

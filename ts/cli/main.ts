@@ -6,6 +6,7 @@ import { closeSync, createWriteStream, openSync, readFileSync, renameSync, rmSyn
 import { basename, dirname, join } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { MmapVec, MmapVecError, type Schema, type VecInfo } from '../index.js'
+import { refuseInsideVec } from '../paths.js'
 import { normalizeSchema } from '../schema.js'
 import { EXIT_CODES, exitCodeHelp } from './exit-codes.js'
 import { FORMATS, UsageError, columnsOf, findFormat, jsonLine, type Format, type Slice } from './formats.js'
@@ -279,6 +280,7 @@ async function exportVec(path: string, o: Record<string, string | boolean | unde
   const f = format(o.format as string | undefined, out, out === undefined ? 'export to standard output' : `--out ${out}`)
   const from = count(o.from, '--from') ?? 0
   const to = count(o.to, '--to')
+  if (out !== undefined) refuseInsideVec(out, '--out')
   const writeFile = f.writeFile
   if (writeFile !== undefined) {
     if (out === undefined) throw new UsageError(`--format ${f.name} is binary: say where to write it with --out FILE`)
@@ -327,6 +329,8 @@ function readSchema(arg: string | undefined): Schema | undefined {
 async function importFile(file: string, path: string, o: Record<string, string | boolean | undefined>): Promise<number> {
   const f = format(o.format as string | undefined, file, `import ${file}`)
   const schema = readSchema(o.schema as string | undefined)
+  // Only its parents: a vec at `path` itself is EEXIST, as create says.
+  refuseInsideVec(dirname(path), 'the new vec\'s parent directory')
   // Fails early, with the input's own error (ENOENT, EACCES), before a vec is created.
   closeSync(openSync(file, 'r'))
   const n = await f.read!(file, path, schema)

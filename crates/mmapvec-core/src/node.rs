@@ -336,6 +336,8 @@ struct Overlay {
     base: *mut u8,
     /// Bytes of the file mapped at `base` (whole pages; 0: nothing mapped).
     len: usize,
+    /// The SIGBUS guard of the file's pages in the memory (see `sys::Guard`).
+    guard: Option<crate::sys::Guard>,
 }
 
 impl Overlay {
@@ -411,6 +413,7 @@ impl Overlay {
             memory: memory_ref,
             base,
             len: 0,
+            guard: None,
         };
         if len == 0 {
             return Ok(overlay);
@@ -422,7 +425,11 @@ impl Overlay {
         // until `detach`/`release` puts anonymous memory back. `len` is within the file (the
         // caller's: the core maps as much of it).
         match unsafe { crate::sys::map_file_over(base, len, file, mode) } {
-            Ok(()) => Ok(Overlay { len, ..overlay }),
+            Ok(()) => Ok(Overlay {
+                len,
+                guard: Some(crate::sys::Guard::new(base, len)),
+                ..overlay
+            }),
             Err(e) => {
                 // MAP_FIXED may have taken the old pages away: put anonymous memory back before
                 // the memory may be freed, or, failing that, keep the memory alive forever.
@@ -451,7 +458,9 @@ impl Overlay {
     /// may run here (`memory.grow(0)` replaces the buffer; collection, where it may not, leaves
     /// views alive reading zeros), then lets the memory go. If anonymous memory cannot be put
     /// back, the memory is kept alive for good rather than ever freed while mapped.
-    fn detach(self, env: &Env, can_run_js: bool) {
+    fn detach(mut self, env: &Env, can_run_js: bool) {
+        // Anonymous memory goes back over the file's pages at once, so nothing can fault there.
+        drop(self.guard.take());
         let restored = self.len == 0
             // SAFETY: `attach` mapped the file over `[base, base + len)`, and the strong
             // reference has kept the memory (and that range) alive and unmoved since.
@@ -558,8 +567,29 @@ impl NodeVec {
         self.inner.as_ref().ok_or_else(closed)
     }
 
+    /// The vec, for a call that changes or syncs it: refused once a page of a file faulted
+    /// under the core's mappings or under an overlay (see [`MmapVec::intact`]).
     fn vec_mut(&mut self) -> napi::Result<&mut MmapVec> {
-        self.inner.as_mut().ok_or_else(closed)
+        let v = self.inner.as_mut().ok_or_else(closed)?;
+        v.intact().map_err(js_error)?;
+        let overlays = self
+            .header_overlay
+            .iter()
+            .chain(self.column_overlays.iter().flatten());
+        if overlays
+            .into_iter()
+            .any(|o| o.guard.as_ref().is_some_and(crate::sys::Guard::faulted))
+        {
+            return Err(js_error(Error::new(
+                Code::Io,
+                format!(
+                    "{}: damaged while open: one of its files was cut short by another program, so its pages past the cut read as zeros and writes there are lost; close the vec, then check it with `mmapvec verify {}` and restore it from a backup",
+                    v.path().display(),
+                    v.path().display()
+                ),
+            )));
+        }
+        Ok(v)
     }
 
     /// An ArrayBuffer over the whole mapped header (the row count is an f64 at
@@ -715,7 +745,7 @@ impl NodeVec {
     /// Grows to at least `min_capacity` rows; views of columns that had to move are detached.
     /// Returns the new capacity.
     pub fn grow(&mut self, env: &Env, min_capacity: u64, geometric: bool) -> napi::Result<u64> {
-        let v = self.inner.as_mut().ok_or_else(closed)?;
+        let v = self.vec_mut()?;
         let growth = v.grow(min_capacity, geometric).map_err(js_error)?;
         Ok(self.after_growth(env, growth))
     }
@@ -723,7 +753,7 @@ impl NodeVec {
     /// As [`grow`](Self::grow) geometrically, for rows [`write_rows`](Self::write_rows) will
     /// write (see [`MmapVec::grow_for_writes`]).
     pub fn grow_for_writes(&mut self, env: &Env, min_capacity: u64) -> napi::Result<u64> {
-        let v = self.inner.as_mut().ok_or_else(closed)?;
+        let v = self.vec_mut()?;
         let growth = v.grow_for_writes(min_capacity).map_err(js_error)?;
         Ok(self.after_growth(env, growth))
     }
@@ -741,7 +771,7 @@ impl NodeVec {
 
     /// Shrinks the files to the rows in use. Every column view is detached first.
     pub fn shrink_to_fit(&mut self, env: &Env) -> napi::Result<u64> {
-        self.vec()?;
+        self.vec_mut()?;
         for views in &mut self.column_views {
             views.detach_all(env, false);
         }
@@ -764,6 +794,7 @@ impl NodeVec {
         env: &Env,
         change: impl FnOnce(&mut MmapVec) -> crate::Result<()>,
     ) -> napi::Result<()> {
+        self.vec_mut()?;
         let v = self.inner.as_mut().ok_or_else(closed)?;
         let files: Vec<String> = v.schema().columns.iter().map(|c| c.file.clone()).collect();
         let header = v.header_region().0;
@@ -812,8 +843,8 @@ impl NodeVec {
         result.map_err(js_error)
     }
 
-    pub fn prefetch(&self, start: u64, end: u64) -> napi::Result<()> {
-        self.vec()?.prefetch(start, end).map_err(js_error)
+    pub fn prefetch(&mut self, start: u64, end: u64) -> napi::Result<()> {
+        self.vec_mut()?.prefetch(start, end).map_err(js_error)
     }
 
     pub fn sync_job(&mut self) -> napi::Result<SyncJob> {

@@ -135,6 +135,40 @@ fn unique_suffix() -> String {
     )
 }
 
+/// Reserves the disk blocks of a sparse file's first `len` bytes before they are mapped for
+/// writing (a copy made with `cp --sparse=always`, `rsync -S`, a restore from a backup): a
+/// store into a hole on a full disk would otherwise raise SIGBUS. ENOSPC when the disk has no
+/// room; nothing is written. A file system that cannot reserve blocks leaves the file as it is.
+fn reserve_blocks(file: &File, path: &Path, len: u64) -> Result<()> {
+    let sparse = sys::is_sparse(file, len).map_err(|e| Error::io(&e, path, "reading its size"))?;
+    if !sparse {
+        return Ok(());
+    }
+    sys::allocate(file, len).map_err(|e| {
+        let mut err = Error::io(&e, path, "reserving its disk blocks");
+        if err.code == Code::NoSpace {
+            err.message = format!(
+                "{}: the file is sparse (a copy made with cp --sparse or rsync -S, or a restored backup) and the disk has no room for its {len} bytes; free space on the disk, or copy the vec without sparse files",
+                path.display()
+            );
+        }
+        err
+    })
+}
+
+/// The error of a vec one of whose files faulted under its mapping (see [`MmapVec::intact`]).
+fn damaged(path: &Path, file: &Path) -> Error {
+    Error::new(
+        Code::Io,
+        format!(
+            "{}: damaged while open: {} was cut short by another program (or a write into it found no disk space), so its pages past the cut read as zeros and writes there are lost; close the vec, then check it with `mmapvec verify {}` and restore it from a backup",
+            path.display(),
+            file.display(),
+            path.display()
+        ),
+    )
+}
+
 pub(crate) fn format_err(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::new(Code::Format, format!("{}: {msg}", path.display()))
 }
@@ -365,11 +399,33 @@ impl MmapVec {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // Deleting the files needs write access to the vec's directory, renaming it only to
+        // the parent's: a remove that could rename but not delete would leave the vec hidden
+        // under a name no open finds. Checked before anything changes.
+        if let Err(e) = sys::check_dir_writable(path) {
+            return Err(Error::io(&e, path, "removing it (its files cannot be deleted)"));
+        }
         let doomed = parent.join(format!(".{name}.removing-{}", unique_suffix()));
         // Renaming first makes the vec disappear at once, even if deleting is interrupted.
         fs::rename(path, &doomed).map_err(|e| Error::io(&e, path, "removing it"))?;
-        fs::remove_dir_all(&doomed)
-            .map_err(|e| Error::io(&e, &doomed, "deleting the files of a removed vec"))?;
+        if let Err(e) = fs::remove_dir_all(&doomed) {
+            // Put back what is left where it was, so that it is not mistaken for a missing vec
+            // (an open would otherwise create a new, empty one).
+            let back = fs::rename(&doomed, path);
+            let mut err = Error::io(&e, path, "deleting its files");
+            err.message = match back {
+                Ok(()) => format!(
+                    "{}; it was left in place (files deleted before the failure stay deleted, so check it with `mmapvec verify`)",
+                    err.message
+                ),
+                Err(b) => format!(
+                    "{}; what is left of it could not be put back ({b}) and is at {}",
+                    err.message,
+                    doomed.display()
+                ),
+            };
+            return Err(err);
+        }
         let _ = sys::sync_dir(&parent);
         Ok(())
     }
@@ -473,6 +529,9 @@ impl MmapVec {
                 None => reservation_for(mapped, opts.reservation)
                     .map_err(|e| Error::io(&e, &fpath, "reserving address space"))?,
             };
+            if !read_only && !temp {
+                reserve_blocks(&file, &fpath, mapped as u64)?;
+            }
             region
                 .map_file(&file, 0, mapped, mode)
                 .map_err(|e| Error::io(&e, &fpath, "mapping the column"))?;
@@ -561,7 +620,23 @@ impl MmapVec {
         self.capacity
     }
 
+    /// Fails with EIO once a page of one of the vec's files faulted under its mapping (another
+    /// program cut the file short, or a write into a sparse page found the disk full): from
+    /// that page on, the mapping holds zero pages (see `sys::Guard`), so rows read as zeros and
+    /// writes to them never reach the file. Every call that changes or syncs the files checks
+    /// it, so that nothing is built on, or made durable over, what was lost.
+    pub fn intact(&self) -> Result<()> {
+        if self.header_map.faulted() {
+            return Err(damaged(&self.path, &self.path.join(HEADER_FILE)));
+        }
+        match self.columns.iter().find(|c| c.region.faulted()) {
+            Some(c) => Err(damaged(&self.path, &c.path)),
+            None => Ok(()),
+        }
+    }
+
     fn writable(&self) -> Result<()> {
+        self.intact()?;
         if self.read_only {
             Err(Error::new(
                 Code::ReadOnly,
@@ -651,7 +726,9 @@ impl MmapVec {
         // invariant), `dst` is no larger (checked), and `dst` is not inside the mapping (it is
         // a `&mut` the caller owns, which no mapped range can be).
         unsafe { std::ptr::copy_nonoverlapping(start, dst.as_mut_ptr(), dst.len()) };
-        Ok(())
+        // A page the copy touched may have faulted (the file was cut short): what was read is
+        // not the file's.
+        self.intact()
     }
 
     /// Copies `src` into column `i` from its first row on (buffered mode's write-back).
@@ -672,7 +749,8 @@ impl MmapVec {
                 }
             }
         }
-        Ok(())
+        // As in `read_column`: a fault during the copy means the bytes did not reach the file.
+        self.intact()
     }
 
     /// Writes whole rows of column `i`, from row `first_row` on, through the file (pwrite)
@@ -894,6 +972,7 @@ impl MmapVec {
 
     /// Asks the kernel to read rows `[start, end)` of every column ahead.
     pub fn prefetch(&self, start: u64, end: u64) -> Result<()> {
+        self.intact()?;
         let end = end.min(self.capacity);
         for c in &self.columns {
             let at =
@@ -928,6 +1007,7 @@ impl MmapVec {
             })
             .collect();
         SyncJob {
+            vec: self.path.clone(),
             columns,
             header: Some((self.header_map.clone(), self.path.join(HEADER_FILE))),
             header_file: (!sys::MAP_SYNC_REACHES_DISK).then(|| self._header_file.clone()),
@@ -1370,6 +1450,7 @@ struct SyncPart {
 /// See [`MmapVec::sync_job`].
 #[derive(Debug, Default)]
 pub struct SyncJob {
+    vec: PathBuf,
     columns: Vec<SyncPart>,
     header: Option<(Arc<FileMap>, PathBuf)>,
     /// The header file, where syncing a mapping does not reach the disk by itself.
@@ -1379,7 +1460,10 @@ pub struct SyncJob {
 }
 
 impl SyncJob {
+    /// Syncs the columns, then the header. A vec damaged under its mappings (see
+    /// [`MmapVec::intact`]) is not synced: its header would make rows that were lost durable.
     pub fn run(&self) -> Result<()> {
+        self.intact()?;
         for p in &self.columns {
             p.region
                 .sync(p.len)
@@ -1388,6 +1472,8 @@ impl SyncJob {
                 f.sync_data().map_err(|e| Error::io(&e, &p.path, "flushing"))?;
             }
         }
+        // A column may have faulted while it was synced.
+        self.intact()?;
         if let Some((h, path)) = &self.header {
             h.sync().map_err(|e| Error::io(&e, path, "flushing"))?;
             if let Some(f) = &self.header_file {
@@ -1395,6 +1481,18 @@ impl SyncJob {
             }
         }
         Ok(())
+    }
+}
+
+impl SyncJob {
+    fn intact(&self) -> Result<()> {
+        if let Some((_, path)) = self.header.as_ref().filter(|(h, _)| h.faulted()) {
+            return Err(damaged(&self.vec, path));
+        }
+        match self.columns.iter().find(|p| p.region.faulted()) {
+            Some(p) => Err(damaged(&self.vec, &p.path)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -13,6 +13,10 @@ use std::fs::File;
 use std::io;
 
 #[cfg(unix)]
+mod fault;
+#[cfg(unix)]
+pub use fault::Guard;
+#[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub use unix::*;
@@ -95,6 +99,8 @@ impl PackLayout {
 #[derive(Debug)]
 pub struct FileMap {
     inner: memmap2::MmapRaw,
+    /// The SIGBUS guard of the mapping (taken before the mapping goes).
+    guard: Option<Guard>,
 }
 
 impl FileMap {
@@ -107,7 +113,14 @@ impl FileMap {
             // the file just before, under the lock that keeps writers out.
             MapMode::Private => memmap2::MmapRaw::from(unsafe { opts.map_copy(file)? }),
         };
-        Ok(FileMap { inner })
+        let guard = Some(Guard::new(inner.as_mut_ptr(), inner.len()));
+        Ok(FileMap { inner, guard })
+    }
+
+    /// Whether a page of the file faulted (the file was cut short under the mapping): the
+    /// mapping then holds zero pages from that page on.
+    pub fn faulted(&self) -> bool {
+        self.guard.as_ref().is_some_and(Guard::faulted)
     }
 
     pub fn ptr(&self) -> *mut u8 {
@@ -151,6 +164,13 @@ impl FileMap {
         assert!(off.is_multiple_of(8) && off + 8 <= self.len());
         // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`.
         unsafe { std::ptr::write_volatile(self.ptr().add(off).cast::<f64>(), v) }
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        // Unregistered before memmap2 unmaps it.
+        drop(self.guard.take());
     }
 }
 

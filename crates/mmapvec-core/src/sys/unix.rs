@@ -9,7 +9,7 @@ use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock};
 
-use super::{round_up, too_large, MapMode, PackLayout, PACK_ALIGN};
+use super::{round_up, too_large, Guard, MapMode, PackLayout, PACK_ALIGN};
 
 /// The system's page size.
 pub fn page_size() -> usize {
@@ -63,6 +63,8 @@ pub struct Reservation {
     whole_len: usize,
     /// A window of a [`Pack`]: the range belongs to the pack, which unmaps it.
     pack: Option<Arc<Pack>>,
+    /// The SIGBUS guard of the file pages mapped from `base` (taken before the range goes).
+    guard: Option<Guard>,
 }
 
 /// One mapping holding several windows (reservations of their own size exactly) back to back,
@@ -247,6 +249,7 @@ impl Reservation {
             len,
             whole_len,
             pack: None,
+            guard: Some(Guard::new(base.as_ptr(), 0)),
         })
     }
 
@@ -273,11 +276,13 @@ impl Reservation {
             .windows
             .iter()
             .map(|&(at, len)| {
+                let base = NonNull::new(base.wrapping_add(at)).ok_or_else(too_large)?;
                 Ok(Reservation {
-                    base: NonNull::new(base.wrapping_add(at)).ok_or_else(too_large)?,
+                    base,
                     len,
                     whole_len: len,
                     pack: Some(pack.clone()),
+                    guard: Some(Guard::new(base.as_ptr(), 0)),
                 })
             })
             .collect()
@@ -331,7 +336,16 @@ impl Reservation {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
+        if let Some(g) = &self.guard {
+            g.set_len(to);
+        }
         Ok(())
+    }
+
+    /// Whether a page of the file faulted (the file was cut short under the mapping, or a
+    /// write found no disk space): from there on the reservation holds zero pages.
+    pub fn faulted(&self) -> bool {
+        self.guard.as_ref().is_some_and(Guard::faulted)
     }
 
     /// Replaces `[from, to)` (page-aligned `from`) with private zero pages, so that the file
@@ -408,6 +422,9 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        // Unregistered before the range is zeroed or unmapped: once unmapped, the addresses
+        // may be someone else's.
+        drop(self.guard.take());
         if self.pack.is_some() {
             // A window: the pack (still alive while a view over it is) keeps the range mapped;
             // zero pages go back over it, so it no longer holds the file, which may then
@@ -516,6 +533,15 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether fewer than `len` bytes of `file` have disk blocks behind them: a sparse file, as
+/// `cp --sparse=always`, `rsync -S` or a restore from a backup make of a vec's column files.
+/// A write into a hole on a full disk would raise SIGBUS; [`allocate`] reserves the blocks.
+pub fn is_sparse(file: &File, len: u64) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    // st_blocks counts 512-byte units on every Unix.
+    Ok(file.metadata()?.blocks().saturating_mul(512) < len)
+}
+
 /// Writes all of `buf` into `file` at `offset` (pwrite). The page cache is shared with every
 /// mapping of the file, so the bytes show in the mapping at once.
 pub fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
@@ -552,6 +578,17 @@ pub fn process_alive(pid: u32) -> bool {
     // SAFETY: signal 0 sends nothing; kill only checks that the process exists.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Fails (EACCES, EROFS, ...) when this process may not delete entries of the directory
+/// `dir`: it needs write and search permission on it (access(2), which honours the real user,
+/// a read-only mount and, for root, nothing else).
+pub fn check_dir_writable(dir: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))?;
+    // SAFETY: a NUL-terminated path that lives across the call; access only reads it.
+    check(unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) })
 }
 
 /// Makes a directory entry change (create, rename) durable.

@@ -130,6 +130,25 @@ struct State {
     file: Option<(File, MapMode)>,
 }
 
+/// No SIGBUS exists to guard against: Windows refuses to truncate a file while a view of it is
+/// mapped (`ERROR_USER_MAPPED_FILE`), so a mapping never loses its pages to another program.
+/// The type is here so that the platform-independent code is the same on every system.
+#[derive(Debug)]
+pub struct Guard;
+
+impl Guard {
+    pub fn new(_base: *mut u8, _len: usize) -> Guard {
+        Guard
+    }
+
+    pub fn set_len(&self, _len: usize) {}
+
+    /// Never: see the type's documentation.
+    pub fn faulted(&self) -> bool {
+        false
+    }
+}
+
 /// A range of address space of `len` bytes, reserved with no access. File pages are mapped over
 /// parts of it; whatever is mapped in it is unmapped when it is dropped.
 ///
@@ -189,6 +208,11 @@ impl Reservation {
                 file: None,
             }),
         })
+    }
+
+    /// Never on Windows (see [`Guard`]).
+    pub fn faulted(&self) -> bool {
+        false
     }
 
     /// Packs are not made on Windows (a placeholder cannot be split into file views and
@@ -502,6 +526,18 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
         file.set_len(len)?;
     }
     Ok(())
+}
+
+/// Windows decides deletion by each file's ACL, which no cheap call answers beforehand; a
+/// remove that fails there puts the vec back (see `MmapVec::remove`).
+pub fn check_dir_writable(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Never: NTFS files are sparse only when a program marks them so (`FSCTL_SET_SPARSE`), and
+/// copying one writes it whole; a vec's files are never marked.
+pub fn is_sparse(_file: &File, _len: u64) -> io::Result<bool> {
+    Ok(false)
 }
 
 /// Writes all of `buf` into `file` at `offset`. Mapped views of a local file and file writes go
