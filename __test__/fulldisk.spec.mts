@@ -4,9 +4,10 @@
 import test from 'ava'
 import { MmapVec, type MmapVecError } from 'mmapvec'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fingerprint, scratch } from './helpers/util.mjs'
 
 const mountpoint = mkdtempSync(join(tmpdir(), 'mmapvec-small-disk-'))
 const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountpoint], { encoding: 'utf8' })
@@ -75,4 +76,61 @@ onSmallDisk('creating a vec on a full disk is ENOSPC and leaves nothing behind',
   t.truthy(e)
   t.deepEqual(readdirSync(mountpoint).sort(), before)
   rmSync(filler)
+})
+
+/** Fills the small disk until not even 64 KiB fit; returns the filler's path. */
+function fill(): string {
+  const filler = join(mountpoint, 'filler')
+  let size = 4 << 20
+  for (;;) {
+    try {
+      writeFileSync(filler, Buffer.alloc(size))
+      return filler
+    } catch {
+      size -= 64 << 10
+      if (size <= 0) return filler
+    }
+  }
+}
+
+onSmallDisk('a sparse copy of a vec (cp --sparse=always) on a full disk: open is ENOSPC, never a SIGBUS on a later write', (t) => {
+  // Rows whose column `z` is all zeros: a sparse copy has holes there, and past the rows.
+  const src = join(scratch(), 'src.mvec')
+  const n = 100_000
+  {
+    const v = MmapVec.open(src, { x: 'f64', z: 'f64' }, { capacity: n + 50_000 })
+    v.pushMany({ x: Float64Array.from({ length: n }, (_, i) => i + 1), z: new Float64Array(n) })
+    v.close()
+  }
+  const copy = join(mountpoint, 'sparse.mvec')
+  const cp = spawnSync('cp', ['-r', '--sparse=always', src, copy], { encoding: 'utf8' })
+  t.is(cp.status, 0, cp.stderr)
+  const zfile = readdirSync(copy).filter((f) => f !== 'header').sort()[1]
+  t.true(statSync(join(copy, zfile)).blocks * 512 < n * 8, 'the copy is sparse')
+  const filler = fill()
+  const before = fingerprint(copy)
+  const e = t.throws(() => MmapVec.open(copy, { x: 'f64', z: 'f64' }), { code: 'ENOSPC' } as object)
+  t.true(e?.message.includes(copy), e?.message)
+  t.regex(e?.message ?? '', /sparse/)
+  t.deepEqual(fingerprint(copy), before, 'the refused open changed nothing')
+  // With room again it opens; every row is there and can be written (its blocks are reserved).
+  rmSync(filler)
+  {
+    const v = MmapVec.open(copy, { x: 'f64', z: 'f64' })
+    t.is(v.length, n)
+    const { z } = v.columns
+    fill()
+    for (let i = 0; i < n; i++) z[i] = i
+    v.flushSync()
+    // The capacity past the rows was a hole: it is grown, and refused, like any growth.
+    t.throws(() => {
+      for (;;) v.push({ x: 1, z: 1 })
+    }, { code: 'ENOSPC' } as object)
+    v.close()
+  }
+  rmSync(join(mountpoint, 'filler'))
+  using w = MmapVec.open(copy, { x: 'f64', z: 'f64' }, { readOnly: true })
+  t.true(w.length >= n)
+  t.deepEqual(w.get(n - 1), { x: n, z: n - 1 })
+  rmSync(copy, { recursive: true })
 })

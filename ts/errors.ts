@@ -88,7 +88,8 @@ export class MmapVecError extends Error {
 export function fromNative(err: unknown, path: string | undefined): never {
   if (err instanceof Error) {
     const m = /^([A-Z]+): ([\s\S]*)$/.exec(err.message)
-    if (m && CODES.has(m[1])) throw new MmapVecError(m[1] as ErrorCode, m[2], path)
+    // Every message names the path; the core's schema checks do not know it.
+    if (m && CODES.has(m[1])) throw new MmapVecError(m[1] as ErrorCode, path === undefined || m[2].includes(path) ? m[2] : `${path}: ${m[2]}`, path)
   }
   throw err
 }

@@ -56,7 +56,7 @@ import {
   type WithRenamedColumn,
   type WithoutColumn,
 } from './schema.js'
-import { schemaOf } from './schema.js'
+import { notUnicode, notUnicodeMessage, schemaOf } from './schema.js'
 
 export { MmapVecError, type ErrorCode }
 export { fromArrowIPC, toArrow, writeArrowIPC, writeArrowIPCSync } from './arrow.js'
@@ -323,11 +323,23 @@ function checkName(name: unknown, method: string, what: string, path: string): v
   if (typeof name !== 'string' || name === '') {
     throw invalid(`${path}: ${method}: ${what} must be a non-empty string, got ${typeof name === 'string' ? "''" : String(name)}`, path)
   }
+  if (notUnicode(name)) throw invalid(`${path}: ${method}: ${notUnicodeMessage(what, name)}`, path)
   // Checked here as well as in the core so that a refused call fails before buffered mode
   // writes anything back.
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
     throw invalid(`${path}: ${method}: field name '${name.slice(0, 32)}...' is longer than ${MAX_NAME_BYTES} bytes`, path)
   }
+}
+
+/**
+ * Throws EINVAL unless `path` is a non-empty string the file system can take as given: no NUL
+ * byte (which would end it early) and no lone surrogate (which has no UTF-8 form, so the core
+ * would open a path with U+FFFD in its place).
+ */
+function checkPath(path: unknown): asserts path is string {
+  if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
+  if (path.includes('\0')) throw invalid(`${JSON.stringify(path)}: a path cannot hold a NUL byte; remove it`, path)
+  if (notUnicode(path)) throw invalid(notUnicodeMessage('the path', path), path)
 }
 
 function checkOptions(path: string, options: unknown): OpenOptions {
@@ -569,7 +581,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    *   for a bad path; `EACCES`, `EIO` from the OS.
    */
   static remove(path: string): void {
-    if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
+    checkPath(path)
     native(path, () => nativeRemove(path))
   }
 
@@ -595,7 +607,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * ```
    */
   static inspect(path: string): VecInfo {
-    if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
+    checkPath(path)
     const i = native(path, () => nativeInspect(path))
     const stored = JSON.parse(i.schemaJson) as NormalizedSchema
     return {
@@ -641,7 +653,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * ```
    */
   static verify(path: string): VerifyProblem[] {
-    if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
+    checkPath(path)
     return native(path, () => nativeVerify(path)).map((p) => ({ code: p.code as ErrorCode, check: p.check, message: p.message }))
   }
 
@@ -695,9 +707,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /** @internal */
   static _make<S extends Schema>(mode: Making, path: string, schema: S | undefined, options: OpenOptions | undefined): MmapVec<S> {
-    if (mode !== 'temp' && (typeof path !== 'string' || path === '')) {
-      throw invalid(`path must be a non-empty string, got ${String(path)}`)
-    }
+    if (mode !== 'temp') checkPath(path)
     const where = mode === 'temp' ? 'temp vec' : path
     const o = checkOptions(where, options)
     if (mode === 'create' && o.create === false) throw invalid(`${where}: create() with create: false makes no sense`, path)
@@ -1030,6 +1040,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._writable()
     checkCount(additional, 'reserve count', this._path)
     const want = this._len + additional
+    if (want > Number.MAX_SAFE_INTEGER) {
+      throw new MmapVecError('ERANGE', `${this._path}: reserve(${additional}): ${this._len} rows and ${additional} more is past 2^53 - 1, the most rows a vec holds`, this._path)
+    }
     if (want > this._cap) this._grow(want, false)
   }
 

@@ -114,7 +114,7 @@ export type ValuesOf<S extends Schema> = S extends FieldType ? ColumnOf<S> : nev
  */
 export type ColumnInput<S extends Schema> = S extends FieldType
   ? ColumnOf<S>
-  : { [K in keyof S]: ArrayLike<FieldValue<S[K]> extends (infer E)[] ? E : FieldValue<S[K]>> }
+  : { [K in keyof S]: ArrayLike<FieldValue<S[K]> extends (infer E)[] ? E : FieldValue<S[K]>> | ColumnOf<S[K]> }
 
 /** The field names of a struct schema (`never` for a vec of plain values, which has none). */
 export type FieldNames<S extends Schema> = S extends FieldType ? never : keyof S & string
@@ -179,6 +179,21 @@ export function field(name: string, t: unknown): ColumnSpec | string {
 }
 
 /** Validates a user schema; returns null with a reason when it is bad. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * Whether `s` holds half of a UTF-16 surrogate pair alone: such a string has no UTF-8 form, so
+ * the core would store another name (U+FFFD) than the one given, or open another path.
+ */
+export function notUnicode(s: string): boolean {
+  return LONE_SURROGATE.test(s)
+}
+
+/** The message for a name that {@link notUnicode} refuses. */
+export function notUnicodeMessage(what: string, s: string): string {
+  return `${what} ${JSON.stringify(s)} is not valid Unicode (it holds a lone UTF-16 surrogate such as '\\uD800'), so it has no UTF-8 form to store; use well-formed text`
+}
+
 export function normalizeSchema(schema: unknown): NormalizedSchema | string {
   if (typeof schema === 'string' || Array.isArray(schema)) {
     const c = field('value', schema)
@@ -192,6 +207,7 @@ export function normalizeSchema(schema: unknown): NormalizedSchema | string {
   const columns: ColumnSpec[] = []
   for (const name of names) {
     if (name.length === 0) return 'invalid schema: a field has an empty name'
+    if (notUnicode(name)) return `invalid schema: ${notUnicodeMessage('field name', name)}`
     const c = field(name, (schema as Record<string, unknown>)[name])
     if (typeof c === 'string') return `invalid schema: field '${name}': ${c}`
     columns.push(c)

@@ -572,22 +572,21 @@ impl NodeVec {
     fn vec_mut(&mut self) -> napi::Result<&mut MmapVec> {
         let v = self.inner.as_mut().ok_or_else(closed)?;
         v.intact().map_err(js_error)?;
-        let overlays = self
-            .header_overlay
-            .iter()
-            .chain(self.column_overlays.iter().flatten());
-        if overlays
-            .into_iter()
-            .any(|o| o.guard.as_ref().is_some_and(crate::sys::Guard::faulted))
-        {
-            return Err(js_error(Error::new(
-                Code::Io,
-                format!(
-                    "{}: damaged while open: one of its files was cut short by another program, so its pages past the cut read as zeros and writes there are lost; close the vec, then check it with `mmapvec verify {}` and restore it from a backup",
-                    v.path().display(),
-                    v.path().display()
-                ),
-            )));
+        let faulted = |o: &Option<Overlay>| {
+            o.as_ref()
+                .and_then(|o| o.guard.as_ref())
+                .is_some_and(crate::sys::Guard::faulted)
+        };
+        let file = if faulted(&self.header_overlay) {
+            Some(crate::vec::HEADER_FILE.to_string())
+        } else {
+            self.column_overlays
+                .iter()
+                .position(faulted)
+                .map(|i| v.schema().columns[i].file.clone())
+        };
+        if let Some(file) = file {
+            return Err(js_error(crate::vec::damaged(v.path(), &v.path().join(file))));
         }
         Ok(v)
     }

@@ -135,29 +135,38 @@ fn unique_suffix() -> String {
     )
 }
 
-/// Reserves the disk blocks of a sparse file's first `len` bytes before they are mapped for
-/// writing (a copy made with `cp --sparse=always`, `rsync -S`, a restore from a backup): a
-/// store into a hole on a full disk would otherwise raise SIGBUS. ENOSPC when the disk has no
-/// room; nothing is written. A file system that cannot reserve blocks leaves the file as it is.
+/// Reserves the disk blocks of `file`'s first `len` bytes (no more than it has) when it has
+/// holes there, so that a store into them on a full disk is ENOSPC now instead of SIGBUS later.
+/// The file's contents and times stay as they were (only blocks are added). A file system that
+/// cannot reserve blocks leaves the file as it is.
 fn reserve_blocks(file: &File, path: &Path, len: u64) -> Result<()> {
-    let sparse = sys::is_sparse(file, len).map_err(|e| Error::io(&e, path, "reading its size"))?;
-    if !sparse {
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(&e, path, "reading its size"))?;
+    let len = len.min(meta.len());
+    let hole = sys::first_hole(file).unwrap_or(u64::MAX);
+    if hole >= len {
         return Ok(());
     }
     sys::allocate(file, len).map_err(|e| {
         let mut err = Error::io(&e, path, "reserving its disk blocks");
         if err.code == Code::NoSpace {
             err.message = format!(
-                "{}: the file is sparse (a copy made with cp --sparse or rsync -S, or a restored backup) and the disk has no room for its {len} bytes; free space on the disk, or copy the vec without sparse files",
+                "{}: the file is sparse (a copy made with cp --sparse or rsync -S, or a restored backup) and the disk has no room for the {len} bytes its rows need; free space on the disk, or copy the vec without sparse files",
                 path.display()
             );
         }
         err
-    })
+    })?;
+    // Reserving blocks is not a change of contents: the modification time stays.
+    if let (Ok(accessed), Ok(modified)) = (meta.accessed(), meta.modified()) {
+        let _ = file.set_times(fs::FileTimes::new().set_accessed(accessed).set_modified(modified));
+    }
+    Ok(())
 }
 
 /// The error of a vec one of whose files faulted under its mapping (see [`MmapVec::intact`]).
-fn damaged(path: &Path, file: &Path) -> Error {
+pub(crate) fn damaged(path: &Path, file: &Path) -> Error {
     Error::new(
         Code::Io,
         format!(
@@ -253,8 +262,21 @@ fn check_capacity(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()
             ),
         ));
     }
+    if opts.reservation as u64 > MAX_RESERVATION {
+        return Err(Error::new(
+            Code::Invalid,
+            format!(
+                "{}: a reservation of {} bytes per column is more address space than a 64-bit process has (at most 2^47 bytes); leave it at the default of 1 GiB or choose less",
+                path.display(),
+                opts.reservation
+            ),
+        ));
+    }
     Ok(())
 }
+
+/// The most address space a column may reserve: x86-64 and arm64 give user space 2^47 bytes.
+const MAX_RESERVATION: u64 = 1 << 47;
 
 /// Rows a column file of `len` bytes holds.
 pub(crate) fn rows_in(len: u64, offset: u32, row_size: usize) -> u64 {
@@ -335,7 +357,17 @@ impl MmapVec {
                         ));
                     }
                     match create_dir_vec(path, schema, opts) {
-                        Ok(()) => return Self::open_existing(path, Some(schema), opts),
+                        Ok(made) => {
+                            // A vec this call made and then could not open (no address space
+                            // for its reservation, say) is removed again, with the parents it
+                            // made: a failed call leaves nothing behind. `remove` refuses if
+                            // another process opened the vec meanwhile.
+                            return Self::open_existing(path, Some(schema), opts).inspect_err(|_| {
+                                if Self::remove(path).is_ok() {
+                                    remove_made_parents(&parent_of(path), made.as_deref());
+                                }
+                            });
+                        }
                         Err(e) if e.code == Code::Exists => continue,
                         Err(e) => return Err(e),
                     }
@@ -392,6 +424,15 @@ impl MmapVec {
                 "is not an mmapvec vec (not a directory); refusing to remove it",
             ));
         }
+        if path.file_name().is_none() {
+            return Err(Error::new(
+                Code::Invalid,
+                format!(
+                    "{}: a vec cannot be removed through '.', '..' or a root; name it by a path that ends in its own name",
+                    path.display()
+                ),
+            ));
+        }
         let (file, _held) = open_header(path, false, Duration::ZERO)?;
         read_header(path, &file)?;
         let parent = parent_of(path);
@@ -405,7 +446,7 @@ impl MmapVec {
         if let Err(e) = sys::check_dir_writable(path) {
             return Err(Error::io(&e, path, "removing it (its files cannot be deleted)"));
         }
-        let doomed = parent.join(format!(".{name}.removing-{}", unique_suffix()));
+        let doomed = parent.join(format!("{}{}", work_prefix(&name, "removing"), unique_suffix()));
         // Renaming first makes the vec disappear at once, even if deleting is interrupted.
         fs::rename(path, &doomed).map_err(|e| Error::io(&e, path, "removing it"))?;
         if let Err(e) = fs::remove_dir_all(&doomed) {
@@ -506,6 +547,30 @@ impl MmapVec {
             }
             capacity = capacity.min(rows).min(viewable);
         }
+        // A sparse copy (cp --sparse, rsync -S, a restored backup) has holes where the files
+        // had zeros, past the rows and often among them. The rows' blocks are reserved (a store
+        // there must not fault on a full disk) and the capacity is cut to the rows: the next
+        // growth reserves the rest, failing with ENOSPC if it must, instead of this open
+        // reserving all the space the files claim.
+        if !read_only && !temp {
+            let holes = files
+                .iter()
+                .zip(&header.schema.columns)
+                .any(|((file, _, _), col)| {
+                    let mapped = mapped_bytes(capacity, col.row_size(), col.offset) as u64;
+                    sys::first_hole(file).is_ok_and(|h| h < mapped)
+                });
+            if holes {
+                capacity = capacity.min(length);
+                for ((file, fpath, _), col) in files.iter().zip(&header.schema.columns) {
+                    reserve_blocks(
+                        file,
+                        fpath,
+                        mapped_bytes(capacity, col.row_size(), col.offset) as u64,
+                    )?;
+                }
+            }
+        }
         let mode = if read_only {
             MapMode::Private
         } else {
@@ -529,9 +594,6 @@ impl MmapVec {
                 None => reservation_for(mapped, opts.reservation)
                     .map_err(|e| Error::io(&e, &fpath, "reserving address space"))?,
             };
-            if !read_only && !temp {
-                reserve_blocks(&file, &fpath, mapped as u64)?;
-            }
             region
                 .map_file(&file, 0, mapped, mode)
                 .map_err(|e| Error::io(&e, &fpath, "mapping the column"))?;
@@ -613,7 +675,8 @@ impl MmapVec {
             ));
         }
         self.header_map.write_f64(header::OFF_LENGTH, n as f64);
-        Ok(())
+        // The store may have faulted (the header was cut short): it did not reach the file.
+        self.intact()
     }
 
     pub fn capacity(&self) -> u64 {
@@ -799,6 +862,15 @@ impl MmapVec {
 
     fn grow_with(&mut self, min_capacity: u64, geometric: bool, prefault: bool) -> Result<Growth> {
         self.writable()?;
+        // A file another program cut short would be extended again with zeros where its rows
+        // were, as if nothing had happened.
+        if let Some(c) = self
+            .columns
+            .iter()
+            .find(|c| c.file.metadata().is_ok_and(|m| m.len() < c.file_len))
+        {
+            return Err(damaged(&self.path, &c.path));
+        }
         if min_capacity <= self.capacity {
             return Ok(Growth::default());
         }
@@ -1002,6 +1074,8 @@ impl MmapVec {
                     region: c.region.clone(),
                     len: c.mapped,
                     file: (resized || !sys::MAP_SYNC_REACHES_DISK).then(|| c.file.clone()),
+                    handle: c.file.clone(),
+                    file_len: c.file_len,
                     path: c.path.clone(),
                 }
             })
@@ -1011,6 +1085,7 @@ impl MmapVec {
             columns,
             header: Some((self.header_map.clone(), self.path.join(HEADER_FILE))),
             header_file: (!sys::MAP_SYNC_REACHES_DISK).then(|| self._header_file.clone()),
+            header_handle: Some(self._header_file.clone()),
             _busy: Some(self.jobs.clone()),
         }
     }
@@ -1443,7 +1518,11 @@ impl Drop for MmapVec {
 struct SyncPart {
     region: Arc<Reservation>,
     len: usize,
+    /// The file to sync as well (its size changed, or syncing the mapping is not enough).
     file: Option<Arc<File>>,
+    /// The column's file, to tell whether it is still the one at `path`, and its size.
+    handle: Arc<File>,
+    file_len: u64,
     path: PathBuf,
 }
 
@@ -1455,6 +1534,8 @@ pub struct SyncJob {
     header: Option<(Arc<FileMap>, PathBuf)>,
     /// The header file, where syncing a mapping does not reach the disk by itself.
     header_file: Option<Arc<File>>,
+    /// The header file, to tell whether it is still the one at its path.
+    header_handle: Option<Arc<File>>,
     /// Tells the vec that a job is alive (see [`MmapVec::unmap_columns`]).
     _busy: Option<Arc<()>>,
 }
@@ -1464,6 +1545,7 @@ impl SyncJob {
     /// [`MmapVec::intact`]) is not synced: its header would make rows that were lost durable.
     pub fn run(&self) -> Result<()> {
         self.intact()?;
+        self.still_in_place()?;
         for p in &self.columns {
             p.region
                 .sync(p.len)
@@ -1485,6 +1567,45 @@ impl SyncJob {
 }
 
 impl SyncJob {
+    /// Fails with EIO when another program replaced or deleted one of the vec's files under it
+    /// (a rename over it, an rm): the mapping still holds the old file, which nothing can reach
+    /// any more, so syncing it would report as durable rows that are lost at close.
+    fn still_in_place(&self) -> Result<()> {
+        let header = self
+            .header_handle
+            .iter()
+            .zip(self.header.iter())
+            .map(|(f, (map, path))| (f, path, map.len() as u64));
+        let files = self
+            .columns
+            .iter()
+            .map(|p| (&p.handle, &p.path, p.file_len))
+            .chain(header);
+        for (file, path, expected) in files {
+            // Cut short, but no page past the cut touched yet (nothing faulted): syncing would
+            // make the lost rows' count durable.
+            if file.metadata().is_ok_and(|m| m.len() < expected) {
+                return Err(damaged(&self.vec, path));
+            }
+            let same = match (sys::file_id(file), sys::path_id(path)) {
+                (Ok(a), Ok(b)) => a == b,
+                (Ok(_), Err(e)) if e.kind() == io::ErrorKind::NotFound => false,
+                _ => true,
+            };
+            if !same {
+                return Err(Error::new(
+                    Code::Io,
+                    format!(
+                        "{}: {} was replaced or deleted by another program while the vec was open; what was written since went to the old file, which nothing can reach any more, so nothing was made durable. Close the vec and restore it from a backup",
+                        self.vec.display(),
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn intact(&self) -> Result<()> {
         if let Some((_, path)) = self.header.as_ref().filter(|(h, _)| h.faulted()) {
             return Err(damaged(&self.vec, path));
@@ -1496,6 +1617,26 @@ impl SyncJob {
     }
 }
 
+/// The start of the name of a directory that creates or removes the vec `name` beside it:
+/// `.name.creating-` (then a unique suffix). A file name has at most 255 bytes, and a vec's
+/// name may use all of them: a long one is cut to 160 bytes and a hash of the whole is added,
+/// so the work directory's name fits and still belongs to this vec alone.
+fn work_prefix(name: &str, what: &str) -> String {
+    const KEEP: usize = 160;
+    if name.len() <= KEEP {
+        return format!(".{name}.{what}-");
+    }
+    let mut cut = KEEP;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        ".{}~{:08x}.{what}-",
+        &name[..cut],
+        crc32fast::hash(name.as_bytes())
+    )
+}
+
 fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -1503,9 +1644,34 @@ fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
+/// The highest of `dir` and its ancestors that does not exist yet: what `create_dir_all(dir)`
+/// will make.
+fn first_missing(dir: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    for a in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        if a.symlink_metadata().is_ok() {
+            break;
+        }
+        missing = Some(a.to_path_buf());
+    }
+    missing
+}
+
+/// Removes the directories from `dir` up to `top` that a failed creation made (`top` is
+/// [`first_missing`]'s answer before it), as long as they are empty.
+fn remove_made_parents(dir: &Path, top: Option<&Path>) {
+    let Some(top) = top else { return };
+    for a in dir.ancestors() {
+        if fs::remove_dir(a).is_err() || a == top {
+            break;
+        }
+    }
+}
+
 /// Creates a vec directory atomically: built beside `path` under a temporary name, made
-/// durable, then renamed into place. Fails with EEXIST when `path` appeared meanwhile.
-fn create_dir_vec(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()> {
+/// durable, then renamed into place. Fails with EEXIST when `path` appeared meanwhile. Returns
+/// the highest parent directory it had to make, if any (a failed creation removes them again).
+fn create_dir_vec(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<Option<PathBuf>> {
     let parent = parent_of(path);
     let name = path
         .file_name()
@@ -1517,9 +1683,18 @@ fn create_dir_vec(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()
         })?
         .to_string_lossy()
         .into_owned();
+    let made = first_missing(&parent);
     fs::create_dir_all(&parent).map_err(|e| Error::io(&e, &parent, "creating the parent directory"))?;
-    remove_stale_work_dirs(&parent, &name);
-    let tmp = parent.join(format!(".{name}.creating-{}", unique_suffix()));
+    let built = build_dir_vec(path, &parent, &name, schema, opts);
+    if built.is_err() {
+        remove_made_parents(&parent, made.as_deref());
+    }
+    built.map(|()| made)
+}
+
+fn build_dir_vec(path: &Path, parent: &Path, name: &str, schema: &Schema, opts: &OpenOptions) -> Result<()> {
+    remove_stale_work_dirs(parent, name);
+    let tmp = parent.join(format!("{}{}", work_prefix(name, "creating"), unique_suffix()));
     fs::create_dir(&tmp).map_err(|e| Error::io(&e, &tmp, "creating the vec"))?;
     let mut stored = schema.clone();
     stored.assign_files();
@@ -1539,7 +1714,7 @@ fn create_dir_vec(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()
         }
         return Err(Error::io(&e, path, "creating the vec"));
     }
-    let _ = sys::sync_dir(&parent);
+    let _ = sys::sync_dir(parent);
     Ok(())
 }
 
@@ -1558,8 +1733,8 @@ fn remove_stale_work_dirs(parent: &Path, name: &str) {
     for entry in entries.flatten() {
         let file_name = entry.file_name();
         let Some(rest) = file_name.to_str().and_then(|n| {
-            n.strip_prefix(&format!(".{name}.creating-"))
-                .or_else(|| n.strip_prefix(&format!(".{name}.removing-")))
+            n.strip_prefix(&work_prefix(name, "creating"))
+                .or_else(|| n.strip_prefix(&work_prefix(name, "removing")))
         }) else {
             continue;
         };

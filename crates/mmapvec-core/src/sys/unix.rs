@@ -533,13 +533,22 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether fewer than `len` bytes of `file` have disk blocks behind them: a sparse file, as
-/// `cp --sparse=always`, `rsync -S` or a restore from a backup make of a vec's column files.
-/// A write into a hole on a full disk would raise SIGBUS; [`allocate`] reserves the blocks.
-pub fn is_sparse(file: &File, len: u64) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    // st_blocks counts 512-byte units on every Unix.
-    Ok(file.metadata()?.blocks().saturating_mul(512) < len)
+/// Where the first hole (a range with no disk blocks behind it) of `file` starts: the file's
+/// size when it has none. Sparse files come from `cp --sparse=always`, `rsync -S` or a restore
+/// from a backup of a vec's column files; a store into a hole on a full disk would raise
+/// SIGBUS, so [`allocate`] reserves the blocks first. File systems that do not track holes
+/// report none.
+pub fn first_hole(file: &File) -> io::Result<u64> {
+    let fd = file.as_raw_fd();
+    // SAFETY: lseek on a descriptor this File owns; the position is put back to 0 (every other
+    // read and write of a vec's files gives its offset explicitly).
+    let at = unsafe { libc::lseek(fd, 0, libc::SEEK_HOLE) };
+    if at < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    unsafe { libc::lseek(fd, 0, libc::SEEK_SET) };
+    Ok(at as u64)
 }
 
 /// Writes all of `buf` into `file` at `offset` (pwrite). The page cache is shared with every

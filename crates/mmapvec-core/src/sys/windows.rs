@@ -534,10 +534,11 @@ pub fn check_dir_writable(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Never: NTFS files are sparse only when a program marks them so (`FSCTL_SET_SPARSE`), and
-/// copying one writes it whole; a vec's files are never marked.
-pub fn is_sparse(_file: &File, _len: u64) -> io::Result<bool> {
-    Ok(false)
+/// None: NTFS files are sparse only when a program marks them so (`FSCTL_SET_SPARSE`), and
+/// copying one writes it whole; a vec's files are never marked. The file's size, as for a file
+/// without holes.
+pub fn first_hole(file: &File) -> io::Result<u64> {
+    Ok(file.metadata()?.len())
 }
 
 /// Writes all of `buf` into `file` at `offset`. Mapped views of a local file and file writes go
