@@ -819,6 +819,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._open()
     const c = this._columnsCache
     if (c !== undefined && c.len === this._len && c.gen === this._gen) return c.value as ColumnsOf<S>
+    // A buffered column the program transferred away (Node 24, see buffered.ts) has no views left.
+    if (this._buffered) checkBuffers(this._path, this._spec.columns.map((col) => col.name), this._cols)
     const value: Record<string, AnyColumn> = {}
     this._spec.columns.forEach((col, k) => {
       Object.defineProperty(value, col.name, {
