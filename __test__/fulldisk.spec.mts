@@ -4,7 +4,7 @@
 import test from 'ava'
 import { MmapVec, type MmapVecError } from 'mmapvec'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fingerprint, scratch } from './helpers/util.mjs'
@@ -78,19 +78,12 @@ onSmallDisk('creating a vec on a full disk is ENOSPC and leaves nothing behind',
   rmSync(filler)
 })
 
-/** Fills the small disk until not even 64 KiB fit; returns the filler's path. */
-function fill(): string {
+/** Fills the small disk until only `room` bytes (rounded down to pages) are free; returns the filler's path. */
+function fill(room = 0): string {
   const filler = join(mountpoint, 'filler')
-  let size = 4 << 20
-  for (;;) {
-    try {
-      writeFileSync(filler, Buffer.alloc(size))
-      return filler
-    } catch {
-      size -= 64 << 10
-      if (size <= 0) return filler
-    }
-  }
+  const { bavail, bsize } = statfsSync(mountpoint)
+  writeFileSync(filler, Buffer.alloc(Math.max(0, bavail * bsize - room)))
+  return filler
 }
 
 onSmallDisk('a sparse copy of a vec (cp --sparse=always) on a full disk: open is ENOSPC, never a SIGBUS on a later write', (t) => {
@@ -107,30 +100,31 @@ onSmallDisk('a sparse copy of a vec (cp --sparse=always) on a full disk: open is
   t.is(cp.status, 0, cp.stderr)
   const zfile = readdirSync(copy).filter((f) => f !== 'header').sort()[1]
   t.true(statSync(join(copy, zfile)).blocks * 512 < n * 8, 'the copy is sparse')
-  const filler = fill()
+  let filler = fill()
   const before = fingerprint(copy)
   const e = t.throws(() => MmapVec.open(copy, { x: 'f64', z: 'f64' }), { code: 'ENOSPC' } as object)
   t.true(e?.message.includes(copy), e?.message)
   t.regex(e?.message ?? '', /sparse/)
   t.deepEqual(fingerprint(copy), before, 'the refused open changed nothing')
-  // With room again it opens; every row is there and can be written (its blocks are reserved).
+  // With room for the rows (and 160 KiB more) it opens; every row is there and can be written
+  // (its blocks are reserved).
   rmSync(filler)
-  {
-    const v = MmapVec.open(copy, { x: 'f64', z: 'f64' })
-    t.is(v.length, n)
-    const { z } = v.columns
-    fill()
-    for (let i = 0; i < n; i++) z[i] = i
-    v.flushSync()
-    // The capacity past the rows was a hole: it is grown, and refused, like any growth.
-    t.throws(() => {
-      for (;;) v.push({ x: 1, z: 1 })
-    }, { code: 'ENOSPC' } as object)
-    v.close()
-  }
-  rmSync(join(mountpoint, 'filler'))
+  const v = MmapVec.open(copy, { x: 'f64', z: 'f64' })
+  t.is(v.length, n)
+  filler = fill(160 << 10)
+  const { z } = v.columns
+  for (let i = 0; i < n; i++) z[i] = i
+  // The capacity past the rows is a hole in the file: growing into it reserves its blocks,
+  // within what the disk has, and past that it is ENOSPC like any growth.
+  v.reserve(5000)
+  for (let i = 0; i < 5000; i++) v.push({ x: -i, z: -i })
+  t.throws(() => v.reserve(50_000), { code: 'ENOSPC' } as object)
+  v.flushSync()
+  v.close()
+  rmSync(filler)
   using w = MmapVec.open(copy, { x: 'f64', z: 'f64' }, { readOnly: true })
-  t.true(w.length >= n)
+  t.is(w.length, n + 5000)
   t.deepEqual(w.get(n - 1), { x: n, z: n - 1 })
+  t.deepEqual(w.get(n + 4999), { x: -4999, z: -4999 })
   rmSync(copy, { recursive: true })
 })

@@ -91,3 +91,17 @@ test("WebAssembly's out-of-bounds traps still throw RuntimeErrors beside the vec
   t.deepEqual(result.wasmInBounds, { ok: true, value: 0 })
   t.is(code(result.close), 'EIO')
 })
+
+for (const scenario of ['many-opens', 'listener-on', 'listener-onoff', 'autoflush', 'pushmany-direct'] as const) {
+  test(`the guard holds: ${scenario} (a file cut short afterwards is still an EIO, not a crash)`, (t) => {
+    const dir = scratch()
+    const r = runChild('guards.mjs', [dir, scenario])
+    t.is(r.signal, null, r.stderr)
+    t.is(r.status, 0, r.stderr)
+    const out = JSON.parse(r.stdout) as { read: string; flush: string; close: string }
+    // A direct pushMany is refused before it extends the cut file again; a read gets zeros.
+    t.is(out.read, scenario === 'pushmany-direct' ? 'EIO' : 'ok')
+    t.is(out.flush, 'EIO')
+    t.is(out.close, 'EIO')
+  })
+}

@@ -403,3 +403,75 @@ test('a remove that may rename the vec but not delete its files is EACCES and le
   t.deepEqual(fingerprint(path), before)
   t.deepEqual(reread(path), Array.from({ length: 10 }, (_, i) => row(i)))
 })
+
+test('a getter that changes the schema mid-row: ESCHEMA, nothing written into the wrong columns', (t) => {
+  const path = join(scratch(), 's.mvec')
+  const v = MmapVec.open(path, { a: 'u8', b: 'u8', c: 'u8' })
+  v.push({ a: 1, b: 2, c: 3 })
+  const w = v as unknown as MmapVec
+  fails(t, () => v.push({ get a() {
+    w.dropColumn('a')
+    w.addColumn('d', 'u8')
+    return 10
+  }, b: 20, c: 30 }), 'ESCHEMA', path)
+  t.deepEqual([...w], [{ b: 2, c: 3, d: 0 }])
+  fails(t, () => w.set(0, { get b() {
+    w.renameColumn('c', 'e')
+    return 9
+  } }), 'ESCHEMA', path)
+  fails(t, () => w.pushMany({ get b() {
+    w.dropColumn('e')
+    return new Uint8Array(1)
+  }, d: new Uint8Array(1), e: new Uint8Array(1) }), 'ESCHEMA', path)
+  t.deepEqual([...w], [{ b: 2, d: 0 }])
+  w.close()
+  using again = MmapVec.open(path, undefined)
+  t.deepEqual([...again], [{ b: 2, d: 0 }])
+})
+
+test('pushMany of a detached, shrunk-under or stale TypedArray is EINVAL, nothing added', (t) => {
+  const { v, path } = fresh(0)
+  using s = MmapVec.temp('f64')
+  const detached = new Float64Array(4)
+  structuredClone(detached.buffer, { transfer: [detached.buffer] })
+  fails(t, () => s.pushMany(detached), 'EINVAL', s.path)
+  const Resizable = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void }
+  const b = new Resizable(64, { maxByteLength: 128 })
+  const shrunk = new Float64Array(b, 0, 8)
+  b.resize(8)
+  fails(t, () => s.pushMany(shrunk), 'EINVAL', s.path)
+  const pos = new Float32Array(3)
+  structuredClone(pos.buffer, { transfer: [pos.buffer] })
+  fails(t, () => v.pushMany({ x: new Float64Array(1), pos, alive: new Uint8Array(1) }), 'EINVAL', path)
+  t.is(s.length, 0)
+  t.is(v.length, 0)
+})
+
+test('a path with a name past 255 bytes is EINVAL naming the limit, not EIO', (t) => {
+  const path = join(scratch(), 'n'.repeat(256), 'v.mvec')
+  const e = fails(t, () => MmapVec.open(path, 'u8'), 'EINVAL', path)
+  t.regex(e?.message ?? '', /255 bytes/)
+})
+
+test('a view the program detached itself (ArrayBuffer.prototype.transfer) is reported, never silently written past', (t) => {
+  const { v, path } = fresh(10)
+  const transfer = (ArrayBuffer.prototype as { transfer?: (this: ArrayBuffer) => ArrayBuffer }).transfer
+  let detached = false
+  try {
+    if (transfer !== undefined) {
+      transfer.call(v.columns.x.buffer as ArrayBuffer)
+      detached = v.columns.x.length === 0 || (v.columns.x.buffer as { detached?: boolean }).detached === true
+    }
+  } catch {
+    // The runtime refused (Node 20 has no transfer; WebAssembly memories cannot be detached).
+  }
+  if (!detached) {
+    v.close()
+    t.deepEqual(reread(path), Array.from({ length: 10 }, (_, i) => row(i)))
+    return
+  }
+  fails(t, () => v.flushSync(), 'EINVAL', path)
+  fails(t, () => v.close(), 'EINVAL', path)
+  t.true(v.closed)
+  t.is(reread(path).length, 10)
+})

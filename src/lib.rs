@@ -264,6 +264,14 @@ pub fn detach_buffer(buffer: napi::bindgen_prelude::ArrayBuffer) -> bool {
     buffer.detach().is_ok()
 }
 
+/// Puts mmapvec's SIGBUS handler back if something replaced it (see `sys::ensure_installed`):
+/// the facade calls it when the program starts or stops listening for SIGBUS, since Node swaps
+/// its own handler in and out then.
+#[napi]
+pub fn guard_signals() -> bool {
+    mmapvec_core::sys::ensure_installed()
+}
+
 /// Deletes the vec at `path` (ELOCKED while it is open anywhere).
 #[napi]
 pub fn remove(path: String) -> Result<()> {

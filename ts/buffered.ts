@@ -41,8 +41,13 @@ export function newColumn(type: ScalarType, n: number): AnyColumn {
 /** Empties every view of a column buffer this module made (a replaced or closed column). */
 export function detachColumn(a: AnyColumn): void {
   if (isDetached(a)) return // transferred away by the program (see checkBuffers)
-  if (marking) detachBuffer(a.buffer)
-  else structuredClone(a.buffer, { transfer: [a.buffer] })
+  try {
+    if (marking) detachBuffer(a.buffer)
+    else structuredClone(a.buffer, { transfer: [a.buffer] })
+  } catch {
+    // The program marked it untransferable itself (Node 24): the stale view keeps reading its
+    // copy, which is V8's memory and never the file's.
+  }
 }
 
 function isDetached(a: AnyColumn): boolean {
@@ -50,16 +55,19 @@ function isDetached(a: AnyColumn): boolean {
 }
 
 /**
- * Throws EINVAL when the program transferred a column's buffer away (an unmarked buffer, see
- * {@link marking}): the rows written since the last write-back left with it. Checked before
- * anything is written back, so the files keep the rows of the last flush.
+ * Throws EINVAL when the program detached one of the vec's column buffers: a buffered column
+ * transferred away (an unmarked buffer, see {@link marking}) took the rows written since the last
+ * write-back with it; an mmap view detached with `ArrayBuffer.prototype.transfer` (Node 22 and
+ * later let a program do that to an external buffer) dropped every write made through the vec to
+ * it since. Checked before anything is written back or flushed, so the files keep what they had.
  */
-export function checkBuffers(path: string, names: readonly string[], cols: readonly AnyColumn[]): void {
+export function checkBuffers(path: string, names: readonly string[], cols: readonly AnyColumn[], buffered: boolean): void {
   const k = cols.findIndex(isDetached)
   if (k < 0) return
+  const lost = buffered ? 'the rows written since the last flush left with it' : "every write the vec made to that column since was dropped"
   throw new MmapVecError(
     'EINVAL',
-    `${path}: the buffer of column '${names[k]}' was transferred away (structuredClone or postMessage with it in the transfer list), and the rows written since the last flush left with it; nothing was written back, so the files keep the rows of the last flush. Post a copy (column.slice()) instead of transferring a vec's buffer`,
+    `${path}: the buffer of column '${names[k]}' was detached by the program (transferred with structuredClone, postMessage or ArrayBuffer.prototype.transfer), and ${lost}; nothing was written back or flushed, so the files keep what they had. Close the vec and open it again, and post copies (column.slice()) instead of a vec's buffers`,
     path,
   )
 }
@@ -82,7 +90,7 @@ export interface BufferedState {
 
 /** Copies every row and the row count into the mapped files (compared page by page natively). */
 export function writeBack(s: BufferedState): void {
-  checkBuffers(s.path, s.names, s.cols)
+  checkBuffers(s.path, s.names, s.cols, true)
   const len = s.hdr[0]
   s.cols.forEach((a, k) => {
     s.native.writeColumn(s.stored[k], new Uint8Array(a.buffer, a.byteOffset, len * s.counts[k] * a.BYTES_PER_ELEMENT))

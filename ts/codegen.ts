@@ -88,12 +88,16 @@ export function classSource(schema: NormalizedSchema): string {
   const val = (k: number) => (schema.scalar ? 'r' : `r[${JSON.stringify(cols[k].name)}]`)
   const rowCheck = schema.scalar ? '' : `if (r === null || typeof r !== 'object') throw this._rowError(r);`
   const reads = cols.map((c, k) => readValue(c, k, val(k), false))
+  // A getter may also change the schema: this code then no longer matches the columns.
+  const sameSchema = 'if (this._spec !== s) throw this._schemaChanged();'
   const push: string[] = [
     'push(r) {',
     // Closed or read-only: refused before any value is read.
     'if (this._limit < 0) this._writable();',
+    'const s = this._spec;',
     rowCheck,
     ...reads,
+    sameSchema,
     // The length and the views are read only now, after every getter ran.
     'const i = this._len;',
     'if (i >= this._limit) this._growFor(i + 1);',
@@ -117,14 +121,14 @@ export function classSource(schema: NormalizedSchema): string {
     '}',
   ]
 
-  const set: string[] = ['set(i, r) {', `if (!${INDEX_OK}) this._badIndex(i);`, 'if (this._limit < 0) this._notWritable();']
+  const set: string[] = ['set(i, r) {', `if (!${INDEX_OK}) this._badIndex(i);`, 'if (this._limit < 0) this._notWritable();', 'const s = this._spec;']
   if (schema.scalar) {
     set.push(readValue(cols[0], 0, 'r', false))
   } else {
     set.push(rowCheck, ...cols.map((c, k) => readValue(c, k, val(k), true)))
   }
   // Getters may have shrunk, closed or grown the vec: checked again, and the views read, now.
-  set.push('if (i >= this._len) this._badIndex(i);', 'if (this._limit < 0) this._notWritable();')
+  set.push('if (i >= this._len) this._badIndex(i);', 'if (this._limit < 0) this._notWritable();', sameSchema)
   cols.forEach((c, k) => set.push(`${schema.scalar ? '' : `if (v${k} !== undefined) `}${writeValue(c, k, `this._c${k}`)}`))
   set.push('}')
 

@@ -26,6 +26,7 @@ import { constants as bufferConstants } from 'node:buffer'
 import {
   NativeVec,
   externalBuffersAllowed,
+  guardSignals,
   inspect as nativeInspect,
   remove as nativeRemove,
   verify as nativeVerify,
@@ -225,6 +226,24 @@ const DIRECT_WRITE_BYTES = 64 * 1024
 /** A WebAssembly memory holds at most 4 GiB (65,536 pages); a column's pages stay within it. */
 const OVERLAY_MAX_BYTES = 2 ** 32 - 2 ** 16
 
+let signalsHooked = false
+
+/**
+ * While a program listens with `process.on('SIGBUS')`, Node puts its own SIGBUS handler in
+ * place of mmapvec's (which turns a fault in a file cut short under a vec into an error of the
+ * vec: docs/DESIGN.md), and the default back when it stops listening. Node's own hooks for
+ * that run first, so these put mmapvec's handler back right after each, chained to Node's.
+ */
+function hookSignals(): void {
+  if (signalsHooked) return
+  signalsHooked = true
+  const again = (event: string | symbol) => {
+    if (event === 'SIGBUS') guardSignals()
+  }
+  process.on('newListener', again)
+  process.on('removeListener', again)
+}
+
 let defaultModeCache: Mode | undefined
 function defaultMode(): Mode {
   if (defaultModeCache === undefined) {
@@ -278,6 +297,18 @@ const accessor = (name: PropertyKey) => Object.getOwnPropertyDescriptor(TypedArr
 const tagOf = accessor(Symbol.toStringTag) as (this: unknown) => string | undefined
 const lengthOf = accessor('length') as (this: ArrayBufferView) => number
 const bufferOf = accessor('buffer') as (this: ArrayBufferView) => ArrayBufferLike
+const sliceOf = (TypedArrayPrototype as { slice: (this: ArrayBufferView, start: number, end: number) => unknown }).slice
+
+/** Whether a real TypedArray can be read: false when its buffer was detached, or shrunk under it. */
+function readable(a: ArrayBufferView): boolean {
+  try {
+    // slice validates the array first (detached, or out of bounds of a resized buffer).
+    sliceOf.call(a, 0, 0)
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** The TypedArray's type name ('Float32Array'...), or undefined for anything else. */
 function typedArrayKind(a: unknown): string | undefined {
@@ -720,6 +751,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (resolved.mode === 'overlay' && process.platform === 'win32') {
       throw invalid(`${where}: overlay mode needs mmap(MAP_FIXED) and runs on Linux and macOS only; use mode 'mmap' or 'buffered'`, path || undefined)
     }
+    hookSignals()
     const nv = native(path || undefined, () =>
       NativeVec.open(path, requested === undefined ? undefined : JSON.stringify(requested), {
         create: !stored && (mode !== 'open' || o.create !== false),
@@ -819,8 +851,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._open()
     const c = this._columnsCache
     if (c !== undefined && c.len === this._len && c.gen === this._gen) return c.value as ColumnsOf<S>
-    // A buffered column the program transferred away (Node 24, see buffered.ts) has no views left.
-    if (this._buffered) checkBuffers(this._path, this._spec.columns.map((col) => col.name), this._cols)
+    // A column buffer the program detached (see buffered.ts) has no views left to give.
+    this._checkViews()
     const value: Record<string, AnyColumn> = {}
     this._spec.columns.forEach((col, k) => {
       Object.defineProperty(value, col.name, {
@@ -952,7 +984,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       // Every row is read and checked into staging columns first, then all are appended at
       // once: the iterator (and the rows' getters) may run any code, including calls on this
       // vec, and none of it can see, mix or lose half-pushed rows. All or nothing.
-      const cols = this._spec.columns
+      const spec = this._spec
+      const cols = spec.columns
       let cap = 64
       let staged = cols.map((c) => new ARRAY_TYPES[c.type](cap * c.count))
       let n = 0
@@ -969,6 +1002,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         n++
       }
       this._writable()
+      if (this._spec !== spec) throw this._schemaChanged()
       return this._pushColumns(Object.fromEntries(cols.map((c, k) => [c.name, staged[k].subarray(0, n * c.count)])))
     }
     if (this._spec.scalar) throw invalid(`${this._path}: pushMany on a vec of plain values takes an iterable or a TypedArray`, this._path)
@@ -1056,6 +1090,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    */
   shrinkToFit(): void {
     this._writable()
+    this._checkViews()
     if (this._buffered) this._writeBack()
     this._cap = native(this._path, () => this._native.shrinkToFit())
     try {
@@ -1215,6 +1250,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._open()
     this._throwFlushError()
     if (this._readOnly) return
+    this._checkViews()
     if (this._buffered) this._writeBack()
     try {
       await this._native.flushJob().run()
@@ -1233,6 +1269,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._open()
     this._throwFlushError()
     if (this._readOnly) return
+    this._checkViews()
     if (this._buffered) this._writeBack()
     native(this._path, () => this._native.flushSync())
   }
@@ -1260,6 +1297,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     try {
       // Buffered columns always go back to the files (the page cache), compared page by page so
       // that unchanged pages stay clean: writes through views leave no trace the vec could see.
+      if (!this._readOnly) this._checkViews()
       if (this._buffered && !this._readOnly) this._writeBack()
       if (options?.flush !== false && !this._readOnly) native(this._path, () => this._native.flushSync())
     } finally {
@@ -1321,7 +1359,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     // make them, and must then keep the old capacity with the old views). `forWrites`: the rows
     // will be written through the file (pushMany), so the new pages are not faulted in.
     // Buffered columns are copied into the grown ones: a transferred one has nothing to copy.
-    if (this._buffered) checkBuffers(this._path, this._spec.columns.map((c) => c.name), this._cols)
+    this._checkViews()
     native(this._path, () => (forWrites ? this._native.growForWrites(n) : this._native.grow(n, geometric)))
     this._refresh()
   }
@@ -1462,6 +1500,11 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     return new Float64Array(hb, nv.lengthOffset, 1)
   }
 
+  /** @internal Throws EINVAL when the program detached one of the column buffers (see `checkBuffers`). */
+  _checkViews(): void {
+    checkBuffers(this._path, this._spec.columns.map((c) => c.name), this._cols, this._buffered)
+  }
+
   /** @internal Buffered mode: what a write-back at collection or exit sees follows the vec. */
   _syncKeep(): void {
     const keep = this._keep
@@ -1491,6 +1534,15 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       throw invalid(`${this._path}: index must be a whole number, got ${String(i)}`, this._path)
     }
     throw new MmapVecError('ERANGE', `${this._path}: index ${i} is out of bounds for length ${this._len}`, this._path)
+  }
+
+  /** @internal A getter or iterator changed the schema while a row was read (nothing was written). */
+  _schemaChanged(): MmapVecError {
+    return new MmapVecError(
+      'ESCHEMA',
+      `${this._path}: the vec's schema changed while the row was being read (a getter or iterator called addColumn, dropColumn or renameColumn); nothing was written. Write the row again, in the new schema`,
+      this._path,
+    )
   }
 
   /** @internal */
@@ -1538,7 +1590,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * about the vec is read until all of it has run, and each value is read once.
    */
   _pushColumns(input: Record<string, unknown>): number {
-    const cols = this._spec.columns
+    const spec = this._spec
+    const cols = spec.columns
     let rows = -1
     const src: AnyColumn[] = []
     /** The real TypedArrays given (their lengths are checked again once all user code ran). */
@@ -1580,10 +1633,14 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     for (const name of Object.keys(input)) {
       if (!cols.some((c) => c.name === name)) throw invalid(`${this._path}: pushMany: no field named '${name}'`, this._path)
     }
-    // No user code runs from here on. It may have closed the vec, or detached a TypedArray
-    // checked before it (a transfer in a later getter).
+    // No user code runs from here on. It may have closed the vec, changed its schema, or
+    // detached a TypedArray checked before it (a transfer in a later getter).
     this._writable()
+    if (this._spec !== spec) throw this._schemaChanged()
     cols.forEach((c, k) => {
+      if (given[k] && !readable(src[k])) {
+        throw invalid(`${this._path}: pushMany: ${this._spec.scalar ? 'the values given are' : `column '${c.name}' is`} a TypedArray whose buffer was detached (transferred, or a view of this vec from before a growth) or shrunk under it; pass a live copy (slice())`, this._path)
+      }
       if (given[k] && typedArrayLength(src[k]) !== rows * c.count) {
         throw invalid(`${this._path}: pushMany: column '${c.name}' was detached or resized while the columns were read; pass columns nothing else changes`, this._path)
       }
@@ -1630,14 +1687,18 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     // vec could see, and the kernel (or, buffered, the page comparison) writes only what changed.
     if (this._flushing || this._closed) return
     this._flushing = true
+    let job: ReturnType<NativeVec['flushJob']>
     try {
+      this._checkViews()
       if (this._buffered) this._writeBack()
+      // Making the job checks the vec (a damaged one is refused): kept for the next flush call.
+      job = native(this._path, () => this._native.flushJob())
     } catch (e) {
       this._flushing = false
       this._flushError = e
       return
     }
-    this._native.flushJob().run().then(
+    job.run().then(
       () => {
         this._flushing = false
       },

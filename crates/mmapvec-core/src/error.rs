@@ -107,6 +107,12 @@ impl Error {
                 Code::Access,
                 format!("{p}: permission denied while {doing} ({err}); check the file's owner and mode, or open it with readOnly"),
             ),
+            io::ErrorKind::InvalidFilename => Error::new(
+                Code::Invalid,
+                format!(
+                    "{p}: a name in the path is longer than 255 bytes, or the whole path longer than the system allows, while {doing}; use a shorter path"
+                ),
+            ),
             io::ErrorKind::NotFound => Error::new(
                 Code::NotFound,
                 format!("{p}: no such file or directory while {doing}"),

@@ -866,6 +866,7 @@ impl NodeVec {
         self.detach_overlays(env, true);
         if let Some(v) = self.inner.as_mut() {
             v.unmap_columns();
+            v.unguard();
         }
         self.inner = None;
     }

@@ -135,8 +135,8 @@ fn unique_suffix() -> String {
     )
 }
 
-/// Reserves the disk blocks of `file`'s first `len` bytes (no more than it has) when it has
-/// holes there, so that a store into them on a full disk is ENOSPC now instead of SIGBUS later.
+/// Reserves the disk blocks of `file`'s first `len` bytes (no more than it has) when fewer
+/// blocks than that are allocated, so that a store into them on a full disk is ENOSPC now instead of SIGBUS later.
 /// The file's contents and times stay as they were (only blocks are added). A file system that
 /// cannot reserve blocks leaves the file as it is.
 fn reserve_blocks(file: &File, path: &Path, len: u64) -> Result<()> {
@@ -144,8 +144,7 @@ fn reserve_blocks(file: &File, path: &Path, len: u64) -> Result<()> {
         .metadata()
         .map_err(|e| Error::io(&e, path, "reading its size"))?;
     let len = len.min(meta.len());
-    let hole = sys::first_hole(file).unwrap_or(u64::MAX);
-    if hole >= len {
+    if sys::allocated_bytes(file).is_ok_and(|n| n >= len) {
         return Ok(());
     }
     sys::allocate(file, len).map_err(|e| {
@@ -548,7 +547,8 @@ impl MmapVec {
             capacity = capacity.min(rows).min(viewable);
         }
         // A sparse copy (cp --sparse, rsync -S, a restored backup) has holes where the files
-        // had zeros, past the rows and often among them. The rows' blocks are reserved (a store
+        // had zeros, past the rows and often among them: fewer blocks than what would be mapped
+        // (mmapvec's own files have all of theirs). The rows' blocks are reserved (a store
         // there must not fault on a full disk) and the capacity is cut to the rows: the next
         // growth reserves the rest, failing with ENOSPC if it must, instead of this open
         // reserving all the space the files claim.
@@ -557,8 +557,9 @@ impl MmapVec {
                 .iter()
                 .zip(&header.schema.columns)
                 .any(|((file, _, _), col)| {
-                    let mapped = mapped_bytes(capacity, col.row_size(), col.offset) as u64;
-                    sys::first_hole(file).is_ok_and(|h| h < mapped)
+                    let size = file.metadata().map_or(0, |m| m.len());
+                    let mapped = (mapped_bytes(capacity, col.row_size(), col.offset) as u64).min(size);
+                    sys::allocated_bytes(file).is_ok_and(|n| n < mapped)
                 });
             if holes {
                 capacity = capacity.min(length);
@@ -689,6 +690,9 @@ impl MmapVec {
     /// writes to them never reach the file. Every call that changes or syncs the files checks
     /// it, so that nothing is built on, or made durable over, what was lost.
     pub fn intact(&self) -> Result<()> {
+        // Something may have replaced the SIGBUS handler since the last call (Node does while
+        // a program listens with `process.on('SIGBUS')`): it is put back here.
+        sys::ensure_installed();
         if self.header_map.faulted() {
             return Err(damaged(&self.path, &self.path.join(HEADER_FILE)));
         }
@@ -841,6 +845,11 @@ impl MmapVec {
                 ),
             ));
         }
+        // A file cut short under the vec would be extended again by the write, with zeros where
+        // its rows were.
+        if c.file.metadata().is_ok_and(|m| m.len() < c.file_len) {
+            return Err(damaged(&self.path, &c.path));
+        }
         let at = c.offset as u64 + first_row * c.row_size as u64;
         sys::write_at(&c.file, src, at).map_err(|e| Error::io(&e, &c.path, "writing rows"))
     }
@@ -899,7 +908,12 @@ impl MmapVec {
         }
         // Phase 1: extend every file. If one fails, give the others back their old size.
         for (i, c) in self.columns.iter().enumerate() {
-            if sizes[i] <= c.file_len {
+            // A file already long enough (a sparse copy, whose capacity open cut to the rows, or
+            // a growth a crash interrupted) may have holes where the new pages go: their blocks
+            // are reserved all the same.
+            let holes =
+                sizes[i] > c.mapped as u64 && sys::allocated_bytes(&c.file).is_ok_and(|n| n < sizes[i]);
+            if sizes[i] <= c.file_len && !holes {
                 continue;
             }
             if let Err(e) = sys::allocate(&c.file, sizes[i]) {
@@ -915,7 +929,16 @@ impl MmapVec {
         for (i, c) in self.columns.iter_mut().enumerate() {
             c.file_len = sizes[i].max(c.file_len);
         }
-        let capacity = self.fit_capacity();
+        // No more than the target: a file already longer than it (a sparse copy, or a growth a
+        // crash interrupted) had only the target's blocks reserved above.
+        let reserved = self
+            .columns
+            .iter()
+            .zip(&sizes)
+            .map(|(c, &n)| rows_in(n, c.offset, c.row_size))
+            .min()
+            .unwrap_or(target);
+        let capacity = self.fit_capacity().min(reserved);
         let old_mapped: Vec<usize> = self.columns.iter().map(|c| c.mapped).collect();
         let mut growth = Growth::default();
         let mode = MapMode::Shared;
@@ -938,6 +961,8 @@ impl MmapVec {
         }
         for (i, region, new_mapped) in moves {
             let c = &mut self.columns[i];
+            // Its views are detached (or get zero pages) as it leaves: nothing touches it again.
+            c.region.unguard();
             c.region = Arc::new(region);
             c.mapped = new_mapped;
             growth.moved.push(i);
@@ -1129,6 +1154,17 @@ impl MmapVec {
             });
     }
 
+    /// Gives back the SIGBUS guards of every mapping (see `sys::Guard::release`): for `close`,
+    /// once no view can touch them any more (detached, or given zero pages). Mappings views
+    /// still hold may outlive the vec until V8 collects them, and a program that opens and
+    /// closes vecs in a loop would otherwise run the guard table out.
+    pub fn unguard(&self) {
+        self.header_map.unguard();
+        for c in &self.columns {
+            c.region.unguard();
+        }
+    }
+
     /// Makes everything written so far durable, on this thread.
     pub fn flush(&mut self) -> Result<()> {
         self.sync_job().run()
@@ -1228,6 +1264,7 @@ impl MmapVec {
         schema.columns.remove(i);
         let late = self.replace_header(schema)?;
         let column = self.columns.remove(i);
+        column.region.unguard();
         // Only once the header without it is durable: before that, a power cut could bring
         // back the old header, which needs the file. Left in place, it is an orphan that the
         // next read-write open removes.
@@ -1442,6 +1479,8 @@ impl MmapVec {
         };
         // The old header's mapping lives on while JavaScript views over it do; the facade
         // detaches them and maps the new header.
+        // The old header's views are detached (or get zero pages) by the caller: unguarded.
+        self.header_map.unguard();
         self.header_map = Arc::new(map);
         let old_file = std::mem::replace(&mut self._header_file, Arc::new(file));
         let old_held = std::mem::replace(&mut self._held, held);

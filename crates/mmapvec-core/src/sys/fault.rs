@@ -24,8 +24,8 @@
 //!   The handler only replaces pages inside a registered range with zero pages, which the owner
 //!   allows: a damaged range is never handed to anyone else.
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use super::page_size;
 
@@ -64,55 +64,57 @@ static HINT: AtomicUsize = AtomicUsize::new(0);
 /// The page size, read by the handler (which must not initialise anything itself).
 static PAGE: AtomicUsize = AtomicUsize::new(0);
 
-/// The action SIGBUS had before ours, for the faults that are not ours.
-struct Previous(libc::sigaction);
-// SAFETY: plain data (a function address, flags and a signal mask), written once before the
-// handler is installed and only read afterwards.
-unsafe impl Send for Previous {}
-// SAFETY: as above.
-unsafe impl Sync for Previous {}
-static PREVIOUS: OnceLock<Option<Previous>> = OnceLock::new();
+/// The action SIGBUS had before ours, for the faults that are not ours: a leaked, never-freed
+/// `sigaction` (one per time the handler had to be put back, see [`ensure_installed`]), or null
+/// when there was none to keep. The handler reads it with one atomic load.
+static PREVIOUS: AtomicPtr<libc::sigaction> = AtomicPtr::new(std::ptr::null_mut());
+/// Serialises installing (never taken by the handler).
+static INSTALLING: Mutex<()> = Mutex::new(());
 
-/// Installs the handler once per process. Whether it is installed: false only when sigaction
-/// failed, and then mappings stay unguarded.
-fn install() -> bool {
-    PREVIOUS
-        .get_or_init(|| {
-            PAGE.store(page_size(), Ordering::Relaxed);
-            // SAFETY: sigaction with zeroed, properly sized structs; the new action's handler is
-            // `on_sigbus`, an extern "C" function with the SA_SIGINFO signature.
-            unsafe {
-                let mut old: libc::sigaction = std::mem::zeroed();
-                let mut new: libc::sigaction = std::mem::zeroed();
-                new.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
-                new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
-                libc::sigemptyset(&mut new.sa_mask);
-                // The previous action is read first and kept before ours can run.
-                if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) != 0 {
-                    return None;
-                }
-                let previous = Previous(old);
-                if libc::sigaction(libc::SIGBUS, &new, std::ptr::null_mut()) != 0 {
-                    return None;
-                }
-                Some(previous)
-            }
-        })
-        .is_some()
+/// Makes sure the handler is SIGBUS's action: installs it the first time, and again whenever
+/// something replaced it since (Node does, while a program listens with `process.on('SIGBUS')`,
+/// and puts the default back when it stops listening), keeping what it finds as the previous
+/// action. False when sigaction failed, and then mappings stay unguarded.
+pub fn ensure_installed() -> bool {
+    let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    PAGE.store(page_size(), Ordering::Relaxed);
+    // SAFETY: sigaction with zeroed, properly sized structs; the new action's handler is
+    // `on_sigbus`, an extern "C" function with the SA_SIGINFO signature.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut current) != 0 {
+            return false;
+        }
+        if current.sa_sigaction == on_sigbus as *const () as libc::sighandler_t {
+            return true;
+        }
+        // Kept before ours can run, and never freed: a handler on another thread may be
+        // reading the one it replaces.
+        PREVIOUS.store(Box::into_raw(Box::new(current)), Ordering::Release);
+        let mut new: libc::sigaction = std::mem::zeroed();
+        new.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
+        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+        libc::sigemptyset(&mut new.sa_mask);
+        libc::sigaction(libc::SIGBUS, &new, std::ptr::null_mut()) == 0
+    }
 }
 
-/// A registered range of a file mapping. Dropping it unregisters the range.
+/// A registered range of a file mapping. Dropping it (or [`release`](Self::release))
+/// unregisters the range.
 #[derive(Debug)]
 pub struct Guard {
-    /// The slot in the table, or `SLOTS` when the range is unguarded (the table was full).
-    slot: usize,
+    /// The slot in the table, or `SLOTS` when the range is unguarded (the table was full, or
+    /// the guard was released).
+    slot: AtomicUsize,
 }
 
 impl Guard {
     /// Guards `[base, base + len)`: the part of a mapping that may hold a file's pages.
     pub fn new(base: *mut u8, len: usize) -> Guard {
-        let unguarded = Guard { slot: SLOTS };
-        if !install() {
+        let unguarded = Guard {
+            slot: AtomicUsize::new(SLOTS),
+        };
+        if !ensure_installed() {
             return unguarded;
         }
         let hint = HINT.load(Ordering::Relaxed);
@@ -129,17 +131,23 @@ impl Guard {
                 HIGH.fetch_max(i + 1, Ordering::AcqRel);
                 s.state.store(ACTIVE, Ordering::Release);
                 HINT.store(i + 1, Ordering::Relaxed);
-                return Guard { slot: i };
+                return Guard {
+                    slot: AtomicUsize::new(i),
+                };
             }
         }
         unguarded
+    }
+
+    fn entry(&self) -> Option<&'static Slot> {
+        TABLE.get(self.slot.load(Ordering::Acquire))
     }
 
     /// Moves the end of the guarded range: the mapping now holds the file up to `base + len`.
     /// Pages past the end of a mapping that shrank are zero pages, which cannot fault, so the
     /// end only moves up.
     pub fn set_len(&self, len: usize) {
-        if let Some(s) = TABLE.get(self.slot) {
+        if let Some(s) = self.entry() {
             let start = s.start.load(Ordering::Relaxed);
             s.end.fetch_max(start + len, Ordering::AcqRel);
         }
@@ -148,22 +156,27 @@ impl Guard {
     /// Whether a fault in the range was caught: from its first page on, the range holds zero
     /// pages instead of the file.
     pub fn faulted(&self) -> bool {
-        TABLE
-            .get(self.slot)
-            .is_some_and(|s| s.faults.load(Ordering::Acquire) > 0)
+        self.entry().is_some_and(|s| s.faults.load(Ordering::Acquire) > 0)
     }
 
-    /// Whether the range is guarded at all (false when the table was full).
+    /// Whether the range is guarded at all (false when the table was full, or once released).
     pub fn is_active(&self) -> bool {
-        self.slot < SLOTS
+        self.entry().is_some()
+    }
+
+    /// Gives the slot back before the mapping goes: for a mapping nothing will touch again (a
+    /// closed vec's, whose views are detached or hold zero pages, lives on until V8 collects
+    /// the views). A vec opened and closed in a loop would otherwise fill the table.
+    pub fn release(&self) {
+        if let Some(s) = TABLE.get(self.slot.swap(SLOTS, Ordering::AcqRel)) {
+            s.state.store(FREE, Ordering::Release);
+        }
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(s) = TABLE.get(self.slot) {
-            s.state.store(FREE, Ordering::Release);
-        }
+        self.release();
     }
 }
 
@@ -215,7 +228,8 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
 /// # Safety
 /// Only from the signal handler, with the arguments the kernel passed to it.
 unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let previous = PREVIOUS.get().and_then(Option::as_ref).map(|p| &p.0);
+    // SAFETY: PREVIOUS is null or a leaked sigaction that is never freed.
+    let previous = unsafe { PREVIOUS.load(Ordering::Acquire).as_ref() };
     let handler = previous.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
     if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
         // SAFETY: the kernel's siginfo, as the caller guarantees.
@@ -291,10 +305,13 @@ mod tests {
         let g1 = Guard::new(a.as_mut_ptr(), 8);
         let g2 = Guard::new(a.as_mut_ptr(), 8);
         assert!(g1.is_active() && g2.is_active());
-        assert_ne!(g1.slot, g2.slot);
+        let (s1, s2) = (g1.slot.load(Ordering::Relaxed), g2.slot.load(Ordering::Relaxed));
+        assert_ne!(s1, s2);
         assert!(!g1.faulted());
-        let s = g1.slot;
+        g2.release();
+        assert!(!g2.is_active());
+        assert_eq!(TABLE[s2].state.load(Ordering::Relaxed), FREE);
         drop(g1);
-        assert_eq!(TABLE[s].state.load(Ordering::Relaxed), FREE);
+        assert_eq!(TABLE[s1].state.load(Ordering::Relaxed), FREE);
     }
 }

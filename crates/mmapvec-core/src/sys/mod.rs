@@ -15,7 +15,7 @@ use std::io;
 #[cfg(unix)]
 mod fault;
 #[cfg(unix)]
-pub use fault::Guard;
+pub use fault::{ensure_installed, Guard};
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
@@ -121,6 +121,13 @@ impl FileMap {
     /// mapping then holds zero pages from that page on.
     pub fn faulted(&self) -> bool {
         self.guard.as_ref().is_some_and(Guard::faulted)
+    }
+
+    /// Stops guarding the mapping (see `Guard::release`): its vec is done with it.
+    pub fn unguard(&self) {
+        if let Some(g) = &self.guard {
+            g.release();
+        }
     }
 
     pub fn ptr(&self) -> *mut u8 {

@@ -348,6 +348,13 @@ impl Reservation {
         self.guard.as_ref().is_some_and(Guard::faulted)
     }
 
+    /// Stops guarding the mapping (see [`Guard::release`]): its vec is done with it.
+    pub fn unguard(&self) {
+        if let Some(g) = &self.guard {
+            g.release();
+        }
+    }
+
     /// Replaces `[from, to)` (page-aligned `from`) with private zero pages, so that the file
     /// behind it can shrink: a native reader still holding a pointer there reads zeros instead
     /// of faulting on pages past the end of the file.
@@ -533,22 +540,15 @@ pub fn allocate(file: &File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Where the first hole (a range with no disk blocks behind it) of `file` starts: the file's
-/// size when it has none. Sparse files come from `cp --sparse=always`, `rsync -S` or a restore
-/// from a backup of a vec's column files; a store into a hole on a full disk would raise
-/// SIGBUS, so [`allocate`] reserves the blocks first. File systems that do not track holes
-/// report none.
-pub fn first_hole(file: &File) -> io::Result<u64> {
-    let fd = file.as_raw_fd();
-    // SAFETY: lseek on a descriptor this File owns; the position is put back to 0 (every other
-    // read and write of a vec's files gives its offset explicitly).
-    let at = unsafe { libc::lseek(fd, 0, libc::SEEK_HOLE) };
-    if at < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    unsafe { libc::lseek(fd, 0, libc::SEEK_SET) };
-    Ok(at as u64)
+/// How many bytes of `file` have disk blocks behind them (st_blocks). Fewer than its size:
+/// the file is sparse, as `cp --sparse=always`, `rsync -S` or a restore from a backup make a
+/// vec's column files, and a store into a hole on a full disk would raise SIGBUS, so
+/// [`allocate`] reserves the blocks first. (`lseek(SEEK_HOLE)` cannot tell: ext4 reports the
+/// blocks `fallocate` reserved but nothing wrote as holes too.)
+pub fn allocated_bytes(file: &File) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    // st_blocks counts 512-byte units on every Unix.
+    Ok(file.metadata()?.blocks().saturating_mul(512))
 }
 
 /// Writes all of `buf` into `file` at `offset` (pwrite). The page cache is shared with every

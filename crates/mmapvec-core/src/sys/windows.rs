@@ -130,6 +130,11 @@ struct State {
     file: Option<(File, MapMode)>,
 }
 
+/// Nothing to install on Windows (see [`Guard`]).
+pub fn ensure_installed() -> bool {
+    true
+}
+
 /// No SIGBUS exists to guard against: Windows refuses to truncate a file while a view of it is
 /// mapped (`ERROR_USER_MAPPED_FILE`), so a mapping never loses its pages to another program.
 /// The type is here so that the platform-independent code is the same on every system.
@@ -147,6 +152,8 @@ impl Guard {
     pub fn faulted(&self) -> bool {
         false
     }
+
+    pub fn release(&self) {}
 }
 
 /// A range of address space of `len` bytes, reserved with no access. File pages are mapped over
@@ -214,6 +221,9 @@ impl Reservation {
     pub fn faulted(&self) -> bool {
         false
     }
+
+    /// Nothing to release on Windows (see [`Guard`]).
+    pub fn unguard(&self) {}
 
     /// Packs are not made on Windows (a placeholder cannot be split into file views and
     /// committed private pages with one view over all of them); columns keep reservations of
@@ -534,10 +544,9 @@ pub fn check_dir_writable(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// None: NTFS files are sparse only when a program marks them so (`FSCTL_SET_SPARSE`), and
-/// copying one writes it whole; a vec's files are never marked. The file's size, as for a file
-/// without holes.
-pub fn first_hole(file: &File) -> io::Result<u64> {
+/// The file's size: NTFS files are sparse only when a program marks them so
+/// (`FSCTL_SET_SPARSE`), and copying one writes it whole; a vec's files are never marked.
+pub fn allocated_bytes(file: &File) -> io::Result<u64> {
     Ok(file.metadata()?.len())
 }
 
