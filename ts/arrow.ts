@@ -4,9 +4,10 @@
  */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { open, rename, rm, type FileHandle } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { dirname, join } from 'node:path'
 import type * as Arrow from 'apache-arrow'
-import { MmapVecError } from './errors.js'
+import { MmapVecError, type ErrorCode } from './errors.js'
 import { refuseInsideVec } from './paths.js'
 import { MmapVec, type OpenOptions } from './index.js'
 import { ARRAY_TYPES, MAX_COUNT, normalizeSchema, type AnyColumn, type ColumnSpec, type Schema, type ScalarType } from './schema.js'
@@ -405,13 +406,38 @@ function ipcPieces(vec: MmapVec<Schema>, file: unknown, options: WriteArrowOptio
   })()
 }
 
-const tempBeside = (file: string) => join(dirname(file), `.${basename(file)}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`)
+/**
+ * @internal A temporary name in `file`'s directory, for a file renamed over `file` when whole.
+ * Short and not derived from `file`'s name, which may itself be up to NAME_MAX (255) bytes.
+ */
+export const tempBeside = (file: string): string => join(dirname(file), `.mmapvec-${process.pid}-${randomBytes(6).toString('hex')}.partial`)
 
-function ioError(err: unknown, file: string, doing: string): unknown {
+/** The library's code for an operating system error code, with what to do about it. */
+const SYSTEM_CODES: Record<string, [ErrorCode, string]> = {
+  ENOENT: ['ENOENT', 'check the path'],
+  ENOTDIR: ['ENOENT', 'check the path'],
+  EACCES: ['EACCES', 'check the permissions'],
+  EPERM: ['EACCES', 'check the permissions'],
+  EROFS: ['EACCES', 'the file system is read-only'],
+  ENOSPC: ['ENOSPC', 'free some disk space'],
+  EDQUOT: ['ENOSPC', 'the disk quota is used up'],
+  EFBIG: ['ENOSPC', 'the file size limit (ulimit -f) is reached'],
+}
+
+/**
+ * @internal An operating system error (one with an errno code such as EACCES) as an
+ * {@link MmapVecError} naming `file`; any other error is returned unchanged.
+ */
+export function ioError(err: unknown, file: string, doing: string): unknown {
   const e = err as NodeJS.ErrnoException
-  if (e instanceof MmapVecError || typeof e?.code !== 'string') return err
-  const code = e.code === 'ENOENT' ? 'ENOENT' : e.code === 'EACCES' || e.code === 'EPERM' ? 'EACCES' : e.code === 'ENOSPC' ? 'ENOSPC' : 'EIO'
-  return new MmapVecError(code, `${file}: ${doing} failed: ${e.message}`, file)
+  if (e instanceof MmapVecError || typeof e?.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code)) return err
+  const [code, hint] = SYSTEM_CODES[e.code] ?? ['EIO', undefined]
+  return new MmapVecError(code, `${file}: ${doing} failed: ${e.message}${hint === undefined ? '' : `; ${hint}`}`, file)
+}
+
+/** Writes all of `data`: a write may take only part of it (at the file size limit, say). */
+async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
+  for (let at = 0; at < data.length; ) at += (await fh.write(data, at, data.length - at)).bytesWritten
 }
 
 /**
@@ -445,7 +471,7 @@ export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: str
   try {
     fh = await open(tmp, 'wx')
     doing = 'writing the Arrow file'
-    for (const piece of pieces) await fh.write(piece)
+    for (const piece of pieces) await writeAll(fh, piece)
     await fh.sync()
     await fh.close()
     fh = undefined
@@ -453,7 +479,8 @@ export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: str
     await rename(tmp, file)
   } catch (err) {
     await fh?.close().catch(() => {})
-    await rm(tmp, { force: true })
+    // A failure to clean up must not hide the error that matters.
+    await rm(tmp, { force: true }).catch(() => {})
     throw ioError(err, file, doing)
   }
 }
@@ -482,8 +509,12 @@ export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: strin
     doing = 'renaming the Arrow file into place'
     renameSync(tmp, file)
   } catch (err) {
-    if (fd !== undefined) closeSync(fd)
-    rmSync(tmp, { force: true })
+    try {
+      if (fd !== undefined) closeSync(fd)
+      rmSync(tmp, { force: true })
+    } catch {
+      // A failure to clean up must not hide the error that matters.
+    }
     throw ioError(err, file, doing)
   }
 }

@@ -2,9 +2,10 @@
  * The `mmapvec` command: look at, check, print, export and import vecs.
  * `main(args)` runs one command and resolves to its exit code (see exit-codes.ts).
  */
-import { closeSync, createWriteStream, openSync, readFileSync, renameSync, rmSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { closeSync, createWriteStream, fsyncSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { ioError, tempBeside } from '../arrow.js'
 import { MmapVec, MmapVecError, type Schema, type VecInfo } from '../index.js'
 import { refuseInsideVec } from '../paths.js'
 import { normalizeSchema } from '../schema.js'
@@ -293,23 +294,39 @@ async function exportVec(path: string, o: Record<string, string | boolean | unde
     await sink.flush()
     return EXIT_CODES.OK
   }
-  // Written beside the target and renamed when complete: FILE is whole or untouched.
-  const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}`)
+  await withSlice(path, from, to, (s) => writeOut(out, (sink) => f.write!(s, sink)))
+  return EXIT_CODES.OK
+}
+
+/**
+ * Writes `out` through `body`: into a new file beside it, synced, then renamed over it, so
+ * that `out` is whole or as it was. On failure the new file is removed.
+ */
+async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promise<void> {
+  const tmp = tempBeside(out)
+  let fd: number | undefined
+  let doing = 'creating the output file'
   try {
-    const stream = createWriteStream(tmp, { flags: 'wx' })
-    const sink = new Sink(stream)
-    await withSlice(path, from, to, (s) => f.write!(s, sink))
-    await sink.flush()
-    await new Promise<void>((resolve, reject) => {
-      stream.on('error', reject)
-      stream.end(resolve)
-    })
+    fd = openSync(tmp, 'wx')
+    doing = 'writing the output file'
+    // The descriptor stays open after the stream ends, to be synced before the rename.
+    const sink = new Sink(createWriteStream(tmp, { fd, autoClose: false }))
+    await body(sink)
+    await sink.end()
+    fsyncSync(fd)
+    closeSync(fd)
+    fd = undefined
+    doing = 'renaming the output file into place'
     renameSync(tmp, out)
   } catch (err) {
-    rmSync(tmp, { force: true })
-    throw err
+    try {
+      if (fd !== undefined) closeSync(fd)
+      rmSync(tmp, { force: true })
+    } catch {
+      // A failure to clean up must not hide the error that matters.
+    }
+    throw ioError(err, out, doing)
   }
-  return EXIT_CODES.OK
 }
 
 function readSchema(arg: string | undefined): Schema | undefined {
@@ -358,6 +375,7 @@ function fail(err: unknown, command: string | undefined): number {
     EROFS: 'EACCES',
     ENOSPC: 'ENOSPC',
     EDQUOT: 'ENOSPC',
+    EFBIG: 'ENOSPC',
     EEXIST: 'EEXIST',
   }
   if (typeof e?.code === 'string' && (e as { syscall?: unknown }).syscall !== undefined) {

@@ -1,0 +1,121 @@
+/**
+ * The `mmapvec` command against hostile inputs and surroundings: write errors and permissions
+ * on `export --out`, long file names, inputs that cannot be read or parse, closed pipes, damaged
+ * Arrow files, values out of range, and option misuse. Each case checks the exit code, that the
+ * message names the file, that no stack trace is printed, and that nothing is left on disk.
+ */
+import test from 'ava'
+import { MmapVec } from 'mmapvec'
+import { spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { nodeForOthers, scratch } from './helpers/util.mjs'
+
+const BIN = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
+
+/** The exit codes of ts/cli/exit-codes.ts. */
+const EXIT = { ok: 0, usage: 2, ENOENT: 5, EFORMAT: 6, ENOSPC: 13, EINVAL: 14, EACCES: 15, EIO: 16 }
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** Runs `script` in bash, where `M` runs the command (`M export ...`); `${PIPESTATUS[0]}` works. */
+function bash(script: string, cwd?: string) {
+  const r = spawnSync('bash', ['-c', `M() { "$NODE" "$BIN" "$@"; }; ${script}`], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    cwd,
+    env: { ...process.env, NODE: process.execPath, BIN },
+  })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** No JavaScript stack trace and no internal error in what the command printed. */
+function noStack(text: string): boolean {
+  return !/\n\s+at |internal error|node:events|Unhandled/.test(text)
+}
+
+/** A vec of `rows` rows, { x: f64, y: [u16, 4] }, in `dir`. */
+function rowsVec(dir: string, rows: number, name = 'v.mvec'): string {
+  const path = join(dir, name)
+  const v = MmapVec.open(path, { x: 'f64', y: ['u16', 4] })
+  v.pushMany({ x: new Float64Array(rows).map((_, i) => i / 7), y: new Uint16Array(rows * 4).map((_, i) => i) })
+  v.close()
+  return path
+}
+
+test('export --out: a write refused at the file size limit is ENOSPC, and the old output stays whole', (t) => {
+  const dir = scratch()
+  rowsVec(dir, 2000)
+  // 200 rows fit in one chunk: the failing write is the last one.
+  for (const [name, rows] of [['out.csv', 200], ['out.csv', 2000], ['out.jsonl', 2000], ['out.arrow', 2000]] as const) {
+    writeFileSync(join(dir, name), 'precious old content\n')
+    // ulimit -f 1: writes past 1 KiB fail with EFBIG (Node ignores SIGXFSZ).
+    const r = bash(`ulimit -f 1; M export v.mvec --out ${name} --to ${rows}`, dir)
+    t.is(r.status, EXIT.ENOSPC, `${name}: ${r.stderr}`)
+    t.regex(r.stderr, new RegExp(`^mmapvec: ENOSPC: ${name.replace('.', '\\.')}: `), name)
+    t.true(noStack(r.stderr), r.stderr)
+    t.is(readFileSync(join(dir, name), 'utf8'), 'precious old content\n', name)
+  }
+  t.deepEqual(readdirSync(dir).sort(), ['out.arrow', 'out.csv', 'out.jsonl', 'v.mvec'], 'no partial files left')
+})
+
+test('export --out arrow: a short write of the last piece (the footer) is not taken as written', (t) => {
+  // Finds a row count whose Arrow file has a KiB boundary inside its footer, so that the limit
+  // cuts the last write short: the writer must go on writing (and fail), not stop there.
+  const dir = scratch()
+  let found: { rows: number; kib: number } | undefined
+  for (let rows = 1; rows < 400 && found === undefined; rows++) {
+    const vec = rowsVec(dir, rows, `r${rows}.mvec`)
+    const file = join(dir, `r${rows}.arrow`)
+    const r = cli('export', vec, '--out', file)
+    t.is(r.status, 0, r.stderr)
+    const b = readFileSync(file)
+    const footerStart = b.length - 10 - b.readInt32LE(b.length - 10)
+    const kib = Math.ceil(footerStart / 1024)
+    if (kib * 1024 > footerStart + 8 && kib * 1024 < b.length - 10) found = { rows, kib }
+  }
+  if (found === undefined) return t.fail('no row count puts a KiB boundary inside the footer')
+  writeFileSync(join(dir, 'out.arrow'), 'old\n')
+  const r = bash(`ulimit -f ${found.kib}; M export r${found.rows}.mvec --out out.arrow`, dir)
+  t.is(r.status, EXIT.ENOSPC, r.stderr)
+  t.is(readFileSync(join(dir, 'out.arrow'), 'utf8'), 'old\n')
+  t.false(readdirSync(dir).some((f) => f.startsWith('.')), 'no temporary file left')
+})
+
+test('export --out into a directory the user may not write is EACCES naming the output', (t) => {
+  const dir = scratch()
+  chmodSync(dir, 0o755)
+  const vec = rowsVec(dir, 10)
+  chmodSync(vec, 0o755)
+  for (const f of readdirSync(vec)) chmodSync(join(vec, f), 0o644)
+  const ro = join(dir, 'ro')
+  mkdirSync(ro, { mode: 0o555 })
+  chmodSync(ro, 0o555)
+  // Permissions do not bind root: run as "nobody" then.
+  const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+  const node = user.uid === undefined ? process.execPath : nodeForOthers()
+  for (const name of ['x.csv', 'x.jsonl', 'x.arrow']) {
+    const r = spawnSync(node, [BIN, 'export', vec, '--out', join(ro, name)], { encoding: 'utf8', timeout: 60_000, ...user })
+    t.is(r.status, EXIT.EACCES, `${name}: ${r.stderr}`)
+    t.true(r.stderr.startsWith(`mmapvec: EACCES: ${join(ro, name)}: `), r.stderr)
+    t.true(noStack(r.stderr), r.stderr)
+  }
+  t.deepEqual(readdirSync(ro), [])
+})
+
+test('export --out takes any legal file name, up to 255 bytes', (t) => {
+  const dir = scratch()
+  const vec = rowsVec(dir, 3)
+  for (const ext of ['.csv', '.jsonl', '.arrow']) {
+    const name = 'n'.repeat(255 - ext.length) + ext
+    const r = cli('export', vec, '--out', join(dir, name))
+    t.is(r.status, 0, `${ext}: ${r.stderr}`)
+    t.true(existsSync(join(dir, name)))
+  }
+  t.is(readFileSync(join(dir, 'n'.repeat(251) + '.csv'), 'utf8').split('\n')[0], 'x,y[0],y[1],y[2],y[3]')
+  t.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temporary file left')
+})
