@@ -6,7 +6,7 @@
  */
 import test from 'ava'
 import { MmapVec } from 'mmapvec'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -20,6 +20,18 @@ const EXIT = { ok: 0, usage: 2, ENOENT: 5, EFORMAT: 6, ENOSPC: 13, EINVAL: 14, E
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+/** The command, run without blocking the test's event loop; killed after `timeout` ms. */
+function run(args: string[], timeout = 60_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { timeout })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('close', (status) => resolve({ status, stdout, stderr }))
+  })
 }
 
 /** Runs `script` in bash, where `M` runs the command (`M export ...`); `${PIPESTATUS[0]}` works. */
@@ -118,4 +130,51 @@ test('export --out takes any legal file name, up to 255 bytes', (t) => {
   }
   t.is(readFileSync(join(dir, 'n'.repeat(251) + '.csv'), 'utf8').split('\n')[0], 'x,y[0],y[1],y[2],y[3]')
   t.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temporary file left')
+})
+
+test('import of an input that cannot be read fails with its code, naming it, and leaves no vec', (t) => {
+  const dir = scratch()
+  chmodSync(dir, 0o777)
+  const schema = '{"x":"i32"}'
+  mkdirSync(join(dir, 'dir.csv'))
+  mkdirSync(join(dir, 'dir.jsonl'))
+  mkdirSync(join(dir, 'dir.arrow'))
+  const cases: [string[], number, string][] = [
+    [[join(dir, 'dir.csv')], EXIT.EIO, join(dir, 'dir.csv')],
+    [[join(dir, 'dir.jsonl')], EXIT.EIO, join(dir, 'dir.jsonl')],
+    [[join(dir, 'dir.arrow')], EXIT.EIO, join(dir, 'dir.arrow')],
+    [[join(dir, 'missing.csv')], EXIT.ENOENT, join(dir, 'missing.csv')],
+    // Reading /proc/self/mem from offset 0 fails with EIO: a read error after the open.
+    [['/proc/self/mem', '--format', 'csv'], EXIT.EIO, '/proc/self/mem'],
+    [['/proc/self/mem', '--format', 'jsonl'], EXIT.EIO, '/proc/self/mem'],
+  ]
+  for (const [[file, ...rest], code, named] of cases) {
+    const target = join(dir, 'o.mvec')
+    const r = cli('import', file, target, '--schema', schema, ...rest)
+    t.is(r.status, code, `${file}: ${r.stderr}`)
+    t.true(r.stderr.startsWith(`mmapvec: ${Object.entries(EXIT).find(([, n]) => n === code)![0]}: ${named}: `), r.stderr)
+    t.true(noStack(r.stderr), r.stderr)
+    t.false(existsSync(target), file)
+  }
+  // A file the user may not read (as "nobody": permissions do not bind root).
+  writeFileSync(join(dir, 'secret.csv'), 'x\n1\n', { mode: 0o600 })
+  const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+  const node = user.uid === undefined ? process.execPath : nodeForOthers()
+  const r = spawnSync(node, [BIN, 'import', join(dir, 'secret.csv'), join(dir, 's.mvec'), '--schema', schema], { encoding: 'utf8', timeout: 60_000, ...user })
+  t.is(r.status, EXIT.EACCES, r.stderr)
+  t.true(r.stderr.startsWith(`mmapvec: EACCES: ${join(dir, 'secret.csv')}: `), r.stderr)
+  t.false(existsSync(join(dir, 's.mvec')))
+})
+
+test('import reads a named pipe whose writer writes once and leaves', async (t) => {
+  const dir = scratch()
+  const fifo = join(dir, 'in.csv')
+  t.is(spawnSync('mkfifo', [fifo]).status, 0)
+  const writer = spawn('sh', ['-c', `printf 'x\\n1\\n2\\n' > "${fifo}"`])
+  const exited = new Promise((resolve) => writer.on('exit', resolve))
+  const r = await run(['import', fifo, join(dir, 'o.mvec'), '--schema', '{"x":"i32"}'], 20_000)
+  writer.kill()
+  await exited
+  t.is(r.status, 0, r.stderr)
+  t.regex(r.stdout, /imported 2 rows/)
 })

@@ -652,9 +652,14 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
   } catch (err) {
     throw ioError(err, file, 'opening the Arrow file')
   }
-  const damaged = (err: unknown) =>
-    err instanceof MmapVecError ? err : new MmapVecError('EFORMAT', `${file}: not an Arrow IPC file, or damaged: ${(err as Error)?.message ?? String(err)}`, file)
+  const damaged = (err: unknown) => {
+    // A read error (EIO, EISDIR) is the file system's, not the file's content.
+    const io = ioError(err, file, 'reading the Arrow file')
+    if (io !== err || err instanceof MmapVecError) return io
+    return new MmapVecError('EFORMAT', `${file}: not an Arrow IPC file, or damaged: ${(err as Error)?.message ?? String(err)}`, file)
+  }
   try {
+    if ((await fh.stat()).isDirectory()) throw new MmapVecError('EIO', `${file}: is a directory, not an Arrow IPC file; give the path of the file`, file)
     let reader: Arrow.AsyncRecordBatchFileReader | Arrow.AsyncRecordBatchStreamReader
     let total: number | undefined
     try {

@@ -5,9 +5,11 @@
  */
 import { parse } from 'csv-parse'
 import { stringify } from 'csv-stringify/sync'
-import { createReadStream, statSync } from 'node:fs'
+import { closeSync, createReadStream, fstatSync, open, type ReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { fromArrowIPC, writeArrowIPC } from '../arrow.js'
+import { pipeline, type Readable } from 'node:stream'
+import { promisify } from 'node:util'
+import { fromArrowIPC, ioError, writeArrowIPC } from '../arrow.js'
 import { MmapVec, MmapVecError, type Schema } from '../index.js'
 import { normalizeSchema, type AnyColumn, type NormalizedSchema } from '../schema.js'
 import { Progress, Sink } from './io.js'
@@ -154,7 +156,25 @@ function needSchema(schema: Schema | undefined, format: string): Schema {
 /** A mistake in how the command was called (exit code 2). */
 export class UsageError extends Error {}
 
-type RowSource = (file: string, spec: NormalizedSchema, onBytes: (n: number) => void) => AsyncIterable<unknown>
+type RowSource = (input: Readable, file: string, spec: NormalizedSchema) => AsyncIterable<unknown>
+
+/**
+ * Opens the input once (a FIFO gives its data to one open only), before any vec is made, so
+ * that a missing or unreadable input fails with its own error and leaves nothing behind.
+ */
+async function openInput(file: string): Promise<number> {
+  let fd: number
+  try {
+    fd = await promisify(open)(file, 'r')
+  } catch (err) {
+    throw ioError(err, file, 'opening the input')
+  }
+  if (fstatSync(fd).isDirectory()) {
+    closeSync(fd)
+    throw new MmapVecError('EIO', `${file}: is a directory, not a file to import; give the path of the file`, file)
+  }
+  return fd
+}
 
 /**
  * Creates the vec at `path` and pushes the rows `source` reads from `file`. On any failure the
@@ -164,33 +184,36 @@ type RowSource = (file: string, spec: NormalizedSchema, onBytes: (n: number) => 
 async function importRows(file: string, path: string, schema: Schema, source: RowSource): Promise<number> {
   const spec = normalizeSchema(schema)
   if (typeof spec === 'string') throw new MmapVecError('EINVAL', `--schema: ${spec}`)
-  const size = statSync(file).size
-  const v = MmapVec.create(path, schema)
-  const progress = new Progress('import', size, 'bytes')
-  let read = 0
+  const fd = await openInput(file)
+  let input: ReadStream | undefined
   try {
-    for await (const row of source(file, spec, (n) => (read += n))) {
-      v.push(row as never)
-      if ((v.length & 0xfff) === 0) progress.update(read)
+    const size = fstatSync(fd).size
+    const v = MmapVec.create(path, schema)
+    const progress = new Progress('import', size, 'bytes')
+    try {
+      input = createReadStream(file, { fd })
+      const stream = input
+      for await (const row of source(stream, file, spec)) {
+        v.push(row as never)
+        if ((v.length & 0xfff) === 0) progress.update(stream.bytesRead)
+      }
+      progress.update(size)
+      const n = v.length
+      v.close()
+      return n
+    } catch (err) {
+      v.close({ flush: false })
+      MmapVec.remove(path)
+      // A read error (EIO mid-file, say) comes as the operating system's error: name the file.
+      throw ioError(err, file, 'reading the input')
+    } finally {
+      progress.stop()
     }
-    progress.update(size)
-    const n = v.length
-    v.close()
-    return n
-  } catch (err) {
-    v.close({ flush: false })
-    MmapVec.remove(path)
-    throw err
   } finally {
-    progress.stop()
+    // Closes the input however the reading ended (a bad row stops it early).
+    if (input !== undefined) input.destroy()
+    else closeSync(fd)
   }
-}
-
-/** Opens `file` for reading, counting the bytes read. */
-function input(file: string, onBytes: (n: number) => void) {
-  const stream = createReadStream(file)
-  stream.on('data', (d) => onBytes(d.length))
-  return stream
 }
 
 /** Builds a row from one element reader per (field, index). */
@@ -210,8 +233,10 @@ function rowBuilder(spec: NormalizedSchema): (get: (k: number, j: number, name: 
   }
 }
 
-async function* csvRows(file: string, spec: NormalizedSchema, onBytes: (n: number) => void): AsyncIterable<unknown> {
-  const parser = input(file, onBytes).pipe(parse({ bom: true, skip_empty_lines: true, info: true }))
+async function* csvRows(input: Readable, file: string, spec: NormalizedSchema): AsyncIterable<unknown> {
+  const parser = parse({ bom: true, skip_empty_lines: true, info: true })
+  // pipeline (not pipe) hands a read error on to the parser, and so to the loop below.
+  pipeline(input, parser, () => {})
   const expected = csvNames(spec)
   const build = rowBuilder(spec)
   let where: number[] | undefined // for each (field, index) in order, its position in a record
@@ -242,8 +267,8 @@ async function* csvRows(file: string, spec: NormalizedSchema, onBytes: (n: numbe
   if (where === undefined) throw new MmapVecError('EINVAL', `${file}: empty: a CSV file starts with a header row`)
 }
 
-async function* jsonlRows(file: string, spec: NormalizedSchema, onBytes: (n: number) => void): AsyncIterable<unknown> {
-  const lines = createInterface({ input: input(file, onBytes), crlfDelay: Infinity })
+async function* jsonlRows(input: Readable, file: string, spec: NormalizedSchema): AsyncIterable<unknown> {
+  const lines = createInterface({ input, crlfDelay: Infinity })
   const build = rowBuilder(spec)
   const known = new Set(spec.columns.map((c) => c.name))
   let n = 0

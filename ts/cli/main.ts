@@ -348,8 +348,6 @@ async function importFile(file: string, path: string, o: Record<string, string |
   const schema = readSchema(o.schema as string | undefined)
   // Only its parents: a vec at `path` itself is EEXIST, as create says.
   refuseInsideVec(dirname(path), 'the new vec\'s parent directory')
-  // Fails early, with the input's own error (ENOENT, EACCES), before a vec is created.
-  closeSync(openSync(file, 'r'))
   const n = await f.read!(file, path, schema)
   process.stdout.write(`${path}: imported ${n} rows from ${file}\n`)
   return EXIT_CODES.OK
