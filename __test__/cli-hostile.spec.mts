@@ -178,3 +178,23 @@ test('import reads a named pipe whose writer writes once and leaves', async (t) 
   t.is(r.status, 0, r.stderr)
   t.regex(r.stdout, /imported 2 rows/)
 })
+
+test('malformed CSV is EINVAL naming the file and line, and leaves no vec', (t) => {
+  const dir = scratch()
+  const cases: [string, string, RegExp][] = [
+    ['ragged.csv', 'x,y\n1,2\n3\n', /^mmapvec: EINVAL: \S*ragged\.csv:3: 1 values, the header has 2/],
+    ['long.csv', 'x,y\n1,2,3\n', /^mmapvec: EINVAL: \S*long\.csv:2: 3 values, the header has 2/],
+    ['unclosed.csv', 'x,y\n1,"2\n', /^mmapvec: EINVAL: \S*unclosed\.csv:2: not valid CSV: Quote Not Closed/],
+    ['stray.csv', 'x,y\n1,2"x"\n', /^mmapvec: EINVAL: \S*stray\.csv:2: not valid CSV: Invalid Opening Quote/],
+    ['closing.csv', 'x,y\n1,"2"x\n', /^mmapvec: EINVAL: \S*closing\.csv:2: not valid CSV: Invalid Closing Quote/],
+  ]
+  for (const [name, text, expected] of cases) {
+    writeFileSync(join(dir, name), text)
+    const target = join(dir, `${name}.mvec`)
+    const r = cli('import', join(dir, name), target, '--schema', '{"x":"i32","y":"f32"}')
+    t.is(r.status, EXIT.EINVAL, `${name}: ${r.stderr}`)
+    t.regex(r.stderr, expected, name)
+    t.true(noStack(r.stderr), r.stderr)
+    t.false(existsSync(target), name)
+  }
+})

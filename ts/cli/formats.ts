@@ -3,7 +3,7 @@
  * entry. CSV and JSON lines stream rows as text; Arrow IPC is binary and goes through the
  * package's own Arrow support (`writeArrowIPC`, `fromArrowIPC`), one record batch at a time.
  */
-import { parse } from 'csv-parse'
+import { CsvError, parse, type Parser } from 'csv-parse'
 import { stringify } from 'csv-stringify/sync'
 import { closeSync, createReadStream, fstatSync, open, type ReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
@@ -233,14 +233,31 @@ function rowBuilder(spec: NormalizedSchema): (get: (k: number, j: number, name: 
   }
 }
 
+/** The parser's records; its errors (a quote not closed...) as EINVAL naming the file and line. */
+async function* csvRecords(parser: Parser, file: string): AsyncIterable<{ record: string[]; info: { lines: number } }> {
+  try {
+    yield* parser as AsyncIterable<{ record: string[]; info: { lines: number } }>
+  } catch (err) {
+    // By class: not every csv-parse code starts with CSV_ (INVALID_OPENING_QUOTE).
+    if (!(err instanceof CsvError)) throw err
+    const lines = (err as { lines?: unknown }).lines
+    throw new MmapVecError(
+      'EINVAL',
+      `${file}:${typeof lines === 'number' ? lines : '?'}: not valid CSV: ${err.message}; a value with a quote, comma or line break goes in double quotes, each quote in it doubled ("")`,
+      file,
+    )
+  }
+}
+
 async function* csvRows(input: Readable, file: string, spec: NormalizedSchema): AsyncIterable<unknown> {
-  const parser = parse({ bom: true, skip_empty_lines: true, info: true })
+  // Rows of the wrong length are checked below, with a message that names the file.
+  const parser = parse({ bom: true, skip_empty_lines: true, info: true, relax_column_count: true })
   // pipeline (not pipe) hands a read error on to the parser, and so to the loop below.
   pipeline(input, parser, () => {})
   const expected = csvNames(spec)
   const build = rowBuilder(spec)
   let where: number[] | undefined // for each (field, index) in order, its position in a record
-  for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+  for await (const { record, info } of csvRecords(parser, file)) {
     if (where === undefined) {
       const missing = expected.filter((n) => !record.includes(n))
       const extra = record.filter((n) => !expected.includes(n))
@@ -258,7 +275,7 @@ async function* csvRows(input: Readable, file: string, spec: NormalizedSchema): 
       continue
     }
     if (record.length !== expected.length) {
-      throw new MmapVecError('EINVAL', `${file}:${info.lines}: ${record.length} values, the header has ${expected.length}`)
+      throw new MmapVecError('EINVAL', `${file}:${info.lines}: ${record.length} values, the header has ${expected.length}; give each row one value per column`)
     }
     let at = 0
     const pos = where
