@@ -198,3 +198,17 @@ test('malformed CSV is EINVAL naming the file and line, and leaves no vec', (t) 
     t.false(existsSync(target), name)
   }
 })
+
+test('a failed import removes the parent directories it made, and only those', (t) => {
+  const dir = scratch()
+  writeFileSync(join(dir, 'bad.csv'), 'x\n99999999999\n')
+  mkdirSync(join(dir, 'keep'))
+  for (const format of ['csv', 'arrow']) {
+    const target = join(dir, 'keep', 'a', 'b', 'o.mvec')
+    const args = format === 'csv' ? [join(dir, 'bad.csv'), target, '--schema', '{"x":"i32"}'] : [join(dir, 'bad.csv'), target, '--format', 'arrow']
+    const r = cli('import', ...args)
+    t.is(r.status, format === 'csv' ? EXIT.EINVAL : EXIT.EFORMAT, r.stderr)
+    t.deepEqual(readdirSync(join(dir, 'keep')), [], format)
+  }
+  t.deepEqual(readdirSync(dir).sort(), ['bad.csv', 'keep'])
+})

@@ -2,8 +2,8 @@
  * The `mmapvec` command: look at, check, print, export and import vecs.
  * `main(args)` runs one command and resolves to its exit code (see exit-codes.ts).
  */
-import { closeSync, createWriteStream, fsyncSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { closeSync, createWriteStream, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmdirSync, rmSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { ioError, tempBeside } from '../arrow.js'
 import { MmapVec, MmapVecError, type Schema, type VecInfo } from '../index.js'
@@ -348,9 +348,44 @@ async function importFile(file: string, path: string, o: Record<string, string |
   const schema = readSchema(o.schema as string | undefined)
   // Only its parents: a vec at `path` itself is EEXIST, as create says.
   refuseInsideVec(dirname(path), 'the new vec\'s parent directory')
-  const n = await f.read!(file, path, schema)
+  const made = missingParents(path)
+  let n: number
+  try {
+    n = await f.read!(file, path, schema)
+  } catch (err) {
+    // The failed import removed its vec; the directories made for it go too.
+    removeEmpty(made)
+    throw err
+  }
   process.stdout.write(`${path}: imported ${n} rows from ${file}\n`)
   return EXIT_CODES.OK
+}
+
+/** The parent directories of `path` that do not exist (that creating it makes), deepest first. */
+function missingParents(path: string): string[] {
+  const missing: string[] = []
+  for (let dir = dirname(resolve(path)); dirname(dir) !== dir; dir = dirname(dir)) {
+    try {
+      lstatSync(dir)
+      break
+    } catch (err) {
+      // Only what is surely not there: a directory hidden by permissions may exist.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') break
+      missing.push(dir)
+    }
+  }
+  return missing
+}
+
+/** Removes the directories, deepest first, stopping at one that is not empty (or is gone). */
+function removeEmpty(dirs: string[]): void {
+  for (const d of dirs) {
+    try {
+      rmdirSync(d)
+    } catch {
+      return
+    }
+  }
 }
 
 /** The exit code for an error, after printing it to stderr. */
