@@ -212,3 +212,21 @@ test('a failed import removes the parent directories it made, and only those', (
   }
   t.deepEqual(readdirSync(dir).sort(), ['bad.csv', 'keep'])
 })
+
+test('a closed standard output or error ends the command quietly', (t) => {
+  const dir = scratch()
+  rowsVec(dir, 5)
+  writeFileSync(join(dir, 'one.csv'), 'x,y[0],y[1],y[2],y[3]\n1,2,3,4,5\n')
+  const schema = `'{"x":"f64","y":["u16",4]}'`
+  for (const c of ['info v.mvec', 'info --json v.mvec', 'verify v.mvec', 'verify --json v.mvec', '--help', 'help info', 'info --help', 'head v.mvec', `import one.csv i.mvec --schema ${schema}`]) {
+    // The reader is gone before the command writes (Node takes longer to start than true).
+    const r = bash(`M ${c} | true; echo "exit=\${PIPESTATUS[0]}"`, dir)
+    t.is(r.stdout, 'exit=0\n', `${c}: ${r.stderr}`)
+    t.is(r.stderr, '', c)
+  }
+  t.true(existsSync(join(dir, 'i.mvec')), 'the import itself went through')
+  // An error message to a closed standard error: the exit code still says what went wrong.
+  const r = bash(`M info missing.mvec 2>&1 >/dev/null | true; echo "exit=\${PIPESTATUS[0]}"`, dir)
+  t.is(r.stdout, `exit=${EXIT.ENOENT}\n`, r.stderr)
+  t.is(r.stderr, '')
+})

@@ -40,7 +40,7 @@ nothing, so it works while another process writes the vec.
   --json   one JSON object (the fields of MmapVec.inspect)`,
     options: JSON_OPT,
     positionals: 1,
-    run: ([path], o) => Promise.resolve(info(path, o.json === true)),
+    run: ([path], o) => info(path, o.json === true),
   },
   head: {
     usage: 'mmapvec head <path> [-n N] [--json]',
@@ -81,7 +81,7 @@ there is any (0 when there is none). Reads only: takes no lock and never changes
   --json   one JSON object: { path, ok, problems: [{ code, check, message }] }`,
     options: JSON_OPT,
     positionals: 1,
-    run: ([path], o) => Promise.resolve(verify(path, o.json === true)),
+    run: ([path], o) => verify(path, o.json === true),
   },
   export: {
     usage: `mmapvec export <path> --format ${FORMAT_NAMES} [--out FILE] [--from I] [--to J]`,
@@ -169,10 +169,10 @@ function alignRows(rows: string[][], right: boolean[]): string[] {
   )
 }
 
-function info(path: string, json: boolean): number {
+async function info(path: string, json: boolean): Promise<number> {
   const i = MmapVec.inspect(path)
   if (json) {
-    process.stdout.write(JSON.stringify(i, null, 2) + '\n')
+    await print(JSON.stringify(i, null, 2) + '\n')
     return EXIT_CODES.OK
   }
   const lock: Record<VecInfo['lock'], string> = {
@@ -201,19 +201,19 @@ function info(path: string, json: boolean): number {
     ],
     [false, false, true, false, true, true, true],
   )
-  process.stdout.write([...lines, 'columns:', ...table.map((l) => '  ' + l)].join('\n') + '\n')
+  await print([...lines, 'columns:', ...table.map((l) => '  ' + l)].join('\n') + '\n')
   return EXIT_CODES.OK
 }
 
-function verify(path: string, json: boolean): number {
+async function verify(path: string, json: boolean): Promise<number> {
   const problems = MmapVec.verify(path)
   if (json) {
-    process.stdout.write(JSON.stringify({ path, ok: problems.length === 0, problems }, null, 2) + '\n')
+    await print(JSON.stringify({ path, ok: problems.length === 0, problems }, null, 2) + '\n')
   } else if (problems.length === 0) {
-    process.stdout.write(`${path}: ok, no problems found\n`)
+    await print(`${path}: ok, no problems found\n`)
   } else {
-    for (const p of problems) process.stdout.write(`${p.code} ${p.check}: ${p.message}\n`)
-    process.stdout.write(`${path}: ${problems.length} problem${problems.length === 1 ? '' : 's'} found\n`)
+    const n = problems.length
+    await print(problems.map((p) => `${p.code} ${p.check}: ${p.message}\n`).join('') + `${path}: ${n} problem${n === 1 ? '' : 's'} found\n`)
   }
   return problems.length === 0 ? EXIT_CODES.OK : EXIT_CODES.PROBLEMS
 }
@@ -239,7 +239,7 @@ async function rows(path: string, from: number, to: number | undefined, json: bo
       await writeTable(s, sink)
     }
   })
-  await sink.flush()
+  await sink.done()
   return EXIT_CODES.OK
 }
 
@@ -291,7 +291,7 @@ async function exportVec(path: string, o: Record<string, string | boolean | unde
   if (out === undefined) {
     const sink = new Sink(process.stdout)
     await withSlice(path, from, to, (s) => f.write!(s, sink))
-    await sink.flush()
+    await sink.done()
     return EXIT_CODES.OK
   }
   await withSlice(path, from, to, (s) => writeOut(out, (sink) => f.write!(s, sink)))
@@ -357,7 +357,7 @@ async function importFile(file: string, path: string, o: Record<string, string |
     removeEmpty(made)
     throw err
   }
-  process.stdout.write(`${path}: imported ${n} rows from ${file}\n`)
+  await print(`${path}: imported ${n} rows from ${file}\n`)
   return EXIT_CODES.OK
 }
 
@@ -390,6 +390,7 @@ function removeEmpty(dirs: string[]): void {
 
 /** The exit code for an error, after printing it to stderr. */
 function fail(err: unknown, command: string | undefined): number {
+  // A closed standard error is ignored (see main): the exit code still tells.
   const say = (m: string) => process.stderr.write(`mmapvec: ${m}\n`)
   const e = err as { code?: unknown; message?: string }
   if (err instanceof UsageError || (typeof e?.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS'))) {
@@ -420,22 +421,47 @@ function fail(err: unknown, command: string | undefined): number {
   return EXIT_CODES.INTERNAL
 }
 
+/**
+ * Writes `text` to standard output, waiting until it is written: a write error (EPIPE when the
+ * reader went away) is thrown here, where main turns EPIPE into a quiet end.
+ */
+async function print(text: string): Promise<void> {
+  const sink = new Sink(process.stdout)
+  await sink.write(text)
+  await sink.done()
+}
+
+/** Whether `err` is the error of a reader that went away (`mmapvec cat v | head`). */
+const isEpipe = (err: unknown) => (err as { code?: unknown } | null | undefined)?.code === 'EPIPE'
+
 /** Runs the command line `args` (without `node` and the script) and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
+  // Standard error closed: nothing can report it, and it must not crash the command (an
+  // 'error' event without a listener throws).
+  if (!process.stderr.listeners('error').includes(ignore)) process.stderr.on('error', ignore)
   const [name, ...rest] = args
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    const topic = name === 'help' ? rest[0] : undefined
-    const c = topic === undefined ? undefined : COMMANDS[topic]
-    // Without a command, the help is a usage error: on stderr, exit code 2.
-    ;(name === undefined ? process.stderr : process.stdout).write((c ? commandHelp(c) : mainHelp()) + '\n')
-    return name === undefined ? EXIT_CODES.USAGE : EXIT_CODES.OK
+  try {
+    if (name === undefined) {
+      // Without a command, the help is a usage error: on stderr, exit code 2.
+      process.stderr.write(mainHelp() + '\n')
+      return EXIT_CODES.USAGE
+    }
+    if (name === '--help' || name === '-h' || name === 'help') {
+      const topic = name === 'help' ? rest[0] : undefined
+      const c = topic === undefined ? undefined : COMMANDS[topic]
+      await print((c ? commandHelp(c) : mainHelp()) + '\n')
+      return EXIT_CODES.OK
+    }
+  } catch (err) {
+    if (isEpipe(err)) return EXIT_CODES.OK
+    return fail(err, undefined)
   }
   const c = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
   if (c === undefined) return fail(new UsageError(`unknown command '${name}'; the commands are ${Object.keys(COMMANDS).join(', ')}`), undefined)
   try {
     const { values, positionals } = parseArgs({ args: rest, options: { ...c.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
     if (values.help === true) {
-      process.stdout.write(commandHelp(c) + '\n')
+      await print(commandHelp(c) + '\n')
       return EXIT_CODES.OK
     }
     if (positionals.length !== c.positionals) {
@@ -444,7 +470,9 @@ export async function main(args: string[]): Promise<number> {
     return await c.run(positionals, values)
   } catch (err) {
     // The reader of standard output went away (`mmapvec cat v | head`): stop quietly.
-    if ((err as { code?: unknown }).code === 'EPIPE') return EXIT_CODES.OK
+    if (isEpipe(err)) return EXIT_CODES.OK
     return fail(err, name)
   }
 }
+
+function ignore(): void {}
