@@ -230,3 +230,24 @@ test('a closed standard output or error ends the command quietly', (t) => {
   t.is(r.stdout, `exit=${EXIT.ENOENT}\n`, r.stderr)
   t.is(r.stderr, '')
 })
+
+test('help of an unknown command and options given twice are usage errors', (t) => {
+  const dir = scratch()
+  const vec = rowsVec(dir, 5)
+  for (const [args, expected] of [
+    [['help', 'bogus'], /unknown command 'bogus'/],
+    [['help', 'constructor'], /unknown command 'constructor'/],
+    [['help', 'info', 'head'], /help takes one command/],
+    [['head', vec, '-n', '3', '-n', '4'], /-n is given twice/],
+    [['head', vec, '-n', '3', '--n=4'], /--n is given twice/],
+    [['cat', vec, '--from', '1', '--from', '2'], /--from is given twice/],
+    [['export', vec, '--format', 'csv', '--format', 'jsonl'], /--format is given twice/],
+    [['info', vec, '--json', '--json'], /--json is given twice/],
+  ] as const) {
+    const r = cli(...args)
+    t.is(r.status, EXIT.usage, `${args.join(' ')}: ${r.stderr}`)
+    t.regex(r.stderr, expected, args.join(' '))
+    t.regex(r.stderr, /\nRun 'mmapvec .*--help' for usage\.\n$/, args.join(' '))
+    t.is(r.stdout, '', args.join(' '))
+  }
+})

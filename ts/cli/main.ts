@@ -421,6 +421,12 @@ function fail(err: unknown, command: string | undefined): number {
   return EXIT_CODES.INTERNAL
 }
 
+/** The command named `name` (an own key: `constructor` is no command). */
+function command(name: string): Command {
+  if (Object.hasOwn(COMMANDS, name)) return COMMANDS[name]
+  throw new UsageError(`unknown command '${name}'; the commands are ${Object.keys(COMMANDS).join(', ')}`)
+}
+
 /**
  * Writes `text` to standard output, waiting until it is written: a write error (EPIPE when the
  * reader went away) is thrown here, where main turns EPIPE into a quiet end.
@@ -447,19 +453,36 @@ export async function main(args: string[]): Promise<number> {
       return EXIT_CODES.USAGE
     }
     if (name === '--help' || name === '-h' || name === 'help') {
-      const topic = name === 'help' ? rest[0] : undefined
-      const c = topic === undefined ? undefined : COMMANDS[topic]
-      await print((c ? commandHelp(c) : mainHelp()) + '\n')
+      const topics = name === 'help' ? rest : []
+      if (topics.length > 1) throw new UsageError(`help takes one command, got ${topics.length}: mmapvec help <command>`)
+      await print((topics.length === 0 ? mainHelp() : commandHelp(command(topics[0]))) + '\n')
       return EXIT_CODES.OK
     }
   } catch (err) {
     if (isEpipe(err)) return EXIT_CODES.OK
     return fail(err, undefined)
   }
-  const c = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
-  if (c === undefined) return fail(new UsageError(`unknown command '${name}'; the commands are ${Object.keys(COMMANDS).join(', ')}`), undefined)
+  let c: Command
   try {
-    const { values, positionals } = parseArgs({ args: rest, options: { ...c.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+    c = command(name)
+  } catch (err) {
+    return fail(err, undefined)
+  }
+  try {
+    const { values, positionals, tokens } = parseArgs({
+      args: rest,
+      options: { ...c.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+      tokens: true,
+    })
+    // parseArgs keeps the last of an option given twice; which one was meant is unclear.
+    const seen = new Set<string>()
+    for (const tk of tokens) {
+      if (tk.kind !== 'option') continue
+      if (seen.has(tk.name)) throw new UsageError(`${tk.rawName} is given twice; give each option once`)
+      seen.add(tk.name)
+    }
     if (values.help === true) {
       await print(commandHelp(c) + '\n')
       return EXIT_CODES.OK
