@@ -251,3 +251,64 @@ test('help of an unknown command and options given twice are usage errors', (t) 
     t.is(r.stdout, '', args.join(' '))
   }
 })
+
+test('floats that would round to Infinity or to 0 are refused, naming the line and field', (t) => {
+  const dir = scratch()
+  const cases: [string, string, string, RegExp][] = [
+    ['f32.csv', '{"y":"f32"}', 'y\n1\n1e39\n', /f32\.csv:3: y: expected a number of size at most 3\.4028235e38 .*got "1e39"/],
+    ['f32neg.csv', '{"y":"f32"}', 'y\n-3.5e38\n', /f32neg\.csv:2: y: .*got "-3\.5e38"/],
+    ['f32tiny.csv', '{"y":"f32"}', 'y\n1e-50\n', /f32tiny\.csv:2: y: .*too small and would be rounded to 0, got "1e-50"/],
+    ['f64.csv', '{"y":"f64"}', 'y\n1e309\n', /f64\.csv:2: y: expected a number of size at most 1\.7976931348623157e308/],
+    ['f64tiny.csv', '{"y":"f64"}', 'y\n-1e-400\n', /f64tiny\.csv:2: y: .*rounded to 0, got "-1e-400"/],
+    ['arr.csv', '{"y":["f32",2]}', 'y[0],y[1]\n1,1e39\n', /arr\.csv:2: y\[1\]: /],
+    ['f64.jsonl', '{"y":"f64"}', '{"y":1e400}\n', /f64\.jsonl:1: y: expected a number of size at most .*got 1e400$/m],
+    ['f64tiny.jsonl', '{"y":"f64"}', '{"y":0.5}\n{"y":1e-400}\n', /f64tiny\.jsonl:2: y: .*rounded to 0, got 1e-400$/m],
+    ['f32.jsonl', '{"y":"f32"}', '{"y":1e39}\n', /f32\.jsonl:1: y: .*got 1e\+39$/m],
+    ['f32tiny.jsonl', '{"y":"f32"}', '{"y":1e-50}\n', /f32tiny\.jsonl:1: y: .*rounded to 0, got 1e-50$/m],
+    ['arr.jsonl', '{"y":["f64",3]}', '{"y":[1,2e999,3]}\n', /arr\.jsonl:1: y\[1\]: .*got 2e999$/m],
+    ['scalar.jsonl', '"f64"', '1\n-1e400\n', /scalar\.jsonl:2: value: .*got -1e400$/m],
+  ]
+  for (const [name, schema, text, expected] of cases) {
+    writeFileSync(join(dir, name), text)
+    const target = join(dir, `${name}.mvec`)
+    const r = cli('import', join(dir, name), target, '--schema', schema)
+    t.is(r.status, EXIT.EINVAL, `${name}: ${r.stderr}`)
+    t.regex(r.stderr, expected, name)
+    t.false(existsSync(target), name)
+  }
+  // The limits themselves, zeros, the smallest subnormals, and infinities spelled as such.
+  writeFileSync(join(dir, 'ok.csv'), 'a,b\n3.4028235e38,1.7976931348623157e308\n1e-45,5e-324\n-0,0e999\nInfinity,-Infinity\nNaN,1e-2\n')
+  const ok = cli('import', join(dir, 'ok.csv'), join(dir, 'ok.mvec'), '--schema', '{"a":"f32","b":"f64"}')
+  t.is(ok.status, 0, ok.stderr)
+  t.is(cli('export', join(dir, 'ok.mvec'), '--format', 'csv').stdout, 'a,b\n3.4028235e+38,1.7976931348623157e+308\n1e-45,5e-324\n-0,0\nInfinity,-Infinity\nNaN,0.01\n')
+  writeFileSync(join(dir, 'ok.jsonl'), '{"a":3.4028235e38,"b":"Infinity"}\n{"a":1e-45,"b":5e-324}\n{"a":"NaN","b":"-Infinity"}\n')
+  t.is(cli('import', join(dir, 'ok.jsonl'), join(dir, 'okj.mvec'), '--schema', '{"a":"f32","b":"f64"}').status, 0)
+})
+
+test('JSON lines: numbers beyond f64 are quoted as written, missing fields are missing, a BOM is dropped', (t) => {
+  const dir = scratch()
+  const cases: [string, string, string, RegExp][] = [
+    ['u64.jsonl', '{"a":"u64"}', '{"a":1e400}\n', /u64\.jsonl:1: a: expected a whole number .*got 1e400$/m],
+    ['u8.jsonl', '{"a":"u8"}', '{"a": -1E+400 }\n', /u8\.jsonl:1: a: expected a whole number .*got -1E\+400$/m],
+    ['dup.jsonl', '{"a":"f64"}', '{"a":1,"a":1e400}\n', /dup\.jsonl:1: a: .*got 1e400$/m],
+    ['str.jsonl', '{"a":"f64","b":"f64"}', '{"b":"1e400 \\"x\\"","a":1e400}\n', /str\.jsonl:1: a: .*got 1e400$/m],
+    ['ctor.jsonl', '{"a":"u8","constructor":"f64"}', '{"a":1}\n', /ctor\.jsonl:1: field 'constructor' is missing/],
+    ['tostr.jsonl', '{"a":"u8","toString":"u8"}', '{"a":1}\n', /tostr\.jsonl:1: field 'toString' is missing/],
+    ['proto.jsonl', '{"a":"u8","__proto__":"u8"}', '{"a":1}\n', /proto\.jsonl:1: field '__proto__' is missing/],
+  ]
+  for (const [name, schema, text, expected] of cases) {
+    writeFileSync(join(dir, name), text)
+    const target = join(dir, `${name}.mvec`)
+    const r = cli('import', join(dir, name), target, '--schema', schema)
+    t.is(r.status, EXIT.EINVAL, `${name}: ${r.stderr}`)
+    t.regex(r.stderr, expected, name)
+    t.false(existsSync(target), name)
+  }
+  // A duplicated key whose last value is sound is taken, as JSON.parse takes it.
+  writeFileSync(join(dir, 'dup-ok.jsonl'), '{"a":1e400,"a":2}\n')
+  t.is(cli('import', join(dir, 'dup-ok.jsonl'), join(dir, 'dup-ok.mvec'), '--schema', '{"a":"f64"}').status, 0)
+  writeFileSync(join(dir, 'bom.jsonl'), '\uFEFF{"a":1,"__proto__":2}\n{"a":2,"__proto__":3}\n')
+  const r = cli('import', join(dir, 'bom.jsonl'), join(dir, 'bom.mvec'), '--schema', '{"a":"u8","__proto__":"u8"}')
+  t.is(r.status, 0, r.stderr)
+  t.is(cli('export', join(dir, 'bom.mvec'), '--format', 'jsonl').stdout, '{"a":1,"__proto__":2}\n{"a":2,"__proto__":3}\n')
+})

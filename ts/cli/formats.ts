@@ -13,7 +13,7 @@ import { fromArrowIPC, ioError, writeArrowIPC } from '../arrow.js'
 import { MmapVec, MmapVecError, type Schema } from '../index.js'
 import { normalizeSchema, type AnyColumn, type NormalizedSchema } from '../schema.js'
 import { Progress, Sink } from './io.js'
-import { cellFormatter, elementFormatter, parseElement } from './values.js'
+import { cellFormatter, elementFormatter, keepLostNumbers, parseElement } from './values.js'
 
 /** Rows `[from, to)` of an open vec, with its columns in schema order. */
 export interface Slice {
@@ -293,8 +293,10 @@ async function* jsonlRows(input: Readable, file: string, spec: NormalizedSchema)
     n++
     if (line.trim() === '') continue
     let value: unknown
+    // A byte order mark before the first line is not part of it (CSV import drops it too).
+    const text = n === 1 && line.startsWith('\uFEFF') ? line.slice(1) : line
     try {
-      value = JSON.parse(line)
+      value = keepLostNumbers(text, JSON.parse(text))
     } catch (e) {
       throw new MmapVecError('EINVAL', `${file}:${n}: not JSON (${(e as Error).message})`)
     }
@@ -306,7 +308,9 @@ async function* jsonlRows(input: Readable, file: string, spec: NormalizedSchema)
       for (const k of Object.keys(value)) if (!known.has(k)) throw new MmapVecError('EINVAL', `${at}: no field named '${k}' in the schema`)
     }
     const fieldOf = (k: number): unknown => {
-      const v = spec.scalar ? value : (value as Record<string, unknown>)[spec.columns[k].name]
+      // Own fields only: a missing 'constructor' is missing, not Object's constructor.
+      const name = spec.columns[k].name
+      const v = spec.scalar ? value : Object.hasOwn(value as object, name) ? (value as Record<string, unknown>)[name] : undefined
       if (v === undefined) throw new MmapVecError('EINVAL', `${at}: field '${spec.columns[k].name}' is missing`)
       return v
     }

@@ -117,8 +117,9 @@ new vec. A progress bar shows on stderr when the run is long and stderr is a ter
 
 CSV needs a header row naming every field (array fields as pos[0],pos[1],..., in any
 order); bools are true/false or 1/0. JSON lines: one object per row with every field;
-i64/u64 as strings of digits (or safe integers); NaN and Infinity as strings. Integers out
-of their type's range are refused rather than wrapped.`,
+i64/u64 as strings of digits (or safe integers); NaN and Infinity as strings. Values out
+of their type's range are refused rather than wrapped or rounded: an integer too large, a
+float that would become Infinity (1e39 in f32) or 0 (1e-50 in f32).`,
     options: { schema: { type: 'string' }, format: { type: 'string' } },
     positionals: 2,
     run: async ([file, path], o) => importFile(file, path, o),
