@@ -5,9 +5,10 @@
  * message names the file, that no stack trace is printed, and that nothing is left on disk.
  */
 import test from 'ava'
+import * as arrow from 'apache-arrow'
 import { MmapVec } from 'mmapvec'
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { nodeForOthers, scratch } from './helpers/util.mjs'
@@ -311,4 +312,63 @@ test('JSON lines: numbers beyond f64 are quoted as written, missing fields are m
   const r = cli('import', join(dir, 'bom.jsonl'), join(dir, 'bom.mvec'), '--schema', '{"a":"u8","__proto__":"u8"}')
   t.is(r.status, 0, r.stderr)
   t.is(cli('export', join(dir, 'bom.mvec'), '--format', 'jsonl').stdout, '{"a":1,"__proto__":2}\n{"a":2,"__proto__":3}\n')
+})
+
+/** An Arrow IPC file of one record batch of `rows` rows, each column as given (its data unchecked). */
+function arrowFile(file: string, rows: number, columns: [string, arrow.DataType, arrow.Data][], kind: 'file' | 'stream' = 'file'): void {
+  const schema = new arrow.Schema(columns.map(([name, type]) => new arrow.Field(name, type, false)))
+  const data = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows, nullCount: 0, children: columns.map(([, , d]) => d) })
+  writeFileSync(file, arrow.tableToIPC(new arrow.Table([new arrow.RecordBatch(schema, data)]), kind))
+}
+
+const u8 = (length: number, values: number) => arrow.makeData({ type: new arrow.Uint8(), length, nullCount: 0, data: new Uint8Array(values).fill(7) })
+
+test('a damaged Arrow file (columns shorter than their record batch) is EFORMAT naming it, and nothing is made', async (t) => {
+  const dir = scratch()
+  const f = (name: string) => join(dir, name)
+  arrowFile(f('u8.arrow'), 1_000_000, [['x', new arrow.Uint8(), u8(1_000_000, 10)]])
+  arrowFile(f('u8.stream.arrow'), 1_000_000, [['x', new arrow.Uint8(), u8(1_000_000, 10)]], 'stream')
+  arrowFile(f('bool.arrow'), 100_000, [['b', new arrow.Bool(), arrow.makeData({ type: new arrow.Bool(), length: 100_000, nullCount: 0, data: new Uint8Array([255]) })]])
+  const list = new arrow.FixedSizeList(3, new arrow.Field('item', new arrow.Float32(), false))
+  const child = arrow.makeData({ type: new arrow.Float32(), length: 6, nullCount: 0, data: new Float32Array(6) })
+  arrowFile(f('list.arrow'), 100, [['p', list, arrow.makeData({ type: list, length: 100, nullCount: 0, child })]])
+  // Columns of different lengths: apache-arrow pads a short column with nulls when it writes,
+  // so a sound file has its second column's length (777, in the record batch's field nodes:
+  // a count, then a length and a null count per column) changed to 8.
+  arrowFile(f('two.arrow'), 777, [['x', new arrow.Float64(), arrow.makeData({ type: new arrow.Float64(), length: 777, nullCount: 0, data: new Float64Array(777) })], ['y', new arrow.Uint8(), u8(777, 777)]])
+  const b = readFileSync(f('two.arrow'))
+  const nodes = Buffer.alloc(36)
+  nodes.writeUInt32LE(2, 0)
+  nodes.writeBigInt64LE(777n, 4)
+  nodes.writeBigInt64LE(777n, 20)
+  const at = b.indexOf(nodes)
+  t.true(at > 0 && b.indexOf(nodes, at + 1) === -1, 'the field nodes are found once')
+  b.writeBigInt64LE(8n, at + 20)
+  writeFileSync(f('two.arrow'), b)
+  const cases: [string, RegExp][] = [
+    ['u8.arrow', /record batch 0 claims 1000000 rows but column 'x' holds only \d+ values/],
+    ['u8.stream.arrow', /record batch 0 claims 1000000 rows but column 'x' holds only \d+ values/],
+    ['bool.arrow', /record batch 0 claims 100000 rows but column 'b' holds only \d+ values/],
+    ['list.arrow', /record batch 0 claims 100 rows but column 'p' holds 6 values, not 3 a row/],
+    ['two.arrow', /record batch 0 claims 777 rows but column 'y' has 8/],
+  ]
+  for (const [name, expected] of cases) {
+    const target = join(dir, 'new', `${name}.mvec`)
+    const r = cli('import', f(name), target)
+    t.is(r.status, EXIT.EFORMAT, `${name}: ${r.stderr}`)
+    t.true(r.stderr.startsWith(`mmapvec: EFORMAT: ${f(name)}: `), r.stderr)
+    t.regex(r.stderr, expected, name)
+    t.true(noStack(r.stderr), r.stderr)
+    t.false(existsSync(join(dir, 'new')), name)
+    // The library call: refused before the vec (and so its new parent directory) is made,
+    // for a file, whose batches are checked from their headers first.
+    await t.throwsAsync(MmapVec.fromArrow(target, f(name)), { code: 'EFORMAT', message: expected } as object, name)
+    if (!name.includes('stream')) t.false(existsSync(join(dir, 'new')), name)
+    rmSync(join(dir, 'new'), { recursive: true, force: true })
+  }
+  // A Table a program built the same way is refused (EINVAL) as the file is.
+  const schema = new arrow.Schema([new arrow.Field('x', new arrow.Uint8(), false)])
+  const table = new arrow.Table([new arrow.RecordBatch(schema, arrow.makeData({ type: new arrow.Struct(schema.fields), length: 1000, nullCount: 0, children: [u8(1000, 10)] }))])
+  t.throws(() => MmapVec.fromArrow(join(dir, 't.mvec'), table), { code: 'EINVAL', message: /record batch 0 of the Table claims 1000 rows but column 'x' holds only 10 values/ })
+  t.false(existsSync(join(dir, 't.mvec')))
 })

@@ -581,7 +581,10 @@ function fromArrowTable<S extends Schema>(path: string, table: ArrowTable, optio
   const { open, schema, onProgress } = checkFromOptions(path, options)
   const arrow = loadArrow()
   const p = plan(arrow, table.schema, schema, path)
-  for (const batch of table.batches) checkNulls(batch, p, path)
+  table.batches.forEach((batch, i) => {
+    checkBatch(batch, p, path, `record batch ${i} of the Table`, 'EINVAL')
+    checkNulls(batch, p, path)
+  })
   const vec = MmapVec.create(path, p.schema, { ...open, capacity: Math.max(open.capacity ?? 0, table.numRows) })
   try {
     onProgress?.(0, table.numRows)
@@ -603,8 +606,28 @@ interface Footer {
   getRecordBatch(i: number): { offset: number; metaDataLength: number } | null
 }
 
-/** Rows in an IPC file, from the headers of its record batches (their bodies are not read). */
-async function countRows(arrow: ArrowModule, fh: FileHandle, footer: Footer): Promise<number> {
+/** What a record batch's header says: its rows, and the length of each column and buffer. */
+interface BatchHeader {
+  length: number
+  nodes: { length: number }[]
+  buffers: { offset: number; length: number }[]
+  compression?: unknown
+}
+
+/** Bytes of `n` values of type `t` (bools are bits). */
+const valueBytes = (t: ScalarType, n: number) => (t === 'bool' ? Math.ceil(n / 8) : n * ARRAY_TYPES[t].BYTES_PER_ELEMENT)
+
+/**
+ * Rows in an IPC file, from the headers of its record batches (their bodies are not read),
+ * after checking each header against the file: every column as long as the batch, every
+ * buffer inside the body and the body inside the file, and every column's values buffer
+ * large enough for the rows claimed. The vec's room is made for this count before the bodies
+ * are read, so a damaged header must not make it (a 1 KB file claiming 10^9 rows).
+ */
+async function countRows(arrow: ArrowModule, fh: FileHandle, footer: Footer, p: Plan, file: string): Promise<number> {
+  const size = (await fh.stat()).size
+  // The header lists the columns in the file's order, each with its nodes and buffers.
+  const inFileOrder = [...p.columns].sort((x, y) => x.source - y.source).map((c) => c.spec)
   let total = 0
   for (let i = 0; i < footer.numRecordBatches; i++) {
     const block = footer.getRecordBatch(i)
@@ -617,9 +640,61 @@ async function countRows(arrow: ArrowModule, fh: FileHandle, footer: Footer): Pr
     const at = buf.readInt32LE(0) === -1 ? 4 : 0
     const message = arrow.Message.decode(buf.subarray(at + 4, at + 4 + buf.readInt32LE(at)))
     if (!message.isRecordBatch()) throw new Error(`block ${i} of the footer is not a record batch`)
-    total += message.header().length
+    const header = message.header() as unknown as BatchHeader
+    const rows = header.length
+    const body = message.bodyLength
+    if (block.offset + block.metaDataLength + body > size) {
+      throw new Error(`record batch ${i} has a body of ${body} bytes, which goes past the end of the file (${size} bytes)`)
+    }
+    let node = 0
+    let buffer = 0
+    for (const c of inFileOrder) {
+      const claims = (what: string) => new MmapVecError('EFORMAT', `${file}: damaged: record batch ${i} claims ${rows} rows but column '${c.name}' ${what}`, file)
+      const n = header.nodes[node++]
+      if (n === undefined) throw claims('is missing from it')
+      if (n.length !== rows) throw claims(`has ${n.length}`)
+      buffer++ // the validity bitmap: nulls are checked on the values read
+      const values = rows * c.count
+      if (c.count !== 1) {
+        // A FixedSizeList: its own node and bitmap, then its child's.
+        const child = header.nodes[node++]
+        buffer++
+        if (child === undefined || child.length !== values) throw claims(`holds ${child?.length ?? 0} values, not ${c.count} a row`)
+      }
+      const b = header.buffers[buffer++]
+      if (b === undefined) throw claims('has no values buffer')
+      if (b.offset + b.length > body) throw claims(`has values past the end of the batch's body`)
+      // Compressed buffers are smaller than their values: those are checked once read.
+      if (header.compression == null && b.length < valueBytes(c.type, values)) {
+        const held = c.type === 'bool' ? b.length * 8 : Math.floor(b.length / ARRAY_TYPES[c.type].BYTES_PER_ELEMENT)
+        throw claims(`holds only ${held} values${c.count === 1 ? '' : ` (${c.count} a row)`}`)
+      }
+    }
+    total += rows
   }
   return total
+}
+
+/**
+ * Checks the columns of a record batch, as read, against its row count: a damaged file can
+ * make apache-arrow give columns shorter than the batch (it does not check). `what` names the
+ * batch; `code` is EFORMAT for a file, EINVAL for a Table a program made.
+ */
+function checkBatch(batch: Arrow.RecordBatch, p: Plan, where: string, what: string, code: ErrorCode): void {
+  const rows = batch.numRows
+  for (const { spec, source } of p.columns) {
+    const claims = (m: string) => new MmapVecError(code, `${where}: ${what} claims ${rows} rows but column '${spec.name}' ${m}`, where)
+    const data = batch.data.children[source]
+    if (data === undefined) throw claims('is missing from it')
+    if (data.length !== rows) throw claims(`has ${data.length}`)
+    const need = rows * spec.count
+    const d = spec.count === 1 ? data : data.children[0]
+    if (d === undefined || d.length < need) throw claims(`holds ${d?.length ?? 0} values, not ${spec.count} a row`)
+    // Numeric values start at the Data's first row; booleans are bits counted from `offset`.
+    const values = d.values as ArrayLike<number> | undefined
+    const held = values === undefined ? 0 : spec.type === 'bool' ? values.length * 8 - d.offset : values.length
+    if (held < need) throw claims(`holds only ${Math.max(0, held)} values${spec.count === 1 ? '' : ` (${spec.count} a row)`}`)
+  }
 }
 
 /**
@@ -666,14 +741,19 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
       reader = await arrow.RecordBatchReader.from(fh)
       await reader.open()
       if (reader.schema === undefined || reader.schema === null) throw new Error('it holds no schema')
-      total = reader.isFile() ? await countRows(arrow, fh, reader.footer as Footer) : undefined
     } catch (err) {
       throw damaged(err)
     }
     const p = plan(arrow, reader.schema, schema, path)
+    try {
+      total = reader.isFile() ? await countRows(arrow, fh, reader.footer as Footer, p, file) : undefined
+    } catch (err) {
+      throw damaged(err)
+    }
     const vec = MmapVec.create(path, p.schema, { ...openOptions, capacity: Math.max(openOptions.capacity ?? 0, total ?? 0) })
     try {
       onProgress?.(0, total)
+      let batches = 0
       for (;;) {
         let r: IteratorResult<Arrow.RecordBatch>
         try {
@@ -682,6 +762,7 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
           throw damaged(err)
         }
         if (r.done === true) break
+        checkBatch(r.value, p, file, `damaged: record batch ${batches++}`, 'EFORMAT')
         checkNulls(r.value, p, file)
         appendBatch(vec, r.value, p)
         onProgress?.(vec.length, total)
