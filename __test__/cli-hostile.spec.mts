@@ -372,3 +372,29 @@ test('a damaged Arrow file (columns shorter than their record batch) is EFORMAT 
   t.throws(() => MmapVec.fromArrow(join(dir, 't.mvec'), table), { code: 'EINVAL', message: /record batch 0 of the Table claims 1000 rows but column 'x' holds only 10 values/ })
   t.false(existsSync(join(dir, 't.mvec')))
 })
+
+test('--schema @file: its read errors name it, a BOM is dropped; bools may have spaces around them as numbers may', (t) => {
+  const dir = scratch()
+  const f = (name: string) => join(dir, name)
+  writeFileSync(f('in.csv'), 'x, b\n1, true\n2 ,false \n')
+  mkdirSync(f('dir.json'))
+  writeFileSync(f('bad.json'), '{"x":"u99"}')
+  for (const [arg, code, expected] of [
+    [`@${f('missing.json')}`, EXIT.ENOENT, `ENOENT: ${f('missing.json')}: reading the --schema file failed`],
+    [`@${f('dir.json')}`, EXIT.EIO, `EIO: ${f('dir.json')}: reading the --schema file failed`],
+    [`@${f('bad.json')}`, EXIT.EINVAL, `EINVAL: --schema @${f('bad.json')}: invalid schema`],
+  ] as const) {
+    const r = cli('import', f('in.csv'), f('o.mvec'), '--schema', arg)
+    t.is(r.status, code, r.stderr)
+    t.true(r.stderr.startsWith(`mmapvec: ${expected}`), r.stderr)
+    t.false(existsSync(f('o.mvec')))
+  }
+  writeFileSync(f('bom.json'), '\uFEFF{"x":"i32"," b":"bool"}')
+  const r = cli('import', f('in.csv'), f('o.mvec'), '--schema', `@${f('bom.json')}`)
+  t.is(r.status, 0, r.stderr)
+  t.is(cli('export', f('o.mvec'), '--format', 'jsonl').stdout, '{"x":1," b":true}\n{"x":2," b":false}\n')
+  // A header name that differs only by spaces says so.
+  const h = cli('import', f('in.csv'), f('h.mvec'), '--schema', '{"x":"i32","b":"bool"}')
+  t.is(h.status, EXIT.EINVAL)
+  t.regex(h.stderr, /missing: b; not in the schema: {2}b \(names are compared as written, spaces included\)/)
+})

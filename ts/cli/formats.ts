@@ -268,7 +268,8 @@ async function* csvRows(input: Readable, file: string, spec: NormalizedSchema): 
           `${file}:${info.lines}: the header row must name the columns ${expected.join(',')}` +
             (missing.length ? `; missing: ${missing.join(',')}` : '') +
             (extra.length ? `; not in the schema: ${extra.join(',')}` : '') +
-            (twice.length ? `; named twice: ${twice.join(',')}` : ''),
+            (twice.length ? `; named twice: ${twice.join(',')}` : '') +
+            (extra.some((n) => missing.includes(n.trim())) ? ' (names are compared as written, spaces included)' : ''),
         )
       }
       where = expected.map((n) => record.indexOf(n))

@@ -332,15 +332,26 @@ async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promi
 
 function readSchema(arg: string | undefined): Schema | undefined {
   if (arg === undefined) return undefined
-  const text = arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg
+  const file = arg.startsWith('@') ? arg.slice(1) : undefined
+  let text = arg
+  if (file !== undefined) {
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      throw ioError(err, file, 'reading the --schema file')
+    }
+    // A byte order mark, as editors on Windows write, is not part of the JSON.
+    if (text.startsWith('\uFEFF')) text = text.slice(1)
+  }
+  const what = file === undefined ? '--schema' : `--schema ${arg}`
   let schema: unknown
   try {
     schema = JSON.parse(text)
   } catch (e) {
-    throw new UsageError(`--schema is not JSON (${(e as Error).message}); e.g. --schema '{"pos":["f32",3],"id":"u32"}'`)
+    throw new UsageError(`${what} is not JSON (${(e as Error).message}); e.g. --schema '{"pos":["f32",3],"id":"u32"}'`)
   }
   const spec = normalizeSchema(schema)
-  if (typeof spec === 'string') throw new MmapVecError('EINVAL', `--schema: ${spec}`)
+  if (typeof spec === 'string') throw new MmapVecError('EINVAL', `${what}: ${spec}`)
   return schema as Schema
 }
 

@@ -163,10 +163,13 @@ export function parseElement(type: ScalarType, raw: unknown, where: () => string
     throw new MmapVecError('EINVAL', `${where()}: expected ${want}, got ${got}`)
   }
   switch (type) {
-    case 'bool':
-      if (raw === true || raw === 'true' || raw === '1' || raw === 1) return true
-      if (raw === false || raw === 'false' || raw === '0' || raw === 0) return false
+    case 'bool': {
+      // Spaces around the text are dropped, as for numbers ('1, true').
+      const b = typeof raw === 'string' ? raw.trim() : raw
+      if (b === true || b === 'true' || b === '1' || b === 1) return true
+      if (b === false || b === 'false' || b === '0' || b === 0) return false
       return bad('true or false')
+    }
     case 'i64':
     case 'u64': {
       const [lo, hi] = BIG_RANGE[type]!
