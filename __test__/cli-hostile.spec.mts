@@ -8,7 +8,7 @@ import test from 'ava'
 import * as arrow from 'apache-arrow'
 import { MmapVec } from 'mmapvec'
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { nodeForOthers, scratch } from './helpers/util.mjs'
@@ -397,4 +397,35 @@ test('--schema @file: its read errors name it, a BOM is dropped; bools may have 
   const h = cli('import', f('in.csv'), f('h.mvec'), '--schema', '{"x":"i32","b":"bool"}')
   t.is(h.status, EXIT.EINVAL)
   t.regex(h.stderr, /missing: b; not in the schema: {2}b \(names are compared as written, spaces included\)/)
+})
+
+test('export --out into a named pipe or a device writes into it, not over it; a directory is EINVAL', async (t) => {
+  const dir = scratch()
+  const vec = rowsVec(dir, 3)
+  const expected = cli('export', vec, '--format', 'csv').stdout
+  const fifo = join(dir, 'pipe.csv')
+  t.is(spawnSync('mkfifo', [fifo]).status, 0)
+  const reader = spawn('cat', [fifo])
+  let got = ''
+  reader.stdout.on('data', (d: Buffer) => (got += d.toString()))
+  const done = new Promise((resolve) => reader.on('close', resolve))
+  const r = await run(['export', vec, '--out', fifo], 20_000)
+  reader.kill()
+  await done
+  t.is(r.status, 0, r.stderr)
+  t.is(got, expected)
+  t.true(lstatSync(fifo).isFIFO(), 'the pipe is still a pipe')
+  // A link to /dev/null (as /dev/stdout is a link): the output goes through it, and both stay.
+  for (const name of ['null.csv', 'null.arrow']) {
+    symlinkSync('/dev/null', join(dir, name))
+    const n = cli('export', vec, '--out', join(dir, name))
+    t.is(n.status, 0, n.stderr)
+    t.true(lstatSync(join(dir, name)).isSymbolicLink(), name)
+    t.true(statSync('/dev/null').isCharacterDevice())
+  }
+  t.false(readdirSync(dir).some((f) => f.startsWith('.')), 'no temporary file left')
+  mkdirSync(join(dir, 'd.csv'))
+  const d = cli('export', vec, '--out', join(dir, 'd.csv'))
+  t.is(d.status, EXIT.EINVAL, d.stderr)
+  t.true(d.stderr.startsWith(`mmapvec: EINVAL: ${join(dir, 'd.csv')}: is a directory`), d.stderr)
 })

@@ -2,7 +2,7 @@
  * Apache Arrow interop: a vec as an Arrow Table over its own columns, Arrow IPC files out and
  * in. `apache-arrow` is an optional peer dependency, loaded the first time one of these runs.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { open, rename, rm, type FileHandle } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
@@ -435,6 +435,23 @@ export function ioError(err: unknown, file: string, doing: string): unknown {
   return new MmapVecError(code, `${file}: ${doing} failed: ${e.message}${hint === undefined ? '' : `; ${hint}`}`, file)
 }
 
+/**
+ * @internal How an output is written: `replace` (a new file beside it, renamed over it when
+ * whole) for a regular file or a new one; `into` for a named pipe, a device or a socket
+ * (`/dev/stdout`), which the rename would replace by a regular file (as root, /dev/null
+ * itself). A directory is EINVAL.
+ */
+export function outputKind(file: string): 'replace' | 'into' {
+  let st
+  try {
+    st = statSync(file)
+  } catch {
+    return 'replace' // not there (or not reachable: creating the file beside it says why)
+  }
+  if (st.isDirectory()) throw invalid(`${file}: is a directory; give the path of a file to write`, file)
+  return st.isFile() ? 'replace' : 'into'
+}
+
 /** Writes all of `data`: a write may take only part of it (at the file size limit, say). */
 async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
   for (let at = 0; at < data.length; ) at += (await fh.write(data, at, data.length - at)).bytesWritten
@@ -465,6 +482,18 @@ async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
 export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: string, options?: WriteArrowOptions): Promise<void> {
   const pieces = ipcPieces(vec, file, options)
   refuseInsideVec(file, 'the Arrow file')
+  if (outputKind(file) === 'into') {
+    let into: FileHandle | undefined
+    try {
+      into = await open(file, 'w')
+      for (const piece of pieces) await writeAll(into, piece)
+    } catch (err) {
+      throw ioError(err, file, 'writing the Arrow file')
+    } finally {
+      await into?.close().catch(() => {})
+    }
+    return
+  }
   const tmp = tempBeside(file)
   let fh: FileHandle | undefined
   let doing = 'creating the Arrow file'
@@ -496,6 +525,18 @@ export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: str
 export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: string, options?: WriteArrowOptions): void {
   const pieces = ipcPieces(vec, file, options)
   refuseInsideVec(file, 'the Arrow file')
+  if (outputKind(file) === 'into') {
+    let into: number | undefined
+    try {
+      into = openSync(file, 'w')
+      for (const piece of pieces) for (let o = 0; o < piece.length; ) o += writeSync(into, piece, o)
+    } catch (err) {
+      throw ioError(err, file, 'writing the Arrow file')
+    } finally {
+      if (into !== undefined) closeSync(into)
+    }
+    return
+  }
   const tmp = tempBeside(file)
   let fd: number | undefined
   let doing = 'creating the Arrow file'

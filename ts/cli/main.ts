@@ -5,7 +5,7 @@
 import { closeSync, createWriteStream, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmdirSync, rmSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { ioError, tempBeside } from '../arrow.js'
+import { ioError, outputKind, tempBeside } from '../arrow.js'
 import { MmapVec, MmapVecError, type Schema, type VecInfo } from '../index.js'
 import { refuseInsideVec } from '../paths.js'
 import { normalizeSchema } from '../schema.js'
@@ -304,6 +304,19 @@ async function exportVec(path: string, o: Record<string, string | boolean | unde
  * that `out` is whole or as it was. On failure the new file is removed.
  */
 async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promise<void> {
+  if (outputKind(out) === 'into') {
+    // A named pipe or a device (/dev/stdout): written as it is.
+    try {
+      const sink = new Sink(createWriteStream(out))
+      await body(sink)
+      await sink.end()
+    } catch (err) {
+      // The reader of a pipe went away: a quiet end, as on standard output.
+      if (isEpipe(err)) throw err
+      throw ioError(err, out, 'writing the output')
+    }
+    return
+  }
   const tmp = tempBeside(out)
   let fd: number | undefined
   let doing = 'creating the output file'
