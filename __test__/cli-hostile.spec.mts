@@ -429,3 +429,17 @@ test('export --out into a named pipe or a device writes into it, not over it; a 
   t.is(d.status, EXIT.EINVAL, d.stderr)
   t.true(d.stderr.startsWith(`mmapvec: EINVAL: ${join(dir, 'd.csv')}: is a directory`), d.stderr)
 })
+
+test('--from past --to is a usage error, not an empty range', (t) => {
+  const vec = rowsVec(scratch(), 5)
+  for (const args of [['cat', vec, '--from', '3', '--to', '2'], ['export', vec, '--format', 'csv', '--from', '3', '--to', '2']]) {
+    const r = cli(...args)
+    t.is(r.status, EXIT.usage, r.stderr)
+    t.regex(r.stderr, /--from 3 is past --to 2/)
+    t.is(r.stdout, '')
+  }
+  // Equal ends, and ends past the rows, are fine: no rows, or the rows there are.
+  t.is(cli('export', vec, '--format', 'csv', '--from', '2', '--to', '2').stdout, 'x,y[0],y[1],y[2],y[3]\n')
+  t.is(cli('export', vec, '--format', 'csv', '--from', '4', '--to', '99').stdout.split('\n').length, 3)
+  t.is(cli('export', vec, '--format', 'csv', '--from', '99').stdout, 'x,y[0],y[1],y[2],y[3]\n')
+})

@@ -67,7 +67,7 @@ head does. Opens the vec readOnly (ELOCKED while it is open read-write).
   --json     JSON lines instead (see mmapvec head --help)`,
     options: { from: { type: 'string' }, to: { type: 'string' }, ...JSON_OPT },
     positionals: 1,
-    run: async ([path], o) => rows(path, count(o.from, '--from') ?? 0, count(o.to, '--to'), o.json === true),
+    run: async ([path], o) => rows(path, ...rowRange(o), o.json === true),
   },
   verify: {
     usage: 'mmapvec verify <path> [--json]',
@@ -143,6 +143,14 @@ ${exitCodeHelp()}`
 
 function commandHelp(c: Command): string {
   return `Usage: ${c.usage}\n\n${c.help}\n\nExit codes: mmapvec --help`
+}
+
+/** The rows [--from, --to) asked for; --to before --from is a mistake, not an empty range. */
+function rowRange(o: Record<string, string | boolean | undefined>): [number, number | undefined] {
+  const from = count(o.from, '--from') ?? 0
+  const to = count(o.to, '--to')
+  if (to !== undefined && from > to) throw new UsageError(`--from ${from} is past --to ${to}; rows are [--from, --to)`)
+  return [from, to]
 }
 
 /** A whole number option, or undefined when absent. */
@@ -280,8 +288,7 @@ function format(name: string | undefined, file: string | undefined, what: string
 async function exportVec(path: string, o: Record<string, string | boolean | undefined>): Promise<number> {
   const out = o.out as string | undefined
   const f = format(o.format as string | undefined, out, out === undefined ? 'export to standard output' : `--out ${out}`)
-  const from = count(o.from, '--from') ?? 0
-  const to = count(o.to, '--to')
+  const [from, to] = rowRange(o)
   if (out !== undefined) refuseInsideVec(out, '--out')
   const writeFile = f.writeFile
   if (writeFile !== undefined) {
