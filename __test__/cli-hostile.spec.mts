@@ -443,3 +443,25 @@ test('--from past --to is a usage error, not an empty range', (t) => {
   t.is(cli('export', vec, '--format', 'csv', '--from', '4', '--to', '99').stdout.split('\n').length, 3)
   t.is(cli('export', vec, '--format', 'csv', '--from', '99').stdout, 'x,y[0],y[1],y[2],y[3]\n')
 })
+
+test('an endless row (a quote never closed, no line breaks) is EINVAL once past any row the schema can have', (t) => {
+  const dir = scratch()
+  const big = 'a'.repeat(3 << 20)
+  for (const [name, text, line] of [
+    ['quote.csv', `x\n1\n"${big}\n`, 3],
+    ['line.csv', `x\n1\n${big}\n`, 3],
+    ['line.jsonl', `{"x":1}\n{"x":2}\n{"x":"${big}"}\n`, 3],
+    ['first.jsonl', `{"x":"${big}`, 1],
+  ] as const) {
+    writeFileSync(join(dir, name), text)
+    const r = cli('import', join(dir, name), join(dir, 'o.mvec'), '--schema', '{"x":"f64"}')
+    t.is(r.status, EXIT.EINVAL, `${name}: ${r.stderr}`)
+    t.true(r.stderr.startsWith(`mmapvec: EINVAL: ${join(dir, name)}:${line}: a row longer than any of the schema's can be`), r.stderr)
+    t.false(existsSync(join(dir, 'o.mvec')))
+  }
+  // Rows as long as the schema allows are taken: 1000 f64 values of 24 characters.
+  const wide = Array.from({ length: 1000 }, () => '-1.7976931348623157e+308')
+  writeFileSync(join(dir, 'wide.csv'), wide.map((_, i) => `a[${i}]`).join(',') + '\n' + wide.join(',') + '\n')
+  writeFileSync(join(dir, 'wide.jsonl'), `{"a":[${wide.join(', ')}]}\n`)
+  for (const name of ['wide.csv', 'wide.jsonl']) t.is(cli('import', join(dir, name), join(dir, `${name}.mvec`), '--schema', '{"a":["f64",1000]}').status, 0, name)
+})

@@ -7,7 +7,7 @@ import { CsvError, parse, type Parser } from 'csv-parse'
 import { stringify } from 'csv-stringify/sync'
 import { closeSync, createReadStream, fstatSync, open, type ReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { pipeline, type Readable } from 'node:stream'
+import { Transform, type Readable, type Writable } from 'node:stream'
 import { promisify } from 'node:util'
 import { fromArrowIPC, ioError, writeArrowIPC } from '../arrow.js'
 import { MmapVec, MmapVecError, type Schema } from '../index.js'
@@ -233,6 +233,50 @@ function rowBuilder(spec: NormalizedSchema): (get: (k: number, j: number, name: 
   }
 }
 
+/**
+ * Pipes `input` into `next` and hands on its errors, so that a read error reaches the loop
+ * reading `next`. Not with pipeline: it also destroys `next` with an error when `input` is
+ * closed early (after a bad row), an error nobody listens to any more.
+ */
+function chain<T extends Writable>(input: Readable, next: T): T {
+  input.on('error', (e) => next.destroy(e))
+  return input.pipe(next)
+}
+
+/**
+ * The longest row (CSV record, JSON line) taken, in characters: far more than any row of the
+ * schema needs (1 KiB a value, names included), so that an input of one endless row (a quote
+ * never closed) fails with a message instead of filling the memory.
+ */
+function rowLimit(spec: NormalizedSchema): number {
+  return (1 << 20) + 1024 * spec.columns.reduce((n, c) => n + c.count, 0)
+}
+
+const tooLong = (file: string, line: number) =>
+  new MmapVecError('EINVAL', `${file}:${line}: a row longer than any of the schema's can be: is a quote not closed, or a line break missing?`, file)
+
+/** Passes the input on, failing when a line grows past `limit` bytes (readline would keep it all). */
+function lineLimit(limit: number, file: string): Transform {
+  let run = 0 // bytes since the last line break
+  let line = 1
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      // Chunks (64 KiB) are shorter than the limit: only a line running across them can be too long.
+      const at0 = line
+      let first = -1
+      for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) {
+        if (first === -1) first = at
+        line++
+      }
+      if (first === -1) run += chunk.length
+      else if (run + first <= limit) run = chunk.length - chunk.lastIndexOf(10) - 1
+      else run = Infinity
+      if (run > limit) done(tooLong(file, at0))
+      else done(null, chunk)
+    },
+  })
+}
+
 /** The parser's records; its errors (a quote not closed...) as EINVAL naming the file and line. */
 async function* csvRecords(parser: Parser, file: string): AsyncIterable<{ record: string[]; info: { lines: number } }> {
   try {
@@ -241,6 +285,7 @@ async function* csvRecords(parser: Parser, file: string): AsyncIterable<{ record
     // By class: not every csv-parse code starts with CSV_ (INVALID_OPENING_QUOTE).
     if (!(err instanceof CsvError)) throw err
     const lines = (err as { lines?: unknown }).lines
+    if (err.code === 'CSV_MAX_RECORD_SIZE') throw tooLong(file, typeof lines === 'number' ? lines : 0)
     throw new MmapVecError(
       'EINVAL',
       `${file}:${typeof lines === 'number' ? lines : '?'}: not valid CSV: ${err.message}; a value with a quote, comma or line break goes in double quotes, each quote in it doubled ("")`,
@@ -251,9 +296,9 @@ async function* csvRecords(parser: Parser, file: string): AsyncIterable<{ record
 
 async function* csvRows(input: Readable, file: string, spec: NormalizedSchema): AsyncIterable<unknown> {
   // Rows of the wrong length are checked below, with a message that names the file.
-  const parser = parse({ bom: true, skip_empty_lines: true, info: true, relax_column_count: true })
-  // pipeline (not pipe) hands a read error on to the parser, and so to the loop below.
-  pipeline(input, parser, () => {})
+  const limit = rowLimit(spec)
+  const parser = parse({ bom: true, skip_empty_lines: true, info: true, relax_column_count: true, max_record_size: limit })
+  chain(input, parser)
   const expected = csvNames(spec)
   const build = rowBuilder(spec)
   let where: number[] | undefined // for each (field, index) in order, its position in a record
@@ -286,7 +331,7 @@ async function* csvRows(input: Readable, file: string, spec: NormalizedSchema): 
 }
 
 async function* jsonlRows(input: Readable, file: string, spec: NormalizedSchema): AsyncIterable<unknown> {
-  const lines = createInterface({ input, crlfDelay: Infinity })
+  const lines = createInterface({ input: chain(input, lineLimit(rowLimit(spec), file)), crlfDelay: Infinity })
   const build = rowBuilder(spec)
   const known = new Set(spec.columns.map((c) => c.name))
   let n = 0
