@@ -465,3 +465,23 @@ test('an endless row (a quote never closed, no line breaks) is EINVAL once past 
   writeFileSync(join(dir, 'wide.jsonl'), `{"a":[${wide.join(', ')}]}\n`)
   for (const name of ['wide.csv', 'wide.jsonl']) t.is(cli('import', join(dir, name), join(dir, `${name}.mvec`), '--schema', '{"a":["f64",1000]}').status, 0, name)
 })
+
+test('export --out interrupted (SIGINT, SIGTERM) removes its new file and leaves the old output', async (t) => {
+  const dir = scratch()
+  const path = join(dir, 'long.mvec')
+  const v = MmapVec.open(path, 'f64')
+  v.pushMany(new Float64Array(3_000_000).map((_, i) => i / 7))
+  v.close()
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    writeFileSync(join(dir, 'out.csv'), 'old\n')
+    const child = spawn(process.execPath, [BIN, 'export', path, '--out', join(dir, 'out.csv')])
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)))
+    // Waits for the new file beside the output, then interrupts.
+    const started = Date.now()
+    while (!readdirSync(dir).some((f) => f.startsWith('.')) && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 5))
+    child.kill(signal)
+    t.is(await exited, signal, 'the command ends by the signal')
+    t.deepEqual(readdirSync(dir).sort(), ['long.mvec', 'out.csv'], signal)
+    t.is(readFileSync(join(dir, 'out.csv'), 'utf8'), 'old\n')
+  }
+})

@@ -327,6 +327,13 @@ async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promi
   const tmp = tempBeside(out)
   let fd: number | undefined
   let doing = 'creating the output file'
+  // Interrupted (Ctrl-C): the new file goes, then the signal ends the process as it would have.
+  const interrupted = (signal: NodeJS.Signals) => {
+    for (const s of SIGNALS) process.off(s, interrupted)
+    rmSync(tmp, { force: true })
+    process.kill(process.pid, signal)
+  }
+  for (const s of SIGNALS) process.on(s, interrupted)
   try {
     fd = openSync(tmp, 'wx')
     doing = 'writing the output file'
@@ -347,8 +354,13 @@ async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promi
       // A failure to clean up must not hide the error that matters.
     }
     throw ioError(err, out, doing)
+  } finally {
+    for (const s of SIGNALS) process.off(s, interrupted)
   }
 }
+
+/** The signals that end the command: caught only to clean up, then raised again. */
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
 function readSchema(arg: string | undefined): Schema | undefined {
   if (arg === undefined) return undefined
