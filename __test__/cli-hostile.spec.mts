@@ -485,3 +485,20 @@ test('export --out interrupted (SIGINT, SIGTERM) removes its new file and leaves
     t.is(readFileSync(join(dir, 'out.csv'), 'utf8'), 'old\n')
   }
 })
+
+test('an empty path (an unset shell variable) is a usage error', (t) => {
+  const dir = scratch()
+  const vec = rowsVec(dir, 3)
+  writeFileSync(join(dir, 'in.csv'), 'x\n1\n')
+  for (const args of [
+    ['export', vec, '--format', 'csv', '--out', ''],
+    ['import', '', join(dir, 'o.mvec'), '--schema', '"f64"', '--format', 'csv'],
+    ['import', join(dir, 'in.csv'), '', '--schema', '{"x":"f64"}'],
+    ['info', ''],
+  ]) {
+    const r = cli(...args)
+    t.is(r.status, EXIT.usage, `${args.join(' ')}: ${r.stderr}`)
+    t.regex(r.stderr, /^mmapvec: (--out|a path) is empty: mmapvec /, args.join(' '))
+  }
+  t.deepEqual(readdirSync(dir).sort(), ['in.csv', 'v.mvec'])
+})

@@ -534,6 +534,10 @@ export async function main(args: string[]): Promise<number> {
     if (positionals.length !== c.positionals) {
       throw new UsageError(`${name} takes ${c.positionals === 1 ? 'one path' : `${c.positionals} arguments`}, got ${positionals.length}: ${c.usage}`)
     }
+    // An empty path ('' from an unset shell variable) is no file; --out '' failed only at the
+    // rename, after the whole export.
+    const out = (values as Record<string, unknown>).out
+    if (positionals.includes('') || out === '') throw new UsageError(`${out === '' ? '--out' : 'a path'} is empty: ${c.usage}`)
     return await c.run(positionals, values)
   } catch (err) {
     // The reader of standard output went away (`mmapvec cat v | head`): stop quietly.
