@@ -293,6 +293,8 @@ test('JSON lines: numbers beyond f64 are quoted as written, missing fields are m
     ['u8.jsonl', '{"a":"u8"}', '{"a": -1E+400 }\n', /u8\.jsonl:1: a: expected a whole number .*got -1E\+400$/m],
     ['dup.jsonl', '{"a":"f64"}', '{"a":1,"a":1e400}\n', /dup\.jsonl:1: a: .*got 1e400$/m],
     ['str.jsonl', '{"a":"f64","b":"f64"}', '{"b":"1e400 \\"x\\"","a":1e400}\n', /str\.jsonl:1: a: .*got 1e400$/m],
+    ['big.jsonl', '{"a":"u64"}', '{"a":12345678901234567890}\n', /big\.jsonl:1: a: .*\(in JSON, a string of digits\), got 12345678901234567890$/m],
+    ['unsafe.jsonl', '{"a":"i64"}', '{"a":9007199254740993}\n', /unsafe\.jsonl:1: a: .*got 9007199254740993$/m],
     ['ctor.jsonl', '{"a":"u8","constructor":"f64"}', '{"a":1}\n', /ctor\.jsonl:1: field 'constructor' is missing/],
     ['tostr.jsonl', '{"a":"u8","toString":"u8"}', '{"a":1}\n', /tostr\.jsonl:1: field 'toString' is missing/],
     ['proto.jsonl', '{"a":"u8","__proto__":"u8"}', '{"a":1}\n', /proto\.jsonl:1: field '__proto__' is missing/],
@@ -305,6 +307,10 @@ test('JSON lines: numbers beyond f64 are quoted as written, missing fields are m
     t.regex(r.stderr, expected, name)
     t.false(existsSync(target), name)
   }
+  // An integer past 2^53 in a float field is a float like any other.
+  writeFileSync(join(dir, 'float.jsonl'), '{"a":9007199254740993}\n')
+  t.is(cli('import', join(dir, 'float.jsonl'), join(dir, 'float.mvec'), '--schema', '{"a":"f64"}').status, 0)
+  t.is(cli('export', join(dir, 'float.mvec'), '--format', 'jsonl').stdout, '{"a":9007199254740992}\n')
   // A duplicated key whose last value is sound is taken, as JSON.parse takes it.
   writeFileSync(join(dir, 'dup-ok.jsonl'), '{"a":1e400,"a":2}\n')
   t.is(cli('import', join(dir, 'dup-ok.jsonl'), join(dir, 'dup-ok.mvec'), '--schema', '{"a":"f64"}').status, 0)

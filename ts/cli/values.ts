@@ -82,8 +82,9 @@ const INTEGER = /^[+-]?\d+$/
 const FLOAT_MAX = { f32: '3.4028235e38', f64: '1.7976931348623157e308' }
 
 /**
- * A JSON number whose text JSON.parse cannot keep: beyond f64 (1e400 parses as Infinity), or
- * too small for it and not zero (1e-400 parses as 0). Import refuses it, quoting the text.
+ * A JSON number whose text JSON.parse cannot keep: beyond f64 (1e400 parses as Infinity), too
+ * small for it and not zero (1e-400 parses as 0), or an integer past 2^53 (which parses as
+ * another one). Import refuses the first two, and the third in integer fields, quoting the text.
  */
 export class JsonNumber {
   constructor(
@@ -105,8 +106,8 @@ const NUMBER_TOKEN = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y
  * parsed, so it is valid JSON) for number tokens, following the keys and indexes to each.
  */
 export function keepLostNumbers(line: string, value: unknown): unknown {
-  // A fast way out: a number loses its value only with an exponent or hundreds of digits.
-  if (!/\d[eE]|\d{300}/.test(line)) return value
+  // A fast way out: a number loses its value only with an exponent or 16 digits or more.
+  if (!/\d[eE]|\d{16}/.test(line)) return value
   const path: (string | number)[] = []
   const arrays: boolean[] = []
   let key = false // the next string is an object key
@@ -137,7 +138,8 @@ export function keepLostNumbers(line: string, value: unknown): unknown {
       const text = NUMBER_TOKEN.exec(line)![0]
       // The last of a key given twice wins, as in JSON.parse.
       const at = JSON.stringify(path)
-      if (lost(text, Number(text))) lostAt.set(at, { path: [...path], text })
+      const n = Number(text)
+      if (lost(text, n) || (INTEGER.test(text) && !Number.isSafeInteger(n))) lostAt.set(at, { path: [...path], text })
       else lostAt.delete(at)
       i += text.length
     } else {
