@@ -508,3 +508,13 @@ test('an empty path (an unset shell variable) is a usage error', (t) => {
   }
   t.deepEqual(readdirSync(dir).sort(), ['in.csv', 'v.mvec'])
 })
+
+test('a full standard output (> /dev/full) is ENOSPC naming standard output', (t) => {
+  const dir = scratch()
+  rowsVec(dir, 5)
+  for (const c of ['info v.mvec', 'verify v.mvec', 'cat v.mvec', 'export v.mvec --format jsonl', '--help']) {
+    const r = bash(`M ${c} > /dev/full`, dir)
+    t.is(r.status, EXIT.ENOSPC, `${c}: ${r.stderr}`)
+    t.true(r.stderr.startsWith('mmapvec: ENOSPC: standard output: writing failed: '), r.stderr)
+  }
+})

@@ -239,16 +239,16 @@ async function withSlice(path: string, from: number, to: number | undefined, bod
 }
 
 async function rows(path: string, from: number, to: number | undefined, json: boolean): Promise<number> {
-  const sink = new Sink(process.stdout)
-  await withSlice(path, from, to, async (s) => {
-    if (json) {
-      const line = jsonLine(s)
-      for (let i = s.from; i < s.to; i++) await sink.write(line(i) + '\n')
-    } else {
-      await writeTable(s, sink)
-    }
-  })
-  await sink.done()
+  await toStdout((sink) =>
+    withSlice(path, from, to, async (s) => {
+      if (json) {
+        const line = jsonLine(s)
+        for (let i = s.from; i < s.to; i++) await sink.write(line(i) + '\n')
+      } else {
+        await writeTable(s, sink)
+      }
+    }),
+  )
   return EXIT_CODES.OK
 }
 
@@ -297,9 +297,7 @@ async function exportVec(path: string, o: Record<string, string | boolean | unde
     return EXIT_CODES.OK
   }
   if (out === undefined) {
-    const sink = new Sink(process.stdout)
-    await withSlice(path, from, to, (s) => f.write!(s, sink))
-    await sink.done()
+    await toStdout((sink) => withSlice(path, from, to, (s) => f.write!(s, sink)))
     return EXIT_CODES.OK
   }
   await withSlice(path, from, to, (s) => writeOut(out, (sink) => f.write!(s, sink)))
@@ -476,9 +474,22 @@ function command(name: string): Command {
  * reader went away) is thrown here, where main turns EPIPE into a quiet end.
  */
 async function print(text: string): Promise<void> {
+  await toStdout((sink) => sink.write(text))
+}
+
+/**
+ * Runs `body` writing to standard output and waits until all is written. A write error is
+ * named as standard output's (ENOSPC from > /dev/full); EPIPE stays as it is, for main.
+ */
+async function toStdout(body: (sink: Sink) => Promise<void>): Promise<void> {
   const sink = new Sink(process.stdout)
-  await sink.write(text)
-  await sink.done()
+  try {
+    await body(sink)
+    await sink.done()
+  } catch (err) {
+    if (isEpipe(err)) throw err
+    throw ioError(err, 'standard output', 'writing')
+  }
 }
 
 /** Whether `err` is the error of a reader that went away (`mmapvec cat v | head`). */
