@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { nodeForOthers, scratch } from './helpers/util.mjs'
+import { nodeForOthers, scratch, startChild } from './helpers/util.mjs'
 
 const BIN = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
 
@@ -517,4 +517,46 @@ test('a full standard output (> /dev/full) is ENOSPC naming standard output', (t
     t.is(r.status, EXIT.ENOSPC, `${c}: ${r.stderr}`)
     t.true(r.stderr.startsWith('mmapvec: ENOSPC: standard output: writing failed: '), r.stderr)
   }
+})
+
+test("messages give the command's advice, not the library's (MmapVec.open, readOnly, lockTimeoutMs)", async (t) => {
+  const dir = scratch()
+  chmodSync(dir, 0o755)
+  const vec = rowsVec(dir, 3)
+  const api = /MmapVec|open it with readOnly|lockTimeoutMs/
+  writeFileSync(join(dir, 'in.csv'), 'x,y[0],y[1],y[2],y[3]\n1,2,3,4,5\n')
+  t.is(cli('export', vec, '--out', join(dir, 'in.arrow')).status, 0)
+  const cases: [string[], number, RegExp][] = [
+    [['cat', join(dir, 'missing.mvec')], EXIT.ENOENT, /missing\.mvec: no such vec\n$/],
+    [['export', join(dir, 'missing.mvec'), '--format', 'csv'], EXIT.ENOENT, /missing\.mvec: no such vec\n$/],
+    [['import', join(dir, 'in.csv'), vec, '--schema', '{"x":"f64","y":["u16",4]}'], 4, /already exists; import makes a new vec: give another path, or remove the old one first\n$/],
+    [['import', join(dir, 'in.arrow'), vec], 4, /already exists; import makes a new vec/],
+  ]
+  for (const [args, code, expected] of cases) {
+    const r = cli(...args)
+    t.is(r.status, code, r.stderr)
+    t.regex(r.stderr, expected, args.join(' '))
+    t.notRegex(r.stderr, api, args.join(' '))
+  }
+  const holder = startChild('locker.mjs', [join(dir, 'held.mvec'), '0', '60000'])
+  try {
+    await holder.ready
+    const r = cli('head', join(dir, 'held.mvec'))
+    t.is(r.status, 3, r.stderr)
+    t.regex(r.stderr, /run the command again once it has closed the vec/)
+    t.notRegex(r.stderr, api)
+  } finally {
+    holder.child.kill()
+    await holder.exited
+  }
+  // A column file the user may not read (as "nobody": permissions do not bind root).
+  chmodSync(vec, 0o755)
+  for (const f of readdirSync(vec)) chmodSync(join(vec, f), 0o644)
+  chmodSync(join(vec, 'c0.col'), 0o600)
+  const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+  const node = user.uid === undefined ? process.execPath : nodeForOthers()
+  const r = spawnSync(node, [BIN, 'head', vec], { encoding: 'utf8', timeout: 60_000, ...user })
+  t.is(r.status, EXIT.EACCES, r.stderr)
+  t.regex(r.stderr, /c0\.col: permission denied/)
+  t.notRegex(r.stderr, api)
 })

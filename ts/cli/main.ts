@@ -227,9 +227,31 @@ async function verify(path: string, json: boolean): Promise<number> {
   return problems.length === 0 ? EXIT_CODES.OK : EXIT_CODES.PROBLEMS
 }
 
+/**
+ * The library's advice is for programs (MmapVec.open, readOnly, lockTimeoutMs), which a user of
+ * the command cannot follow: the command's own advice instead, the rest of the message kept.
+ */
+const ADVICE: [RegExp, string][] = [
+  [/; creating one needs a schema, e\.g\. MmapVec\.open\(.*\)$/, ''],
+  [/; open it with MmapVec\.open, or remove it first with MmapVec\.remove$/, '; import makes a new vec: give another path, or remove the old one first'],
+  [/, or open it with readOnly$/, ''],
+  [/; close it there; pass lockTimeoutMs to wait for it$/, '; run the command again once it has closed the vec (info and verify work meanwhile)'],
+]
+
+function forTheCommand(err: unknown): unknown {
+  if (!(err instanceof MmapVecError)) return err
+  const message = ADVICE.reduce((m, [library, command]) => m.replace(library, command), err.message)
+  return message === err.message ? err : new MmapVecError(err.code, message, err.path)
+}
+
 /** Opens `path` readOnly with its stored schema and runs `body` on rows [from, to). */
 async function withSlice(path: string, from: number, to: number | undefined, body: (s: Slice) => Promise<void>): Promise<void> {
-  const vec = MmapVec.open(path, undefined, { readOnly: true })
+  let vec: MmapVec
+  try {
+    vec = MmapVec.open(path, undefined, { readOnly: true })
+  } catch (err) {
+    throw forTheCommand(err)
+  }
   try {
     const end = Math.min(to ?? vec.length, vec.length)
     await body({ vec, spec: specOf(vec), from: Math.min(from, end), to: end })
@@ -397,7 +419,7 @@ async function importFile(file: string, path: string, o: Record<string, string |
   } catch (err) {
     // The failed import removed its vec; the directories made for it go too.
     removeEmpty(made)
-    throw err
+    throw forTheCommand(err)
   }
   await print(`${path}: imported ${n} rows from ${file}\n`)
   return EXIT_CODES.OK
