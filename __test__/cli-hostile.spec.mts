@@ -312,8 +312,10 @@ test('JSON lines: numbers beyond f64 are quoted as written, missing fields are m
   t.is(cli('import', join(dir, 'float.jsonl'), join(dir, 'float.mvec'), '--schema', '{"a":"f64"}').status, 0)
   t.is(cli('export', join(dir, 'float.mvec'), '--format', 'jsonl').stdout, '{"a":9007199254740992}\n')
   // A duplicated key whose last value is sound is taken, as JSON.parse takes it.
-  writeFileSync(join(dir, 'dup-ok.jsonl'), '{"a":1e400,"a":2}\n')
-  t.is(cli('import', join(dir, 'dup-ok.jsonl'), join(dir, 'dup-ok.mvec'), '--schema', '{"a":"f64"}').status, 0)
+  writeFileSync(join(dir, 'dup-ok.jsonl'), '{"a":1e400,"a":2}\n{"a":1e400,"a":"NaN"}\n{"a":[1e400],"a":3}\n{"a":1e-400,"a":0}\n')
+  const dup = cli('import', join(dir, 'dup-ok.jsonl'), join(dir, 'dup-ok.mvec'), '--schema', '{"a":"f64"}')
+  t.is(dup.status, 0, dup.stderr)
+  t.is(cli('export', join(dir, 'dup-ok.mvec'), '--format', 'jsonl').stdout, '{"a":2}\n{"a":"NaN"}\n{"a":3}\n{"a":0}\n')
   writeFileSync(join(dir, 'bom.jsonl'), '\uFEFF{"a":1,"__proto__":2}\n{"a":2,"__proto__":3}\n')
   const r = cli('import', join(dir, 'bom.jsonl'), join(dir, 'bom.mvec'), '--schema', '{"a":"u8","__proto__":"u8"}')
   t.is(r.status, 0, r.stderr)

@@ -146,16 +146,19 @@ export function keepLostNumbers(line: string, value: unknown): unknown {
       i++
     }
   }
-  let out = value
+  if (lostAt.size === 0) return value
+  const holder: Record<string, unknown> = { value }
   for (const { path: p, text } of lostAt.values()) {
-    if (p.length === 0) out = new JsonNumber(text, Number(text))
-    else {
-      let parent = out as Record<string | number, unknown>
-      for (const k of p.slice(0, -1)) parent = parent[k] as Record<string | number, unknown>
-      parent[p[p.length - 1]] = new JsonNumber(text, Number(text))
-    }
+    let parent: unknown = holder
+    const keys = ['value', ...p]
+    for (const k of keys.slice(0, -1)) parent = parent !== null && typeof parent === 'object' ? (parent as Record<string | number, unknown>)[k] : undefined
+    const last = keys[keys.length - 1]
+    // Only where that number is what JSON.parse left: a key given twice may hold another value.
+    if (parent === null || typeof parent !== 'object') continue
+    const box = parent as Record<string | number, unknown>
+    if (Object.is(box[last], Number(text))) box[last] = new JsonNumber(text, Number(text))
   }
-  return out
+  return holder.value
 }
 
 /** What `import` reads for one element of type `type`: text (CSV) or a JSON value. */
