@@ -244,7 +244,7 @@ function chain<T extends Writable>(input: Readable, next: T): T {
 }
 
 /**
- * The longest row (CSV record, JSON line) taken, in characters: far more than any row of the
+ * The longest row taken (CSV record in characters, JSON line in bytes): far more than any row of the
  * schema needs (1 KiB a value, names included), so that an input of one endless row (a quote
  * never closed) fails with a message instead of filling the memory.
  */
@@ -295,8 +295,8 @@ async function* csvRecords(parser: Parser, file: string): AsyncIterable<{ record
 }
 
 async function* csvRows(input: Readable, file: string, spec: NormalizedSchema): AsyncIterable<unknown> {
-  // Rows of the wrong length are checked below, with a message that names the file.
   const limit = rowLimit(spec)
+  // Rows of the wrong length are checked below, with a message that names the file.
   const parser = parse({ bom: true, skip_empty_lines: true, info: true, relax_column_count: true, max_record_size: limit })
   chain(input, parser)
   const expected = csvNames(spec)
@@ -338,14 +338,15 @@ async function* jsonlRows(input: Readable, file: string, spec: NormalizedSchema)
   for await (const line of lines) {
     n++
     if (line.trim() === '') continue
-    let value: unknown
+    let parsed: unknown
     // A byte order mark before the first line is not part of it (CSV import drops it too).
     const text = n === 1 && line.startsWith('\uFEFF') ? line.slice(1) : line
     try {
-      value = keepLostNumbers(text, JSON.parse(text))
+      parsed = JSON.parse(text)
     } catch (e) {
       throw new MmapVecError('EINVAL', `${file}:${n}: not JSON (${(e as Error).message})`)
     }
+    const value = keepLostNumbers(text, parsed)
     const at = `${file}:${n}`
     if (!spec.scalar) {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {

@@ -328,7 +328,8 @@ async function exportVec(path: string, o: Record<string, string | boolean | unde
 
 /**
  * Writes `out` through `body`: into a new file beside it, synced, then renamed over it, so
- * that `out` is whole or as it was. On failure the new file is removed.
+ * that `out` is whole or as it was (on failure the new file is removed); a named pipe or a
+ * device, which has no such thing, is written directly.
  */
 async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promise<void> {
   if (outputKind(out) === 'into') {
@@ -350,8 +351,11 @@ async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promi
   // Interrupted (Ctrl-C): the new file goes, then the signal ends the process as it would have.
   const interrupted = (signal: NodeJS.Signals) => {
     for (const s of SIGNALS) process.off(s, interrupted)
-    rmSync(tmp, { force: true })
-    process.kill(process.pid, signal)
+    try {
+      rmSync(tmp, { force: true })
+    } finally {
+      process.kill(process.pid, signal)
+    }
   }
   for (const s of SIGNALS) process.on(s, interrupted)
   try {
@@ -579,4 +583,5 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+/** Drops an error that nobody can be told of (standard error itself failed). */
 function ignore(): void {}
