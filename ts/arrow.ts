@@ -461,17 +461,18 @@ async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
  * Writes rows of the vec (all, or `[from, to)`) to `file` in the Arrow IPC file format, which
  * Spark, DuckDB, Polars, pyarrow and Arrow Flight read, on any machine. Record batches are
  * built and written one at a time, each waiting for the disk, so memory stays at one batch.
- * The file appears whole or not at all (written beside it, synced, then renamed over it).
- * Needs the optional peer dependency `apache-arrow`.
+ * The file appears whole or not at all (written beside it, synced, then renamed over it); a
+ * named pipe or a device (`/dev/stdout`) is written as it is. Needs the optional peer
+ * dependency `apache-arrow`.
  *
  * @param vec - an open vec; it must not be closed or shrunk before the Promise settles
  * @param file - the path of the Arrow file to write (replaced if it exists)
  * @param options - the rows, `batchRows` and `onProgress`; see {@link WriteArrowOptions}
  * @returns a Promise that resolves when the file is written, synced and in place
  * @throws {@link MmapVecError} `EDEPENDENCY` when apache-arrow is not installed; `EINVAL` for a
- *   bad file name or option; `ERANGE` for rows outside the vec, or when the vec shrinks
+ *   bad file name (a directory) or option; `ERANGE` for rows outside the vec, or when the vec shrinks
  *   during the export; `ECLOSED` when the vec is (or gets) closed; `ENOENT`, `EACCES`,
- *   `ENOSPC`, `EIO` from the file system. The checks before the first write throw at once;
+ *   `ENOSPC` (a full disk or the file size limit), `EIO` from the file system. The checks before the first write throw at once;
  *   the rest reject the Promise.
  *
  * @example
