@@ -474,7 +474,8 @@ test('an endless row (a quote never closed, no line breaks) is EINVAL once past 
   for (const name of ['wide.csv', 'wide.jsonl']) t.is(cli('import', join(dir, name), join(dir, `${name}.mvec`), '--schema', '{"a":["f64",1000]}').status, 0, name)
 })
 
-test('export --out interrupted (SIGINT, SIGTERM) removes its new file and leaves the old output', async (t) => {
+// Serial: the other tests' spawnSync would stall the polling below for seconds.
+test.serial('export --out interrupted (SIGINT, SIGTERM) removes its new file and leaves the old output', async (t) => {
   const dir = scratch()
   const path = join(dir, 'long.mvec')
   const v = MmapVec.open(path, 'f64')
