@@ -2,11 +2,12 @@
  * Apache Arrow interop: a vec as an Arrow Table over its own columns, Arrow IPC files out and
  * in. `apache-arrow` is an optional peer dependency, loaded the first time one of these runs.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { open, rename, rm, type FileHandle } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { dirname, join } from 'node:path'
 import type * as Arrow from 'apache-arrow'
-import { MmapVecError } from './errors.js'
+import { MmapVecError, type ErrorCode } from './errors.js'
 import { refuseInsideVec } from './paths.js'
 import { MmapVec, type OpenOptions } from './index.js'
 import { ARRAY_TYPES, MAX_COUNT, normalizeSchema, type AnyColumn, type ColumnSpec, type Schema, type ScalarType } from './schema.js'
@@ -405,30 +406,73 @@ function ipcPieces(vec: MmapVec<Schema>, file: unknown, options: WriteArrowOptio
   })()
 }
 
-const tempBeside = (file: string) => join(dirname(file), `.${basename(file)}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`)
+/**
+ * @internal A temporary name in `file`'s directory, for a file renamed over `file` when whole.
+ * Short and not derived from `file`'s name, which may itself be up to NAME_MAX (255) bytes.
+ */
+export const tempBeside = (file: string): string => join(dirname(file), `.mmapvec-${process.pid}-${randomBytes(6).toString('hex')}.partial`)
 
-function ioError(err: unknown, file: string, doing: string): unknown {
+/** The library's code for an operating system error code, with what to do about it. */
+const SYSTEM_CODES: Record<string, [ErrorCode, string]> = {
+  ENOENT: ['ENOENT', 'check the path'],
+  ENOTDIR: ['ENOENT', 'check the path'],
+  EACCES: ['EACCES', 'check the permissions'],
+  EPERM: ['EACCES', 'check the permissions'],
+  EROFS: ['EACCES', 'the file system is read-only'],
+  ENOSPC: ['ENOSPC', 'free some disk space'],
+  EDQUOT: ['ENOSPC', 'the disk quota is used up'],
+  EFBIG: ['ENOSPC', 'the file size limit (ulimit -f) is reached'],
+}
+
+/**
+ * @internal An operating system error (one with an errno code such as EACCES) as an
+ * {@link MmapVecError} naming `file`; any other error is returned unchanged.
+ */
+export function ioError(err: unknown, file: string, doing: string): unknown {
   const e = err as NodeJS.ErrnoException
-  if (e instanceof MmapVecError || typeof e?.code !== 'string') return err
-  const code = e.code === 'ENOENT' ? 'ENOENT' : e.code === 'EACCES' || e.code === 'EPERM' ? 'EACCES' : e.code === 'ENOSPC' ? 'ENOSPC' : 'EIO'
-  return new MmapVecError(code, `${file}: ${doing} failed: ${e.message}`, file)
+  if (e instanceof MmapVecError || typeof e?.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code)) return err
+  const [code, hint] = SYSTEM_CODES[e.code] ?? ['EIO', undefined]
+  return new MmapVecError(code, `${file}: ${doing} failed: ${e.message}${hint === undefined ? '' : `; ${hint}`}`, file)
+}
+
+/**
+ * @internal How an output is written: `replace` (a new file beside it, renamed over it when
+ * whole) for a regular file or a new one; `into` for a named pipe, a device or a socket
+ * (`/dev/stdout`), which the rename would replace by a regular file (as root, /dev/null
+ * itself). A directory is EINVAL.
+ */
+export function outputKind(file: string): 'replace' | 'into' {
+  let st
+  try {
+    st = statSync(file)
+  } catch {
+    return 'replace' // not there (or not reachable: creating the file beside it says why)
+  }
+  if (st.isDirectory()) throw invalid(`${file}: is a directory; give the path of a file to write`, file)
+  return st.isFile() ? 'replace' : 'into'
+}
+
+/** Writes all of `data`: a write may take only part of it (at the file size limit, say). */
+async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
+  for (let at = 0; at < data.length; ) at += (await fh.write(data, at, data.length - at)).bytesWritten
 }
 
 /**
  * Writes rows of the vec (all, or `[from, to)`) to `file` in the Arrow IPC file format, which
  * Spark, DuckDB, Polars, pyarrow and Arrow Flight read, on any machine. Record batches are
  * built and written one at a time, each waiting for the disk, so memory stays at one batch.
- * The file appears whole or not at all (written beside it, synced, then renamed over it).
- * Needs the optional peer dependency `apache-arrow`.
+ * The file appears whole or not at all (written beside it, synced, then renamed over it); a
+ * named pipe or a device (`/dev/stdout`) is written as it is. Needs the optional peer
+ * dependency `apache-arrow`.
  *
  * @param vec - an open vec; it must not be closed or shrunk before the Promise settles
  * @param file - the path of the Arrow file to write (replaced if it exists)
  * @param options - the rows, `batchRows` and `onProgress`; see {@link WriteArrowOptions}
  * @returns a Promise that resolves when the file is written, synced and in place
  * @throws {@link MmapVecError} `EDEPENDENCY` when apache-arrow is not installed; `EINVAL` for a
- *   bad file name or option; `ERANGE` for rows outside the vec, or when the vec shrinks
+ *   bad file name (a directory) or option; `ERANGE` for rows outside the vec, or when the vec shrinks
  *   during the export; `ECLOSED` when the vec is (or gets) closed; `ENOENT`, `EACCES`,
- *   `ENOSPC`, `EIO` from the file system. The checks before the first write throw at once;
+ *   `ENOSPC` (a full disk or the file size limit), `EIO` from the file system. The checks before the first write throw at once;
  *   the rest reject the Promise.
  *
  * @example
@@ -439,13 +483,25 @@ function ioError(err: unknown, file: string, doing: string): unknown {
 export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: string, options?: WriteArrowOptions): Promise<void> {
   const pieces = ipcPieces(vec, file, options)
   refuseInsideVec(file, 'the Arrow file')
+  if (outputKind(file) === 'into') {
+    let into: FileHandle | undefined
+    try {
+      into = await open(file, 'w')
+      for (const piece of pieces) await writeAll(into, piece)
+    } catch (err) {
+      throw ioError(err, file, 'writing the Arrow file')
+    } finally {
+      await into?.close().catch(() => {})
+    }
+    return
+  }
   const tmp = tempBeside(file)
   let fh: FileHandle | undefined
   let doing = 'creating the Arrow file'
   try {
     fh = await open(tmp, 'wx')
     doing = 'writing the Arrow file'
-    for (const piece of pieces) await fh.write(piece)
+    for (const piece of pieces) await writeAll(fh, piece)
     await fh.sync()
     await fh.close()
     fh = undefined
@@ -453,7 +509,8 @@ export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: str
     await rename(tmp, file)
   } catch (err) {
     await fh?.close().catch(() => {})
-    await rm(tmp, { force: true })
+    // A failure to clean up must not hide the error that matters.
+    await rm(tmp, { force: true }).catch(() => {})
     throw ioError(err, file, doing)
   }
 }
@@ -469,6 +526,18 @@ export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: str
 export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: string, options?: WriteArrowOptions): void {
   const pieces = ipcPieces(vec, file, options)
   refuseInsideVec(file, 'the Arrow file')
+  if (outputKind(file) === 'into') {
+    let into: number | undefined
+    try {
+      into = openSync(file, 'w')
+      for (const piece of pieces) for (let o = 0; o < piece.length; ) o += writeSync(into, piece, o)
+    } catch (err) {
+      throw ioError(err, file, 'writing the Arrow file')
+    } finally {
+      if (into !== undefined) closeSync(into)
+    }
+    return
+  }
   const tmp = tempBeside(file)
   let fd: number | undefined
   let doing = 'creating the Arrow file'
@@ -482,8 +551,12 @@ export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: strin
     doing = 'renaming the Arrow file into place'
     renameSync(tmp, file)
   } catch (err) {
-    if (fd !== undefined) closeSync(fd)
-    rmSync(tmp, { force: true })
+    try {
+      if (fd !== undefined) closeSync(fd)
+      rmSync(tmp, { force: true })
+    } catch {
+      // A failure to clean up must not hide the error that matters.
+    }
     throw ioError(err, file, doing)
   }
 }
@@ -550,7 +623,10 @@ function fromArrowTable<S extends Schema>(path: string, table: ArrowTable, optio
   const { open, schema, onProgress } = checkFromOptions(path, options)
   const arrow = loadArrow()
   const p = plan(arrow, table.schema, schema, path)
-  for (const batch of table.batches) checkNulls(batch, p, path)
+  table.batches.forEach((batch, i) => {
+    checkBatch(batch, p, path, `record batch ${i} of the Table`, 'EINVAL')
+    checkNulls(batch, p, path)
+  })
   const vec = MmapVec.create(path, p.schema, { ...open, capacity: Math.max(open.capacity ?? 0, table.numRows) })
   try {
     onProgress?.(0, table.numRows)
@@ -572,8 +648,28 @@ interface Footer {
   getRecordBatch(i: number): { offset: number; metaDataLength: number } | null
 }
 
-/** Rows in an IPC file, from the headers of its record batches (their bodies are not read). */
-async function countRows(arrow: ArrowModule, fh: FileHandle, footer: Footer): Promise<number> {
+/** What a record batch's header says: its rows, and the length of each column and buffer. */
+interface BatchHeader {
+  length: number
+  nodes: { length: number }[]
+  buffers: { offset: number; length: number }[]
+  compression?: unknown
+}
+
+/** Bytes of `n` values of type `t` (bools are bits). */
+const valueBytes = (t: ScalarType, n: number) => (t === 'bool' ? Math.ceil(n / 8) : n * ARRAY_TYPES[t].BYTES_PER_ELEMENT)
+
+/**
+ * Rows in an IPC file, from the headers of its record batches (their bodies are not read),
+ * after checking each header against the file: every column as long as the batch, every
+ * buffer inside the body and the body inside the file, and every column's values buffer
+ * large enough for the rows claimed. The vec's room is made for this count before the bodies
+ * are read, so a damaged header must not make it (a 1 KB file claiming 10^9 rows).
+ */
+async function countRows(arrow: ArrowModule, fh: FileHandle, footer: Footer, p: Plan, file: string): Promise<number> {
+  const size = (await fh.stat()).size
+  // The header lists the columns in the file's order, each with its nodes and buffers.
+  const inFileOrder = [...p.columns].sort((x, y) => x.source - y.source).map((c) => c.spec)
   let total = 0
   for (let i = 0; i < footer.numRecordBatches; i++) {
     const block = footer.getRecordBatch(i)
@@ -586,9 +682,61 @@ async function countRows(arrow: ArrowModule, fh: FileHandle, footer: Footer): Pr
     const at = buf.readInt32LE(0) === -1 ? 4 : 0
     const message = arrow.Message.decode(buf.subarray(at + 4, at + 4 + buf.readInt32LE(at)))
     if (!message.isRecordBatch()) throw new Error(`block ${i} of the footer is not a record batch`)
-    total += message.header().length
+    const header = message.header() as unknown as BatchHeader
+    const rows = header.length
+    const body = message.bodyLength
+    if (block.offset + block.metaDataLength + body > size) {
+      throw new Error(`record batch ${i} has a body of ${body} bytes, which goes past the end of the file (${size} bytes)`)
+    }
+    let node = 0
+    let buffer = 0
+    for (const c of inFileOrder) {
+      const claims = (what: string) => new MmapVecError('EFORMAT', `${file}: damaged: record batch ${i} claims ${rows} rows but column '${c.name}' ${what}`, file)
+      const n = header.nodes[node++]
+      if (n === undefined) throw claims('is missing from it')
+      if (n.length !== rows) throw claims(`has ${n.length}`)
+      buffer++ // the validity bitmap: nulls are checked on the values read
+      const values = rows * c.count
+      if (c.count !== 1) {
+        // A FixedSizeList: its own node and bitmap, then its child's.
+        const child = header.nodes[node++]
+        buffer++
+        if (child === undefined || child.length !== values) throw claims(`holds ${child?.length ?? 0} values, not ${c.count} a row`)
+      }
+      const b = header.buffers[buffer++]
+      if (b === undefined) throw claims('has no values buffer')
+      if (b.offset + b.length > body) throw claims(`has values past the end of the batch's body`)
+      // Compressed buffers are smaller than their values: those are checked once read.
+      if (header.compression == null && b.length < valueBytes(c.type, values)) {
+        const held = c.type === 'bool' ? b.length * 8 : Math.floor(b.length / ARRAY_TYPES[c.type].BYTES_PER_ELEMENT)
+        throw claims(`holds only ${held} values${c.count === 1 ? '' : ` (${c.count} a row)`}`)
+      }
+    }
+    total += rows
   }
   return total
+}
+
+/**
+ * Checks the columns of a record batch, as read, against its row count: a damaged file can
+ * make apache-arrow give columns shorter than the batch (it does not check). `what` names the
+ * batch; `code` is EFORMAT for a file, EINVAL for a Table a program made.
+ */
+function checkBatch(batch: Arrow.RecordBatch, p: Plan, where: string, what: string, code: ErrorCode): void {
+  const rows = batch.numRows
+  for (const { spec, source } of p.columns) {
+    const claims = (m: string) => new MmapVecError(code, `${where}: ${what} claims ${rows} rows but column '${spec.name}' ${m}`, where)
+    const data = batch.data.children[source]
+    if (data === undefined) throw claims('is missing from it')
+    if (data.length !== rows) throw claims(`has ${data.length}`)
+    const need = rows * spec.count
+    const d = spec.count === 1 ? data : data.children[0]
+    if (d === undefined || d.length < need) throw claims(`holds ${d?.length ?? 0} values, not ${spec.count} a row`)
+    // Numeric values start at the Data's first row; booleans are bits counted from `offset`.
+    const values = d.values as ArrayLike<number> | undefined
+    const held = values === undefined ? 0 : spec.type === 'bool' ? values.length * 8 - d.offset : values.length
+    if (held < need) throw claims(`holds only ${Math.max(0, held)} values${spec.count === 1 ? '' : ` (${spec.count} a row)`}`)
+  }
 }
 
 /**
@@ -621,23 +769,33 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
   } catch (err) {
     throw ioError(err, file, 'opening the Arrow file')
   }
-  const damaged = (err: unknown) =>
-    err instanceof MmapVecError ? err : new MmapVecError('EFORMAT', `${file}: not an Arrow IPC file, or damaged: ${(err as Error)?.message ?? String(err)}`, file)
+  const damaged = (err: unknown) => {
+    // A read error (EIO, EISDIR) is the file system's, not the file's content.
+    const io = ioError(err, file, 'reading the Arrow file')
+    if (io !== err || err instanceof MmapVecError) return io
+    return new MmapVecError('EFORMAT', `${file}: not an Arrow IPC file, or damaged: ${(err as Error)?.message ?? String(err)}`, file)
+  }
   try {
+    if ((await fh.stat()).isDirectory()) throw new MmapVecError('EIO', `${file}: is a directory, not an Arrow IPC file; give the path of the file`, file)
     let reader: Arrow.AsyncRecordBatchFileReader | Arrow.AsyncRecordBatchStreamReader
     let total: number | undefined
     try {
       reader = await arrow.RecordBatchReader.from(fh)
       await reader.open()
       if (reader.schema === undefined || reader.schema === null) throw new Error('it holds no schema')
-      total = reader.isFile() ? await countRows(arrow, fh, reader.footer as Footer) : undefined
     } catch (err) {
       throw damaged(err)
     }
     const p = plan(arrow, reader.schema, schema, path)
+    try {
+      total = reader.isFile() ? await countRows(arrow, fh, reader.footer as Footer, p, file) : undefined
+    } catch (err) {
+      throw damaged(err)
+    }
     const vec = MmapVec.create(path, p.schema, { ...openOptions, capacity: Math.max(openOptions.capacity ?? 0, total ?? 0) })
     try {
       onProgress?.(0, total)
+      let batches = 0
       for (;;) {
         let r: IteratorResult<Arrow.RecordBatch>
         try {
@@ -646,6 +804,7 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
           throw damaged(err)
         }
         if (r.done === true) break
+        checkBatch(r.value, p, file, `damaged: record batch ${batches++}`, 'EFORMAT')
         checkNulls(r.value, p, file)
         appendBatch(vec, r.value, p)
         onProgress?.(vec.length, total)

@@ -3,15 +3,17 @@
  * entry. CSV and JSON lines stream rows as text; Arrow IPC is binary and goes through the
  * package's own Arrow support (`writeArrowIPC`, `fromArrowIPC`), one record batch at a time.
  */
-import { parse } from 'csv-parse'
+import { CsvError, parse, type Parser } from 'csv-parse'
 import { stringify } from 'csv-stringify/sync'
-import { createReadStream, statSync } from 'node:fs'
+import { closeSync, createReadStream, fstatSync, open, type ReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { fromArrowIPC, writeArrowIPC } from '../arrow.js'
+import { Transform, type Readable, type Writable } from 'node:stream'
+import { promisify } from 'node:util'
+import { fromArrowIPC, ioError, writeArrowIPC } from '../arrow.js'
 import { MmapVec, MmapVecError, type Schema } from '../index.js'
 import { normalizeSchema, type AnyColumn, type NormalizedSchema } from '../schema.js'
 import { Progress, Sink } from './io.js'
-import { cellFormatter, elementFormatter, parseElement } from './values.js'
+import { cellFormatter, elementFormatter, keepLostNumbers, parseElement } from './values.js'
 
 /** Rows `[from, to)` of an open vec, with its columns in schema order. */
 export interface Slice {
@@ -154,7 +156,25 @@ function needSchema(schema: Schema | undefined, format: string): Schema {
 /** A mistake in how the command was called (exit code 2). */
 export class UsageError extends Error {}
 
-type RowSource = (file: string, spec: NormalizedSchema, onBytes: (n: number) => void) => AsyncIterable<unknown>
+type RowSource = (input: Readable, file: string, spec: NormalizedSchema) => AsyncIterable<unknown>
+
+/**
+ * Opens the input once (a FIFO gives its data to one open only), before any vec is made, so
+ * that a missing or unreadable input fails with its own error and leaves nothing behind.
+ */
+async function openInput(file: string): Promise<number> {
+  let fd: number
+  try {
+    fd = await promisify(open)(file, 'r')
+  } catch (err) {
+    throw ioError(err, file, 'opening the input')
+  }
+  if (fstatSync(fd).isDirectory()) {
+    closeSync(fd)
+    throw new MmapVecError('EIO', `${file}: is a directory, not a file to import; give the path of the file`, file)
+  }
+  return fd
+}
 
 /**
  * Creates the vec at `path` and pushes the rows `source` reads from `file`. On any failure the
@@ -164,33 +184,36 @@ type RowSource = (file: string, spec: NormalizedSchema, onBytes: (n: number) => 
 async function importRows(file: string, path: string, schema: Schema, source: RowSource): Promise<number> {
   const spec = normalizeSchema(schema)
   if (typeof spec === 'string') throw new MmapVecError('EINVAL', `--schema: ${spec}`)
-  const size = statSync(file).size
-  const v = MmapVec.create(path, schema)
-  const progress = new Progress('import', size, 'bytes')
-  let read = 0
+  const fd = await openInput(file)
+  let input: ReadStream | undefined
   try {
-    for await (const row of source(file, spec, (n) => (read += n))) {
-      v.push(row as never)
-      if ((v.length & 0xfff) === 0) progress.update(read)
+    const size = fstatSync(fd).size
+    const v = MmapVec.create(path, schema)
+    const progress = new Progress('import', size, 'bytes')
+    try {
+      input = createReadStream(file, { fd })
+      const stream = input
+      for await (const row of source(stream, file, spec)) {
+        v.push(row as never)
+        if ((v.length & 0xfff) === 0) progress.update(stream.bytesRead)
+      }
+      progress.update(size)
+      const n = v.length
+      v.close()
+      return n
+    } catch (err) {
+      v.close({ flush: false })
+      MmapVec.remove(path)
+      // A read error (EIO mid-file, say) comes as the operating system's error: name the file.
+      throw ioError(err, file, 'reading the input')
+    } finally {
+      progress.stop()
     }
-    progress.update(size)
-    const n = v.length
-    v.close()
-    return n
-  } catch (err) {
-    v.close({ flush: false })
-    MmapVec.remove(path)
-    throw err
   } finally {
-    progress.stop()
+    // Closes the input however the reading ended (a bad row stops it early).
+    if (input !== undefined) input.destroy()
+    else closeSync(fd)
   }
-}
-
-/** Opens `file` for reading, counting the bytes read. */
-function input(file: string, onBytes: (n: number) => void) {
-  const stream = createReadStream(file)
-  stream.on('data', (d) => onBytes(d.length))
-  return stream
 }
 
 /** Builds a row from one element reader per (field, index). */
@@ -210,12 +233,76 @@ function rowBuilder(spec: NormalizedSchema): (get: (k: number, j: number, name: 
   }
 }
 
-async function* csvRows(file: string, spec: NormalizedSchema, onBytes: (n: number) => void): AsyncIterable<unknown> {
-  const parser = input(file, onBytes).pipe(parse({ bom: true, skip_empty_lines: true, info: true }))
+/**
+ * Pipes `input` into `next` and hands on its errors, so that a read error reaches the loop
+ * reading `next`. Not with pipeline: it also destroys `next` with an error when `input` is
+ * closed early (after a bad row), an error nobody listens to any more.
+ */
+function chain<T extends Writable>(input: Readable, next: T): T {
+  input.on('error', (e) => next.destroy(e))
+  return input.pipe(next)
+}
+
+/**
+ * The longest row taken (CSV record in characters, JSON line in bytes): far more than any row of the
+ * schema needs (1 KiB a value, names included), so that an input of one endless row (a quote
+ * never closed) fails with a message instead of filling the memory.
+ */
+function rowLimit(spec: NormalizedSchema): number {
+  return (1 << 20) + 1024 * spec.columns.reduce((n, c) => n + c.count, 0)
+}
+
+const tooLong = (file: string, line: number) =>
+  new MmapVecError('EINVAL', `${file}:${line}: a row longer than any of the schema's can be: is a quote not closed, or a line break missing?`, file)
+
+/** Passes the input on, failing when a line grows past `limit` bytes (readline would keep it all). */
+function lineLimit(limit: number, file: string): Transform {
+  let run = 0 // bytes since the last line break
+  let line = 1
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      // Chunks (64 KiB) are shorter than the limit: only a line running across them can be too long.
+      const at0 = line
+      let first = -1
+      for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) {
+        if (first === -1) first = at
+        line++
+      }
+      if (first === -1) run += chunk.length
+      else if (run + first <= limit) run = chunk.length - chunk.lastIndexOf(10) - 1
+      else run = Infinity
+      if (run > limit) done(tooLong(file, at0))
+      else done(null, chunk)
+    },
+  })
+}
+
+/** The parser's records; its errors (a quote not closed...) as EINVAL naming the file and line. */
+async function* csvRecords(parser: Parser, file: string): AsyncIterable<{ record: string[]; info: { lines: number } }> {
+  try {
+    yield* parser as AsyncIterable<{ record: string[]; info: { lines: number } }>
+  } catch (err) {
+    // By class: not every csv-parse code starts with CSV_ (INVALID_OPENING_QUOTE).
+    if (!(err instanceof CsvError)) throw err
+    const lines = (err as { lines?: unknown }).lines
+    if (err.code === 'CSV_MAX_RECORD_SIZE') throw tooLong(file, typeof lines === 'number' ? lines : 0)
+    throw new MmapVecError(
+      'EINVAL',
+      `${file}:${typeof lines === 'number' ? lines : '?'}: not valid CSV: ${err.message}; a value with a quote, comma or line break goes in double quotes, each quote in it doubled ("")`,
+      file,
+    )
+  }
+}
+
+async function* csvRows(input: Readable, file: string, spec: NormalizedSchema): AsyncIterable<unknown> {
+  const limit = rowLimit(spec)
+  // Rows of the wrong length are checked below, with a message that names the file.
+  const parser = parse({ bom: true, skip_empty_lines: true, info: true, relax_column_count: true, max_record_size: limit })
+  chain(input, parser)
   const expected = csvNames(spec)
   const build = rowBuilder(spec)
   let where: number[] | undefined // for each (field, index) in order, its position in a record
-  for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+  for await (const { record, info } of csvRecords(parser, file)) {
     if (where === undefined) {
       const missing = expected.filter((n) => !record.includes(n))
       const extra = record.filter((n) => !expected.includes(n))
@@ -226,14 +313,15 @@ async function* csvRows(file: string, spec: NormalizedSchema, onBytes: (n: numbe
           `${file}:${info.lines}: the header row must name the columns ${expected.join(',')}` +
             (missing.length ? `; missing: ${missing.join(',')}` : '') +
             (extra.length ? `; not in the schema: ${extra.join(',')}` : '') +
-            (twice.length ? `; named twice: ${twice.join(',')}` : ''),
+            (twice.length ? `; named twice: ${twice.join(',')}` : '') +
+            (extra.some((n) => missing.includes(n.trim())) ? ' (names are compared as written, spaces included)' : ''),
         )
       }
       where = expected.map((n) => record.indexOf(n))
       continue
     }
     if (record.length !== expected.length) {
-      throw new MmapVecError('EINVAL', `${file}:${info.lines}: ${record.length} values, the header has ${expected.length}`)
+      throw new MmapVecError('EINVAL', `${file}:${info.lines}: ${record.length} values, the header has ${expected.length}; give each row one value per column`)
     }
     let at = 0
     const pos = where
@@ -242,20 +330,23 @@ async function* csvRows(file: string, spec: NormalizedSchema, onBytes: (n: numbe
   if (where === undefined) throw new MmapVecError('EINVAL', `${file}: empty: a CSV file starts with a header row`)
 }
 
-async function* jsonlRows(file: string, spec: NormalizedSchema, onBytes: (n: number) => void): AsyncIterable<unknown> {
-  const lines = createInterface({ input: input(file, onBytes), crlfDelay: Infinity })
+async function* jsonlRows(input: Readable, file: string, spec: NormalizedSchema): AsyncIterable<unknown> {
+  const lines = createInterface({ input: chain(input, lineLimit(rowLimit(spec), file)), crlfDelay: Infinity })
   const build = rowBuilder(spec)
   const known = new Set(spec.columns.map((c) => c.name))
   let n = 0
   for await (const line of lines) {
     n++
     if (line.trim() === '') continue
-    let value: unknown
+    let parsed: unknown
+    // A byte order mark before the first line is not part of it (CSV import drops it too).
+    const text = n === 1 && line.startsWith('\uFEFF') ? line.slice(1) : line
     try {
-      value = JSON.parse(line)
+      parsed = JSON.parse(text)
     } catch (e) {
       throw new MmapVecError('EINVAL', `${file}:${n}: not JSON (${(e as Error).message})`)
     }
+    const value = keepLostNumbers(text, parsed)
     const at = `${file}:${n}`
     if (!spec.scalar) {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -264,7 +355,9 @@ async function* jsonlRows(file: string, spec: NormalizedSchema, onBytes: (n: num
       for (const k of Object.keys(value)) if (!known.has(k)) throw new MmapVecError('EINVAL', `${at}: no field named '${k}' in the schema`)
     }
     const fieldOf = (k: number): unknown => {
-      const v = spec.scalar ? value : (value as Record<string, unknown>)[spec.columns[k].name]
+      // Own fields only: a missing 'constructor' is missing, not Object's constructor.
+      const name = spec.columns[k].name
+      const v = spec.scalar ? value : Object.hasOwn(value as object, name) ? (value as Record<string, unknown>)[name] : undefined
       if (v === undefined) throw new MmapVecError('EINVAL', `${at}: field '${spec.columns[k].name}' is missing`)
       return v
     }

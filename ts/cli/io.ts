@@ -8,12 +8,14 @@ const CHUNK = 64 * 1024
 /**
  * Writes text to a stream in chunks of about 64 KiB, waiting for `drain` whenever the stream
  * is full, so that output never piles up in memory. A stream error (EPIPE when the reader
- * went away) rejects the next write.
+ * went away, EFBIG at the file size limit) rejects the next write, or `done`.
  */
 export class Sink {
   private parts: string[] = []
   private size = 0
   private error: Error | undefined
+  /** Settles when the last chunk handed to the stream is written (or failed). */
+  private written: Promise<void> = Promise.resolve()
 
   constructor(private readonly out: Writable) {
     out.on('error', (e: Error) => (this.error ??= e))
@@ -31,7 +33,14 @@ export class Sink {
     const chunk = this.parts.join('')
     this.parts = []
     this.size = 0
-    if (!this.out.write(chunk)) {
+    let room = true
+    this.written = new Promise<void>((resolve) => {
+      room = this.out.write(chunk, (e) => {
+        if (e) this.error ??= e
+        resolve()
+      })
+    })
+    if (!room) {
       await new Promise<void>((resolve, reject) => {
         const done = (e?: Error) => {
           this.out.off('drain', done)
@@ -43,6 +52,25 @@ export class Sink {
         this.out.on('error', done)
       })
     }
+    this.throwIfFailed()
+  }
+
+  /**
+   * Writes what is left and waits until the stream took all of it: the error of the last
+   * write, which comes after `write` returned, is thrown here rather than lost.
+   */
+  async done(): Promise<void> {
+    await this.flush()
+    await this.written
+    this.throwIfFailed()
+  }
+
+  /** `done`, then ends the stream (a file: its last bytes are written when this resolves). */
+  async end(): Promise<void> {
+    await this.done()
+    await new Promise<void>((resolve, reject) => {
+      this.out.end((e?: Error | null) => (e ? reject(this.error ?? e) : resolve()))
+    })
     this.throwIfFailed()
   }
 

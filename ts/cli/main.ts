@@ -2,9 +2,10 @@
  * The `mmapvec` command: look at, check, print, export and import vecs.
  * `main(args)` runs one command and resolves to its exit code (see exit-codes.ts).
  */
-import { closeSync, createWriteStream, openSync, readFileSync, renameSync, rmSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { closeSync, createWriteStream, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmdirSync, rmSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { ioError, outputKind, tempBeside } from '../arrow.js'
 import { MmapVec, MmapVecError, type Schema, type VecInfo } from '../index.js'
 import { refuseInsideVec } from '../paths.js'
 import { normalizeSchema } from '../schema.js'
@@ -39,7 +40,7 @@ nothing, so it works while another process writes the vec.
   --json   one JSON object (the fields of MmapVec.inspect)`,
     options: JSON_OPT,
     positionals: 1,
-    run: ([path], o) => Promise.resolve(info(path, o.json === true)),
+    run: ([path], o) => info(path, o.json === true),
   },
   head: {
     usage: 'mmapvec head <path> [-n N] [--json]',
@@ -66,7 +67,7 @@ head does. Opens the vec readOnly (ELOCKED while it is open read-write).
   --json     JSON lines instead (see mmapvec head --help)`,
     options: { from: { type: 'string' }, to: { type: 'string' }, ...JSON_OPT },
     positionals: 1,
-    run: async ([path], o) => rows(path, count(o.from, '--from') ?? 0, count(o.to, '--to'), o.json === true),
+    run: async ([path], o) => rows(path, ...rowRange(o), o.json === true),
   },
   verify: {
     usage: 'mmapvec verify <path> [--json]',
@@ -80,7 +81,7 @@ there is any (0 when there is none). Reads only: takes no lock and never changes
   --json   one JSON object: { path, ok, problems: [{ code, check, message }] }`,
     options: JSON_OPT,
     positionals: 1,
-    run: ([path], o) => Promise.resolve(verify(path, o.json === true)),
+    run: ([path], o) => verify(path, o.json === true),
   },
   export: {
     usage: `mmapvec export <path> --format ${FORMAT_NAMES} [--out FILE] [--from I] [--to J]`,
@@ -116,8 +117,9 @@ new vec. A progress bar shows on stderr when the run is long and stderr is a ter
 
 CSV needs a header row naming every field (array fields as pos[0],pos[1],..., in any
 order); bools are true/false or 1/0. JSON lines: one object per row with every field;
-i64/u64 as strings of digits (or safe integers); NaN and Infinity as strings. Integers out
-of their type's range are refused rather than wrapped.`,
+i64/u64 as strings of digits (or safe integers); NaN and Infinity as strings. Values out
+of their type's range are refused rather than wrapped or rounded: an integer too large, a
+float that would become Infinity (1e39 in f32) or 0 (1e-50 in f32).`,
     options: { schema: { type: 'string' }, format: { type: 'string' } },
     positionals: 2,
     run: async ([file, path], o) => importFile(file, path, o),
@@ -141,6 +143,14 @@ ${exitCodeHelp()}`
 
 function commandHelp(c: Command): string {
   return `Usage: ${c.usage}\n\n${c.help}\n\nExit codes: mmapvec --help`
+}
+
+/** The rows [--from, --to) asked for; --to before --from is a mistake, not an empty range. */
+function rowRange(o: Record<string, string | boolean | undefined>): [number, number | undefined] {
+  const from = count(o.from, '--from') ?? 0
+  const to = count(o.to, '--to')
+  if (to !== undefined && from > to) throw new UsageError(`--from ${from} is past --to ${to}; rows are [--from, --to)`)
+  return [from, to]
 }
 
 /** A whole number option, or undefined when absent. */
@@ -168,10 +178,10 @@ function alignRows(rows: string[][], right: boolean[]): string[] {
   )
 }
 
-function info(path: string, json: boolean): number {
+async function info(path: string, json: boolean): Promise<number> {
   const i = MmapVec.inspect(path)
   if (json) {
-    process.stdout.write(JSON.stringify(i, null, 2) + '\n')
+    await print(JSON.stringify(i, null, 2) + '\n')
     return EXIT_CODES.OK
   }
   const lock: Record<VecInfo['lock'], string> = {
@@ -200,26 +210,48 @@ function info(path: string, json: boolean): number {
     ],
     [false, false, true, false, true, true, true],
   )
-  process.stdout.write([...lines, 'columns:', ...table.map((l) => '  ' + l)].join('\n') + '\n')
+  await print([...lines, 'columns:', ...table.map((l) => '  ' + l)].join('\n') + '\n')
   return EXIT_CODES.OK
 }
 
-function verify(path: string, json: boolean): number {
+async function verify(path: string, json: boolean): Promise<number> {
   const problems = MmapVec.verify(path)
   if (json) {
-    process.stdout.write(JSON.stringify({ path, ok: problems.length === 0, problems }, null, 2) + '\n')
+    await print(JSON.stringify({ path, ok: problems.length === 0, problems }, null, 2) + '\n')
   } else if (problems.length === 0) {
-    process.stdout.write(`${path}: ok, no problems found\n`)
+    await print(`${path}: ok, no problems found\n`)
   } else {
-    for (const p of problems) process.stdout.write(`${p.code} ${p.check}: ${p.message}\n`)
-    process.stdout.write(`${path}: ${problems.length} problem${problems.length === 1 ? '' : 's'} found\n`)
+    const n = problems.length
+    await print(problems.map((p) => `${p.code} ${p.check}: ${p.message}\n`).join('') + `${path}: ${n} problem${n === 1 ? '' : 's'} found\n`)
   }
   return problems.length === 0 ? EXIT_CODES.OK : EXIT_CODES.PROBLEMS
 }
 
+/**
+ * The library's advice is for programs (MmapVec.open, readOnly, lockTimeoutMs), which a user of
+ * the command cannot follow: the command's own advice instead, the rest of the message kept.
+ */
+const ADVICE: [RegExp, string][] = [
+  [/; creating one needs a schema, e\.g\. MmapVec\.open\(.*\)$/, ''],
+  [/; open it with MmapVec\.open, or remove it first with MmapVec\.remove$/, '; import makes a new vec: give another path, or remove the old one first'],
+  [/, or open it with readOnly$/, ''],
+  [/; close it there; pass lockTimeoutMs to wait for it$/, '; run the command again once it has closed the vec (info and verify work meanwhile)'],
+]
+
+function forTheCommand(err: unknown): unknown {
+  if (!(err instanceof MmapVecError)) return err
+  const message = ADVICE.reduce((m, [library, command]) => m.replace(library, command), err.message)
+  return message === err.message ? err : new MmapVecError(err.code, message, err.path)
+}
+
 /** Opens `path` readOnly with its stored schema and runs `body` on rows [from, to). */
 async function withSlice(path: string, from: number, to: number | undefined, body: (s: Slice) => Promise<void>): Promise<void> {
-  const vec = MmapVec.open(path, undefined, { readOnly: true })
+  let vec: MmapVec
+  try {
+    vec = MmapVec.open(path, undefined, { readOnly: true })
+  } catch (err) {
+    throw forTheCommand(err)
+  }
   try {
     const end = Math.min(to ?? vec.length, vec.length)
     await body({ vec, spec: specOf(vec), from: Math.min(from, end), to: end })
@@ -229,16 +261,16 @@ async function withSlice(path: string, from: number, to: number | undefined, bod
 }
 
 async function rows(path: string, from: number, to: number | undefined, json: boolean): Promise<number> {
-  const sink = new Sink(process.stdout)
-  await withSlice(path, from, to, async (s) => {
-    if (json) {
-      const line = jsonLine(s)
-      for (let i = s.from; i < s.to; i++) await sink.write(line(i) + '\n')
-    } else {
-      await writeTable(s, sink)
-    }
-  })
-  await sink.flush()
+  await toStdout((sink) =>
+    withSlice(path, from, to, async (s) => {
+      if (json) {
+        const line = jsonLine(s)
+        for (let i = s.from; i < s.to; i++) await sink.write(line(i) + '\n')
+      } else {
+        await writeTable(s, sink)
+      }
+    }),
+  )
   return EXIT_CODES.OK
 }
 
@@ -278,8 +310,7 @@ function format(name: string | undefined, file: string | undefined, what: string
 async function exportVec(path: string, o: Record<string, string | boolean | undefined>): Promise<number> {
   const out = o.out as string | undefined
   const f = format(o.format as string | undefined, out, out === undefined ? 'export to standard output' : `--out ${out}`)
-  const from = count(o.from, '--from') ?? 0
-  const to = count(o.to, '--to')
+  const [from, to] = rowRange(o)
   if (out !== undefined) refuseInsideVec(out, '--out')
   const writeFile = f.writeFile
   if (writeFile !== undefined) {
@@ -288,41 +319,95 @@ async function exportVec(path: string, o: Record<string, string | boolean | unde
     return EXIT_CODES.OK
   }
   if (out === undefined) {
-    const sink = new Sink(process.stdout)
-    await withSlice(path, from, to, (s) => f.write!(s, sink))
-    await sink.flush()
+    await toStdout((sink) => withSlice(path, from, to, (s) => f.write!(s, sink)))
     return EXIT_CODES.OK
   }
-  // Written beside the target and renamed when complete: FILE is whole or untouched.
-  const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}`)
-  try {
-    const stream = createWriteStream(tmp, { flags: 'wx' })
-    const sink = new Sink(stream)
-    await withSlice(path, from, to, (s) => f.write!(s, sink))
-    await sink.flush()
-    await new Promise<void>((resolve, reject) => {
-      stream.on('error', reject)
-      stream.end(resolve)
-    })
-    renameSync(tmp, out)
-  } catch (err) {
-    rmSync(tmp, { force: true })
-    throw err
-  }
+  await withSlice(path, from, to, (s) => writeOut(out, (sink) => f.write!(s, sink)))
   return EXIT_CODES.OK
 }
 
+/**
+ * Writes `out` through `body`: into a new file beside it, synced, then renamed over it, so
+ * that `out` is whole or as it was (on failure the new file is removed); a named pipe or a
+ * device, which has no such thing, is written directly.
+ */
+async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promise<void> {
+  if (outputKind(out) === 'into') {
+    // A named pipe or a device (/dev/stdout): written as it is.
+    try {
+      const sink = new Sink(createWriteStream(out))
+      await body(sink)
+      await sink.end()
+    } catch (err) {
+      // The reader of a pipe went away: a quiet end, as on standard output.
+      if (isEpipe(err)) throw err
+      throw ioError(err, out, 'writing the output')
+    }
+    return
+  }
+  const tmp = tempBeside(out)
+  let fd: number | undefined
+  let doing = 'creating the output file'
+  // Interrupted (Ctrl-C): the new file goes, then the signal ends the process as it would have.
+  const interrupted = (signal: NodeJS.Signals) => {
+    for (const s of SIGNALS) process.off(s, interrupted)
+    try {
+      rmSync(tmp, { force: true })
+    } finally {
+      process.kill(process.pid, signal)
+    }
+  }
+  for (const s of SIGNALS) process.on(s, interrupted)
+  try {
+    fd = openSync(tmp, 'wx')
+    doing = 'writing the output file'
+    // The descriptor stays open after the stream ends, to be synced before the rename.
+    const sink = new Sink(createWriteStream(tmp, { fd, autoClose: false }))
+    await body(sink)
+    await sink.end()
+    fsyncSync(fd)
+    closeSync(fd)
+    fd = undefined
+    doing = 'renaming the output file into place'
+    renameSync(tmp, out)
+  } catch (err) {
+    try {
+      if (fd !== undefined) closeSync(fd)
+      rmSync(tmp, { force: true })
+    } catch {
+      // A failure to clean up must not hide the error that matters.
+    }
+    throw ioError(err, out, doing)
+  } finally {
+    for (const s of SIGNALS) process.off(s, interrupted)
+  }
+}
+
+/** The signals that end the command: caught only to clean up, then raised again. */
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+
 function readSchema(arg: string | undefined): Schema | undefined {
   if (arg === undefined) return undefined
-  const text = arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg
+  const file = arg.startsWith('@') ? arg.slice(1) : undefined
+  let text = arg
+  if (file !== undefined) {
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      throw ioError(err, file, 'reading the --schema file')
+    }
+    // A byte order mark, as editors on Windows write, is not part of the JSON.
+    if (text.startsWith('\uFEFF')) text = text.slice(1)
+  }
+  const what = file === undefined ? '--schema' : `--schema ${arg}`
   let schema: unknown
   try {
     schema = JSON.parse(text)
   } catch (e) {
-    throw new UsageError(`--schema is not JSON (${(e as Error).message}); e.g. --schema '{"pos":["f32",3],"id":"u32"}'`)
+    throw new UsageError(`${what} is not JSON (${(e as Error).message}); e.g. --schema '{"pos":["f32",3],"id":"u32"}'`)
   }
   const spec = normalizeSchema(schema)
-  if (typeof spec === 'string') throw new MmapVecError('EINVAL', `--schema: ${spec}`)
+  if (typeof spec === 'string') throw new MmapVecError('EINVAL', `${what}: ${spec}`)
   return schema as Schema
 }
 
@@ -331,15 +416,49 @@ async function importFile(file: string, path: string, o: Record<string, string |
   const schema = readSchema(o.schema as string | undefined)
   // Only its parents: a vec at `path` itself is EEXIST, as create says.
   refuseInsideVec(dirname(path), 'the new vec\'s parent directory')
-  // Fails early, with the input's own error (ENOENT, EACCES), before a vec is created.
-  closeSync(openSync(file, 'r'))
-  const n = await f.read!(file, path, schema)
-  process.stdout.write(`${path}: imported ${n} rows from ${file}\n`)
+  const made = missingParents(path)
+  let n: number
+  try {
+    n = await f.read!(file, path, schema)
+  } catch (err) {
+    // The failed import removed its vec; the directories made for it go too.
+    removeEmpty(made)
+    throw forTheCommand(err)
+  }
+  await print(`${path}: imported ${n} rows from ${file}\n`)
   return EXIT_CODES.OK
+}
+
+/** The parent directories of `path` that do not exist (that creating it makes), deepest first. */
+function missingParents(path: string): string[] {
+  const missing: string[] = []
+  for (let dir = dirname(resolve(path)); dirname(dir) !== dir; dir = dirname(dir)) {
+    try {
+      lstatSync(dir)
+      break
+    } catch (err) {
+      // Only what is surely not there: a directory hidden by permissions may exist.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') break
+      missing.push(dir)
+    }
+  }
+  return missing
+}
+
+/** Removes the directories, deepest first, stopping at one that is not empty (or is gone). */
+function removeEmpty(dirs: string[]): void {
+  for (const d of dirs) {
+    try {
+      rmdirSync(d)
+    } catch {
+      return
+    }
+  }
 }
 
 /** The exit code for an error, after printing it to stderr. */
 function fail(err: unknown, command: string | undefined): number {
+  // A closed standard error is ignored (see main): the exit code still tells.
   const say = (m: string) => process.stderr.write(`mmapvec: ${m}\n`)
   const e = err as { code?: unknown; message?: string }
   if (err instanceof UsageError || (typeof e?.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS'))) {
@@ -358,6 +477,7 @@ function fail(err: unknown, command: string | undefined): number {
     EROFS: 'EACCES',
     ENOSPC: 'ENOSPC',
     EDQUOT: 'ENOSPC',
+    EFBIG: 'ENOSPC',
     EEXIST: 'EEXIST',
   }
   if (typeof e?.code === 'string' && (e as { syscall?: unknown }).syscall !== undefined) {
@@ -369,31 +489,99 @@ function fail(err: unknown, command: string | undefined): number {
   return EXIT_CODES.INTERNAL
 }
 
+/** The command named `name` (an own key: `constructor` is no command). */
+function command(name: string): Command {
+  if (Object.hasOwn(COMMANDS, name)) return COMMANDS[name]
+  throw new UsageError(`unknown command '${name}'; the commands are ${Object.keys(COMMANDS).join(', ')}`)
+}
+
+/**
+ * Writes `text` to standard output, waiting until it is written: a write error (EPIPE when the
+ * reader went away) is thrown here, where main turns EPIPE into a quiet end.
+ */
+async function print(text: string): Promise<void> {
+  await toStdout((sink) => sink.write(text))
+}
+
+/**
+ * Runs `body` writing to standard output and waits until all is written. A write error is
+ * named as standard output's (ENOSPC from > /dev/full); EPIPE stays as it is, for main.
+ */
+async function toStdout(body: (sink: Sink) => Promise<void>): Promise<void> {
+  const sink = new Sink(process.stdout)
+  try {
+    await body(sink)
+    await sink.done()
+  } catch (err) {
+    if (isEpipe(err)) throw err
+    throw ioError(err, 'standard output', 'writing')
+  }
+}
+
+/** Whether `err` is the error of a reader that went away (`mmapvec cat v | head`). */
+const isEpipe = (err: unknown) => (err as { code?: unknown } | null | undefined)?.code === 'EPIPE'
+
 /** Runs the command line `args` (without `node` and the script) and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
+  // Standard error closed: nothing can report it, and it must not crash the command (an
+  // 'error' event without a listener throws).
+  if (!process.stderr.listeners('error').includes(ignore)) process.stderr.on('error', ignore)
   const [name, ...rest] = args
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    const topic = name === 'help' ? rest[0] : undefined
-    const c = topic === undefined ? undefined : COMMANDS[topic]
-    // Without a command, the help is a usage error: on stderr, exit code 2.
-    ;(name === undefined ? process.stderr : process.stdout).write((c ? commandHelp(c) : mainHelp()) + '\n')
-    return name === undefined ? EXIT_CODES.USAGE : EXIT_CODES.OK
-  }
-  const c = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined
-  if (c === undefined) return fail(new UsageError(`unknown command '${name}'; the commands are ${Object.keys(COMMANDS).join(', ')}`), undefined)
   try {
-    const { values, positionals } = parseArgs({ args: rest, options: { ...c.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+    if (name === undefined) {
+      // Without a command, the help is a usage error: on stderr, exit code 2.
+      process.stderr.write(mainHelp() + '\n')
+      return EXIT_CODES.USAGE
+    }
+    if (name === '--help' || name === '-h' || name === 'help') {
+      const topics = name === 'help' ? rest : []
+      if (topics.length > 1) throw new UsageError(`help takes one command, got ${topics.length}: mmapvec help <command>`)
+      await print((topics.length === 0 ? mainHelp() : commandHelp(command(topics[0]))) + '\n')
+      return EXIT_CODES.OK
+    }
+  } catch (err) {
+    if (isEpipe(err)) return EXIT_CODES.OK
+    return fail(err, undefined)
+  }
+  let c: Command
+  try {
+    c = command(name)
+  } catch (err) {
+    return fail(err, undefined)
+  }
+  try {
+    const { values, positionals, tokens } = parseArgs({
+      args: rest,
+      options: { ...c.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+      tokens: true,
+    })
+    // parseArgs keeps the last of an option given twice; which one was meant is unclear.
+    const seen = new Set<string>()
+    for (const tk of tokens) {
+      if (tk.kind !== 'option') continue
+      if (seen.has(tk.name)) throw new UsageError(`${tk.rawName} is given twice; give each option once`)
+      seen.add(tk.name)
+    }
     if (values.help === true) {
-      process.stdout.write(commandHelp(c) + '\n')
+      await print(commandHelp(c) + '\n')
       return EXIT_CODES.OK
     }
     if (positionals.length !== c.positionals) {
       throw new UsageError(`${name} takes ${c.positionals === 1 ? 'one path' : `${c.positionals} arguments`}, got ${positionals.length}: ${c.usage}`)
     }
+    // An empty path ('' from an unset shell variable) is no file; --out '' failed only at the
+    // rename, after the whole export.
+    const out = (values as Record<string, unknown>).out
+    if (positionals.includes('') || out === '') throw new UsageError(`${out === '' ? '--out' : 'a path'} is empty: ${c.usage}`)
     return await c.run(positionals, values)
   } catch (err) {
     // The reader of standard output went away (`mmapvec cat v | head`): stop quietly.
-    if ((err as { code?: unknown }).code === 'EPIPE') return EXIT_CODES.OK
+    if (isEpipe(err)) return EXIT_CODES.OK
     return fail(err, name)
   }
 }
+
+/** Drops an error that nobody can be told of (standard error itself failed). */
+function ignore(): void {}

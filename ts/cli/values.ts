@@ -78,17 +78,103 @@ export function cellFormatter(c: ColumnSpec, style: Style): (col: AnyColumn, i: 
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
 const INTEGER = /^[+-]?\d+$/
 
+/** The largest finite value of each float type, as the shortest decimal that reads back as it. */
+const FLOAT_MAX = { f32: '3.4028235e38', f64: '1.7976931348623157e308' }
+
+/**
+ * A JSON number whose text JSON.parse cannot keep: beyond f64 (1e400 parses as Infinity), too
+ * small for it and not zero (1e-400 parses as 0), or an integer past 2^53 (which parses as
+ * another one). Import refuses the first two, and the third in integer fields, quoting the text.
+ */
+export class JsonNumber {
+  constructor(
+    readonly text: string,
+    readonly value: number,
+  ) {}
+}
+
+/** Whether decimal `text`, read as `x`, lost its value: an overflow, or a non-zero that became 0. */
+function lost(text: string, x: number): boolean {
+  return !Number.isFinite(x) || (x === 0 && /[1-9]/.test(text.split(/[eE]/)[0]))
+}
+
+const NUMBER_TOKEN = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y
+
+/**
+ * `value` (JSON.parse of `line`) with each number that lost its value replaced by a
+ * {@link JsonNumber} holding its text. JSON.parse keeps no text, so this scans `line` (which
+ * parsed, so it is valid JSON) for number tokens, following the keys and indexes to each.
+ */
+export function keepLostNumbers(line: string, value: unknown): unknown {
+  // A fast way out: a number loses its value only with an exponent or 16 digits or more.
+  if (!/\d[eE]|\d{16}/.test(line)) return value
+  const path: (string | number)[] = []
+  const arrays: boolean[] = []
+  let key = false // the next string is an object key
+  const lostAt = new Map<string, { path: (string | number)[]; text: string }>()
+  for (let i = 0; i < line.length; ) {
+    const ch = line[i]
+    if (ch === '"') {
+      let end = i + 1
+      while (line[end] !== '"') end += line[end] === '\\' ? 2 : 1
+      if (key) path[path.length - 1] = JSON.parse(line.slice(i, end + 1)) as string
+      key = false
+      i = end + 1
+    } else if (ch === '{' || ch === '[') {
+      arrays.push(ch === '[')
+      path.push(0)
+      key = ch === '{'
+      i++
+    } else if (ch === '}' || ch === ']') {
+      arrays.pop()
+      path.pop()
+      i++
+    } else if (ch === ',') {
+      if (arrays[arrays.length - 1]) path[path.length - 1] = (path[path.length - 1] as number) + 1
+      else key = true
+      i++
+    } else if (ch === '-' || (ch >= '0' && ch <= '9')) {
+      NUMBER_TOKEN.lastIndex = i
+      const text = NUMBER_TOKEN.exec(line)![0]
+      // The last of a key given twice wins, as in JSON.parse.
+      const at = JSON.stringify(path)
+      const n = Number(text)
+      if (lost(text, n) || (INTEGER.test(text) && !Number.isSafeInteger(n))) lostAt.set(at, { path: [...path], text })
+      else lostAt.delete(at)
+      i += text.length
+    } else {
+      i++
+    }
+  }
+  if (lostAt.size === 0) return value
+  const holder: Record<string, unknown> = { value }
+  for (const { path: p, text } of lostAt.values()) {
+    let parent: unknown = holder
+    const keys = ['value', ...p]
+    for (const k of keys.slice(0, -1)) parent = parent !== null && typeof parent === 'object' ? (parent as Record<string | number, unknown>)[k] : undefined
+    const last = keys[keys.length - 1]
+    // Only where that number is what JSON.parse left: a key given twice may hold another value.
+    if (parent === null || typeof parent !== 'object') continue
+    const box = parent as Record<string | number, unknown>
+    if (Object.is(box[last], Number(text))) box[last] = new JsonNumber(text, Number(text))
+  }
+  return holder.value
+}
+
 /** What `import` reads for one element of type `type`: text (CSV) or a JSON value. */
 export function parseElement(type: ScalarType, raw: unknown, where: () => string): number | bigint | boolean {
   const bad = (want: string): never => {
-    const got = typeof raw === 'string' ? JSON.stringify(raw) : JSON.stringify(raw) ?? String(raw)
+    const got = raw instanceof JsonNumber ? raw.text : typeof raw === 'number' ? String(raw) : (JSON.stringify(raw) ?? String(raw))
     throw new MmapVecError('EINVAL', `${where()}: expected ${want}, got ${got}`)
   }
   switch (type) {
-    case 'bool':
-      if (raw === true || raw === 'true' || raw === '1' || raw === 1) return true
-      if (raw === false || raw === 'false' || raw === '0' || raw === 0) return false
+    case 'bool': {
+      // Spaces around the text are dropped, as for numbers ('1, true').
+      const b = typeof raw === 'string' ? raw.trim() : raw
+      if (b === true || b === 'true' || b === '1' || b === 1) return true
+      if (b === false || b === 'false' || b === '0' || b === 0) return false
       return bad('true or false')
+    }
     case 'i64':
     case 'u64': {
       const [lo, hi] = BIG_RANGE[type]!
@@ -100,13 +186,24 @@ export function parseElement(type: ScalarType, raw: unknown, where: () => string
     }
     case 'f32':
     case 'f64': {
-      if (typeof raw === 'number') return raw
-      if (typeof raw === 'string') {
+      let x: number | undefined
+      let text: string | undefined // the decimal, when known
+      if (typeof raw === 'number') x = raw
+      else if (raw instanceof JsonNumber) [x, text] = [raw.value, raw.text]
+      else if (typeof raw === 'string') {
         const s = raw.trim()
         if (s === 'NaN' || s === 'Infinity' || s === '-Infinity' || s === '+Infinity') return Number(s)
-        if (DECIMAL.test(s)) return Number(s)
+        if (DECIMAL.test(s)) [x, text] = [Number(s), s]
       }
-      return bad('a number (or NaN, Infinity, -Infinity)')
+      if (x === undefined) return bad('a number (or NaN, Infinity, -Infinity)')
+      // Refused rather than rounded to Infinity or 0, as integers out of range are refused.
+      // (A JSON number is finite: JSON has no Infinity, and import reads it as a string.)
+      const y = type === 'f32' ? Math.fround(x) : x
+      if (!Number.isFinite(y)) return bad(`a number of size at most ${FLOAT_MAX[type]} (${type}; Infinity is written as such)`)
+      if (y === 0 && (text === undefined ? x !== 0 : lost(text, 0))) {
+        return bad(`a number that ${type} can hold: this one is too small and would be rounded to 0`)
+      }
+      return x
     }
     default: {
       const [lo, hi] = INT_RANGE[type]!
