@@ -46,7 +46,7 @@ export type ErrorCode =
 
 const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'ELOCKED', 'EEXIST', 'ENOENT', 'EFORMAT', 'ESCHEMA', 'EVERSION', 'EARCH',
-  'ECLOSED', 'EREADONLY', 'ERANGE', 'ENOSPC', 'EINVAL', 'EACCES', 'EIO',
+  'ECLOSED', 'EREADONLY', 'ERANGE', 'ENOSPC', 'EINVAL', 'EACCES', 'EIO', 'EDEPENDENCY',
 ])
 
 /**

@@ -113,6 +113,10 @@ impl Error {
                     "{p}: a name in the path is longer than 255 bytes, or the whole path longer than the system allows, while {doing}; use a shorter path"
                 ),
             ),
+            io::ErrorKind::NotADirectory => Error::new(
+                Code::Invalid,
+                format!("{p}: a part of the path is a file, not a directory, while {doing}; give a path whose parents are directories"),
+            ),
             io::ErrorKind::NotFound => Error::new(
                 Code::NotFound,
                 format!("{p}: no such file or directory while {doing}"),

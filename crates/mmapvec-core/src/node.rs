@@ -460,7 +460,9 @@ impl Overlay {
     /// back, the memory is kept alive for good rather than ever freed while mapped.
     fn detach(mut self, env: &Env, can_run_js: bool) {
         // Anonymous memory goes back over the file's pages at once, so nothing can fault there.
-        drop(self.guard.take());
+        if let Some(g) = self.guard.take() {
+            g.release();
+        }
         let restored = self.len == 0
             // SAFETY: `attach` mapped the file over `[base, base + len)`, and the strong
             // reference has kept the memory (and that range) alive and unmoved since.

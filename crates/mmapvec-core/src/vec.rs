@@ -116,6 +116,10 @@ pub struct MmapVec {
     /// One clone per [`SyncJob`] alive: jobs sync through the mappings, which
     /// [`unmap_columns`](Self::unmap_columns) must then leave alone.
     jobs: Arc<()>,
+    /// Bumped before the vec itself shrinks, removes or replaces one of its files, and when it
+    /// is closed (the next holder of the lock may do so), so that a flush job made before does
+    /// not take that for another program's doing.
+    rewrites: Arc<AtomicU64>,
     // Declared last: the lock is released after everything else is dropped.
     _held: Option<Held>,
     _header_file: Arc<File>,
@@ -621,6 +625,7 @@ impl MmapVec {
             max_view_bytes: opts.max_view_bytes,
             prefaults: Vec::new(),
             jobs: Arc::new(()),
+            rewrites: Arc::new(AtomicU64::new(0)),
             _held: held,
             _header_file: Arc::new(header_file),
         })
@@ -998,6 +1003,7 @@ impl MmapVec {
     /// becomes private zero pages.
     pub fn shrink_to_fit(&mut self) -> Result<()> {
         self.writable()?;
+        self.rewrites.fetch_add(1, Ordering::AcqRel);
         self.stop_prefaults();
         let len = self.len();
         let mut failed = None;
@@ -1112,6 +1118,7 @@ impl MmapVec {
             header_file: (!sys::MAP_SYNC_REACHES_DISK).then(|| self._header_file.clone()),
             header_handle: Some(self._header_file.clone()),
             _busy: Some(self.jobs.clone()),
+            rewrites: Some((self.rewrites.clone(), self.rewrites.load(Ordering::Acquire))),
         }
     }
 
@@ -1242,6 +1249,7 @@ impl MmapVec {
     /// Removes a column and its data; the column file is deleted once the new header is durable.
     /// Whoever handed out pointers into the column (views) must revoke them after this.
     pub fn drop_column(&mut self, name: &str) -> Result<()> {
+        self.rewrites.fetch_add(1, Ordering::AcqRel);
         self.changeable("dropColumn")?;
         let p = self.path.display().to_string();
         let i = self
@@ -1427,6 +1435,7 @@ impl MmapVec {
     /// changed. `Ok(Some(e))`: the change is made (in memory and in the directory), but making
     /// the rename durable failed with `e`.
     fn replace_header(&mut self, schema: Schema) -> Result<Option<Error>> {
+        self.rewrites.fetch_add(1, Ordering::AcqRel);
         let mut bytes = Header::encode_for(&schema, self.header.app_version, &self.header.arch)?;
         // The count JavaScript keeps in the mapped header, carried over exactly; JavaScript
         // cannot run during this call, so it cannot change meanwhile.
@@ -1544,6 +1553,9 @@ impl MmapVec {
 impl Drop for MmapVec {
     fn drop(&mut self) {
         self.stop_prefaults();
+        // Before the lock goes: a flush job still running must not take what the next holder
+        // does to the files (a shrink, a schema change) for another program's damage.
+        self.rewrites.fetch_add(1, Ordering::AcqRel);
         // A mapping keeps its open file description alive, and a flock lives as long as that
         // description: the header stays mapped until V8 collects the last view over it, so the
         // lock must be released explicitly here, not left to the file being closed.
@@ -1577,6 +1589,8 @@ pub struct SyncJob {
     header_handle: Option<Arc<File>>,
     /// Tells the vec that a job is alive (see [`MmapVec::unmap_columns`]).
     _busy: Option<Arc<()>>,
+    /// The vec's count of its own rewrites, and its value when the job was made.
+    rewrites: Option<(Arc<AtomicU64>, u64)>,
 }
 
 impl SyncJob {
@@ -1610,6 +1624,21 @@ impl SyncJob {
     /// (a rename over it, an rm): the mapping still holds the old file, which nothing can reach
     /// any more, so syncing it would report as durable rows that are lost at close.
     fn still_in_place(&self) -> Result<()> {
+        let found = self.files_in_place();
+        // The vec shrank, dropped a column or replaced its header since the job was made (read
+        // after the files): they differ from what the job saw by its own doing.
+        let rewritten = self
+            .rewrites
+            .as_ref()
+            .is_some_and(|(n, at)| n.load(Ordering::Acquire) != *at);
+        if rewritten {
+            Ok(())
+        } else {
+            found
+        }
+    }
+
+    fn files_in_place(&self) -> Result<()> {
         let header = self
             .header_handle
             .iter()

@@ -177,7 +177,7 @@ impl FileMap {
 impl Drop for FileMap {
     fn drop(&mut self) {
         // Unregistered before memmap2 unmaps it.
-        drop(self.guard.take());
+        self.unguard();
     }
 }
 

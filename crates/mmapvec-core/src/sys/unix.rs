@@ -431,7 +431,7 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         // Unregistered before the range is zeroed or unmapped: once unmapped, the addresses
         // may be someone else's.
-        drop(self.guard.take());
+        self.unguard();
         if self.pack.is_some() {
             // A window: the pack (still alive while a view over it is) keeps the range mapped;
             // zero pages go back over it, so it no longer holds the file, which may then
