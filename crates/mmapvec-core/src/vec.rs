@@ -666,7 +666,10 @@ impl MmapVec {
 
     /// Sets the row count. Rows below it must have been written.
     pub fn set_len(&mut self, n: u64) -> Result<()> {
-        self.writable()?;
+        // The one call of Rust's push loop: like JavaScript's stores of the count, it checks
+        // for damage nothing (a store into a header cut short lands in a zero page); the next
+        // flush or growth does (`intact`).
+        self.not_read_only()?;
         if n == self.len() {
             return Ok(());
         }
@@ -681,8 +684,7 @@ impl MmapVec {
             ));
         }
         self.header_map.write_f64(header::OFF_LENGTH, n as f64);
-        // The store may have faulted (the header was cut short): it did not reach the file.
-        self.intact()
+        Ok(())
     }
 
     pub fn capacity(&self) -> u64 {
@@ -695,9 +697,6 @@ impl MmapVec {
     /// writes to them never reach the file. Every call that changes or syncs the files checks
     /// it, so that nothing is built on, or made durable over, what was lost.
     pub fn intact(&self) -> Result<()> {
-        // Something may have replaced the SIGBUS handler since the last call (Node does while
-        // a program listens with `process.on('SIGBUS')`): it is put back here.
-        sys::ensure_installed();
         if self.header_map.faulted() {
             return Err(damaged(&self.path, &self.path.join(HEADER_FILE)));
         }
@@ -709,6 +708,10 @@ impl MmapVec {
 
     fn writable(&self) -> Result<()> {
         self.intact()?;
+        self.not_read_only()
+    }
+
+    fn not_read_only(&self) -> Result<()> {
         if self.read_only {
             Err(Error::new(
                 Code::ReadOnly,
@@ -1092,6 +1095,9 @@ impl MmapVec {
     /// header that claims it. It owns what it touches, so it may run on another thread while
     /// this vec grows or closes.
     pub fn sync_job(&mut self) -> SyncJob {
+        // Something may have replaced the SIGBUS handler since the vec was opened (Node does
+        // while a program listens with `process.on('SIGBUS')`): every flush puts it back.
+        sys::ensure_installed();
         if self.read_only || self.temp {
             return SyncJob::default();
         }
