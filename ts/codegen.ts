@@ -92,8 +92,6 @@ export function classSource(schema: NormalizedSchema): string {
   const sameSchema = 'if (this._spec !== s) throw this._schemaChanged();'
   const push: string[] = [
     'push(r) {',
-    // Closed or read-only: refused before any value is read.
-    'if (this._limit < 0) this._writable();',
     'const s = this._spec;',
     rowCheck,
     ...reads,

@@ -560,9 +560,8 @@ impl MmapVec {
             let holes = files
                 .iter()
                 .zip(&header.schema.columns)
-                .any(|((file, _, _), col)| {
-                    let size = file.metadata().map_or(0, |m| m.len());
-                    let mapped = (mapped_bytes(capacity, col.row_size(), col.offset) as u64).min(size);
+                .any(|((file, _, size), col)| {
+                    let mapped = (mapped_bytes(capacity, col.row_size(), col.offset) as u64).min(*size);
                     sys::allocated_bytes(file).is_ok_and(|n| n < mapped)
                 });
             if holes {

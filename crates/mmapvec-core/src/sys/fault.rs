@@ -71,6 +71,20 @@ static PREVIOUS: AtomicPtr<libc::sigaction> = AtomicPtr::new(std::ptr::null_mut(
 /// Serialises installing (never taken by the handler).
 static INSTALLING: Mutex<()> = Mutex::new(());
 
+/// Whether the handler was installed (once per process; [`ensure_installed`] puts it back when
+/// something replaced it). Cheap after the first call: an open makes a guard per file.
+fn installed() -> bool {
+    static ONCE: AtomicU32 = AtomicU32::new(0);
+    match ONCE.load(Ordering::Acquire) {
+        1 => true,
+        _ if ensure_installed() => {
+            ONCE.store(1, Ordering::Release);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Makes sure the handler is SIGBUS's action: installs it the first time, and again whenever
 /// something replaced it since (Node does, while a program listens with `process.on('SIGBUS')`,
 /// and puts the default back when it stops listening), keeping what it finds as the previous
@@ -114,7 +128,7 @@ impl Guard {
         let unguarded = Guard {
             slot: AtomicUsize::new(SLOTS),
         };
-        if !ensure_installed() {
+        if !installed() {
             return unguarded;
         }
         let hint = HINT.load(Ordering::Relaxed);
