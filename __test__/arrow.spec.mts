@@ -457,3 +457,28 @@ test('without apache-arrow installed, the Arrow functions say how to install it'
     t.regex(e.message, /npm install apache-arrow/, k)
   }
 })
+
+test('Arrow calls refuse what is not a vec, file names with NUL or lone surrogates, and a schema changed mid-export', async (t) => {
+  const dir = scratch()
+  const v = MmapVec.open(join(dir, 'v.mvec'), { a: 'u32', b: 'f64' })
+  for (let i = 0; i < 200_000; i++) v.push({ a: i, b: i / 2 })
+  t.throws(() => toArrow(null as never), { code: 'EINVAL' } as object)
+  t.throws(() => toArrow(structuredClone({ ...v }) as never), { code: 'EINVAL' } as object)
+  t.throws(() => writeArrowIPCSync(v, join(dir, 'x\0y.arrow')), { code: 'EINVAL' } as object)
+  t.throws(() => writeArrowIPCSync(v, join(dir, 'lone\uD800.arrow')), { code: 'EINVAL' } as object)
+  await t.throwsAsync(fromArrowIPC(join(dir, 'w.mvec'), join(dir, 'x\0y.arrow')), { code: 'EINVAL' } as object)
+  const out = join(dir, 'out.arrow')
+  const exporting = writeArrowIPC(v, out, { batchRows: 1000 })
+  v.renameColumn('a', 'c')
+  await t.throwsAsync(exporting, { code: 'ESCHEMA' } as object)
+  t.false(existsSync(out))
+  t.deepEqual(readdirSync(dir).sort(), ['v.mvec', 'w.mvec'].filter((n) => existsSync(join(dir, n))))
+  v.close()
+})
+
+test('fromArrow of an empty Table made by apache-arrow makes an empty vec', (t) => {
+  const table = arrow.tableFromArrays({ a: new Float64Array(0) })
+  using v = MmapVec.fromArrow(join(scratch(), 'e.mvec'), table)
+  t.is(v.length, 0)
+  t.deepEqual(v.schema, { a: 'f64' })
+})

@@ -563,3 +563,17 @@ test("messages give the command's advice, not the library's (MmapVec.open, readO
   t.regex(r.stderr, /c0\.col: permission denied/)
   t.notRegex(r.stderr, api)
 })
+
+test('import of a CSV whose one array field has 65,536 values round-trips (the header is checked in linear time)', (t) => {
+  const dir = scratch()
+  const n = 1 << 16
+  const names = Array.from({ length: n }, (_, i) => `a[${i}]`)
+  const file = join(dir, 'wide.csv')
+  writeFileSync(file, `${names.join(',')}\n${names.map((_, i) => i % 251).join(',')}\n`)
+  const path = join(dir, 'wide.mvec')
+  const r = cli('import', file, path, '--schema', JSON.stringify({ a: ['u8', n] }))
+  t.is(r.status, EXIT.ok, r.stderr)
+  using v = MmapVec.open(path, { a: ['u8', n] }, { readOnly: true })
+  t.is(v.length, 1)
+  t.is(v.get(0).a[n - 1], (n - 1) % 251)
+})

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import type * as Arrow from 'apache-arrow'
 import { MmapVecError, type ErrorCode } from './errors.js'
-import { refuseInsideVec } from './paths.js'
+import { checkFileName, refuseInsideVec } from './paths.js'
 import { MmapVec, type OpenOptions } from './index.js'
 import { ARRAY_TYPES, MAX_COUNT, normalizeSchema, type AnyColumn, type ColumnSpec, type Schema, type ScalarType } from './schema.js'
 
@@ -308,6 +308,7 @@ export function toArrow<S extends Schema>(vec: MmapVec<S>, options?: ToArrowOpti
  * module entry loads the build that `import` gets.
  */
 export function toArrowWith<S extends Schema>(load: () => ArrowModule, vec: MmapVec<S>, options?: ToArrowOptions): ArrowTable {
+  checkVec(vec, 'toArrow')
   const v = vec as unknown as MmapVec<Schema>
   v._open() // throws ECLOSED with the vec's path
   if (options !== undefined && (options === null || typeof options !== 'object')) throw invalid(`${v.path}: options must be an object`, v.path)
@@ -356,6 +357,7 @@ function chunkSink(arrow: ArrowModule): ChunkSink {
 
 function checkWriteOptions(vec: MmapVec<Schema>, file: unknown, options: WriteArrowOptions | undefined) {
   if (typeof file !== 'string' || file === '') throw invalid(`${vec.path}: the Arrow file must be a non-empty path, got ${String(file)}`, vec.path)
+  checkFileName(file, 'the Arrow file')
   if (options !== undefined && (options === null || typeof options !== 'object')) throw invalid(`${vec.path}: options must be an object`, vec.path)
   for (const k of Object.keys(options ?? {})) {
     if (!['from', 'to', 'batchRows', 'onProgress'].includes(k)) {
@@ -374,7 +376,13 @@ function checkWriteOptions(vec: MmapVec<Schema>, file: unknown, options: WriteAr
  * the footer), each built from the vec when it is asked for. The checks run at once, before
  * any file is made.
  */
+/** Throws EINVAL unless `vec` is an MmapVec (a structured clone of one, or null, is not). */
+function checkVec(vec: unknown, what: string): void {
+  if (!(vec instanceof MmapVec)) throw invalid(`${what}: the first argument must be an open MmapVec, got ${vec === null ? 'null' : typeof vec}`)
+}
+
 function ipcPieces(vec: MmapVec<Schema>, file: unknown, options: WriteArrowOptions | undefined): Generator<Buffer> {
+  checkVec(vec, 'writeArrowIPC')
   vec._open() // throws ECLOSED with the vec's path
   checkWriteOptions(vec, file, options)
   const arrow = loadArrow()
@@ -387,11 +395,16 @@ function ipcPieces(vec: MmapVec<Schema>, file: unknown, options: WriteArrowOptio
   // Starting with the schema makes a valid file even with no rows.
   writer.reset(sink, schema)
   const total = to - from
+  const spec = vec._spec
   return (function* () {
     options?.onProgress?.(0, total)
     yield sink.take()
     for (let at = from; at < to; ) {
       if (vec.closed) throw new MmapVecError('ECLOSED', `${vec.path}: the vec was closed during the Arrow export`, vec.path)
+      // The file's schema was written first: batches of another schema would not match it.
+      if (vec._spec !== spec) {
+        throw new MmapVecError('ESCHEMA', `${vec.path}: the vec's schema changed during the Arrow export (addColumn, dropColumn or renameColumn); export again once it is done`, vec.path)
+      }
       if (vec.length < to) {
         throw new MmapVecError('ERANGE', `${vec.path}: the vec shrank to ${vec.length} rows during the Arrow export of rows ${from}..${to}`, vec.path)
       }
@@ -577,9 +590,11 @@ function checkFromOptions<S extends Schema>(path: unknown, options: FromArrowOpt
 }
 
 /** Nulls in a column, its children included. */
-function nullsIn(data: Arrow.Data): number {
+function nullsIn(data: Arrow.Data | undefined): number {
+  // An empty table's batch may have no data for a column (tableFromArrays of 0 rows).
+  if (data === undefined) return 0
   let n = data.nullCount
-  for (const child of data.children) n += nullsIn(child)
+  for (const child of data.children ?? []) n += nullsIn(child)
   return n
 }
 
@@ -762,6 +777,7 @@ function checkBatch(batch: Arrow.RecordBatch, p: Plan, where: string, what: stri
 export async function fromArrowIPC<const S extends Schema = Schema>(path: string, file: string, options?: FromArrowOptions<S>): Promise<MmapVec<S>> {
   const { open: openOptions, schema, onProgress } = checkFromOptions(path, options)
   if (typeof file !== 'string' || file === '') throw invalid(`${path}: the Arrow file must be a non-empty path, got ${String(file)}`, path)
+  checkFileName(file, 'the Arrow file')
   const arrow = loadArrow()
   let fh: FileHandle
   try {

@@ -23,6 +23,8 @@
  * @packageDocumentation
  */
 import { constants as bufferConstants } from 'node:buffer'
+import { existsSync } from 'node:fs'
+import { dirname } from 'node:path'
 import {
   NativeVec,
   externalBuffersAllowed,
@@ -57,6 +59,7 @@ import {
   type WithRenamedColumn,
   type WithoutColumn,
 } from './schema.js'
+import { refuseInsideVec } from './paths.js'
 import { notUnicode, notUnicodeMessage, schemaOf } from './schema.js'
 
 export { MmapVecError, type ErrorCode }
@@ -751,6 +754,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (resolved.mode === 'overlay' && process.platform === 'win32') {
       throw invalid(`${where}: overlay mode needs mmap(MAP_FIXED) and runs on Linux and macOS only; use mode 'mmap' or 'buffered'`, path || undefined)
     }
+    // A new vec inside another vec's directory would be deleted by removing that one while
+    // open (the CLI refuses it too); checked only where something will be created.
+    if (mode !== 'temp' && !stored && o.create !== false && !existsSync(path)) refuseInsideVec(dirname(path), "a new vec's parent directory", path)
     hookSignals()
     const nv = native(path || undefined, () =>
       NativeVec.open(path, requested === undefined ? undefined : JSON.stringify(requested), {

@@ -5,6 +5,7 @@
 import { closeSync, openSync, readSync, realpathSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { MmapVecError } from './errors.js'
+import { notUnicode } from './schema.js'
 
 /** The first bytes of every vec's header file (docs/FORMAT.md). */
 const MAGIC = Buffer.from('MMAPVEC\0', 'latin1')
@@ -45,11 +46,20 @@ export function enclosingVec(path: string): string | undefined {
 
 /**
  * Throws EINVAL when `path` (an output: `what` names it) is a vec or lies inside one, before
- * anything is written.
+ * anything is written. The message names `shown` (the output itself, when `path` is its parent).
  */
-export function refuseInsideVec(path: string, what: string): void {
+export function refuseInsideVec(path: string, what: string, shown = path): void {
   const vec = enclosingVec(path)
   if (vec === undefined) return
   const where = realish(path) === vec ? `is the vec ${vec}` : `is inside the vec ${vec}`
-  throw new MmapVecError('EINVAL', `${path}: ${what} ${where}, and writing there would overwrite or clutter the vec's own files; write it outside the vec's directory`, path)
+  throw new MmapVecError('EINVAL', `${shown}: ${what} ${where}, and writing there would overwrite or clutter the vec's own files; write it outside the vec's directory`, shown)
+}
+
+/**
+ * Throws EINVAL for a file name the file system cannot take as given: a NUL byte (which would
+ * end it early) or a lone surrogate (which has no UTF-8 form, so another name would be used).
+ */
+export function checkFileName(file: string, what: string): void {
+  if (file.includes('\0')) throw new MmapVecError('EINVAL', `${JSON.stringify(file)}: ${what} cannot have a NUL byte in its name; remove it`, file)
+  if (notUnicode(file)) throw new MmapVecError('EINVAL', `${JSON.stringify(file)}: ${what}'s name is not valid Unicode (a lone UTF-16 surrogate); use well-formed text`, file)
 }

@@ -56,10 +56,16 @@ async function forRows(slice: Slice, label: string, each: (i: number) => Promise
   }
 }
 
+/** The names that `names` holds more than once (in linear time: a header can have 2^20 of them). */
+function repeated(names: readonly string[]): string[] {
+  const seen = new Set<string>()
+  return names.filter((n) => seen.size === seen.add(n).size)
+}
+
 /** CSV header names: a field, or for array fields one name per element, `pos[0]`, `pos[1]`... */
 export function csvNames(spec: NormalizedSchema): string[] {
   const names = spec.columns.flatMap((c) => (c.count === 1 ? [c.name] : Array.from({ length: c.count }, (_, j) => `${c.name}[${j}]`)))
-  const twice = names.find((n, i) => names.indexOf(n) !== i)
+  const twice = repeated(names)[0]
   if (twice !== undefined) {
     throw new MmapVecError('EINVAL', `CSV cannot tell the columns apart: '${twice}' names a field and an element of an array field; use jsonl`)
   }
@@ -304,9 +310,15 @@ async function* csvRows(input: Readable, file: string, spec: NormalizedSchema): 
   let where: number[] | undefined // for each (field, index) in order, its position in a record
   for await (const { record, info } of csvRecords(parser, file)) {
     if (where === undefined) {
-      const missing = expected.filter((n) => !record.includes(n))
-      const extra = record.filter((n) => !expected.includes(n))
-      const twice = record.filter((n, i) => record.indexOf(n) !== i)
+      // Sets and a map, not includes/indexOf: an array field of 2^20 values has as many names.
+      const inRecord = new Map<string, number>()
+      record.forEach((n, i) => {
+        if (!inRecord.has(n)) inRecord.set(n, i)
+      })
+      const inExpected = new Set(expected)
+      const missing = expected.filter((n) => !inRecord.has(n))
+      const extra = record.filter((n) => !inExpected.has(n))
+      const twice = repeated(record)
       if (missing.length + extra.length + twice.length > 0) {
         throw new MmapVecError(
           'EINVAL',
@@ -314,10 +326,10 @@ async function* csvRows(input: Readable, file: string, spec: NormalizedSchema): 
             (missing.length ? `; missing: ${missing.join(',')}` : '') +
             (extra.length ? `; not in the schema: ${extra.join(',')}` : '') +
             (twice.length ? `; named twice: ${twice.join(',')}` : '') +
-            (extra.some((n) => missing.includes(n.trim())) ? ' (names are compared as written, spaces included)' : ''),
+            (extra.some((n) => inExpected.has(n.trim())) ? ' (names are compared as written, spaces included)' : ''),
         )
       }
-      where = expected.map((n) => record.indexOf(n))
+      where = expected.map((n) => inRecord.get(n) ?? -1)
       continue
     }
     if (record.length !== expected.length) {

@@ -415,7 +415,7 @@ async function importFile(file: string, path: string, o: Record<string, string |
   const f = format(o.format as string | undefined, file, `import ${file}`)
   const schema = readSchema(o.schema as string | undefined)
   // Only its parents: a vec at `path` itself is EEXIST, as create says.
-  refuseInsideVec(dirname(path), 'the new vec\'s parent directory')
+  refuseInsideVec(dirname(path), 'the new vec\'s parent directory', path)
   const made = missingParents(path)
   let n: number
   try {

@@ -414,6 +414,18 @@ impl MmapVec {
 
     /// Deletes the vec at `path`; fails with ELOCKED while any handle has it open.
     pub fn remove(path: &Path) -> Result<()> {
+        // Renaming a symlink would remove the link and leave the vec: refused instead.
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            let target =
+                fs::canonicalize(path).map_or_else(|_| "its target".into(), |t| t.display().to_string());
+            return Err(Error::new(
+                Code::Invalid,
+                format!(
+                    "{}: is a symbolic link; remove the vec by its own path ({target}), then the link",
+                    path.display()
+                ),
+            ));
+        }
         let m = fs::metadata(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::new(
                 Code::NotFound,
