@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { nodeForOthers, scratch, startChild } from './helpers/util.mjs'
+import { binForOthers, nodeForOthers, scratch, startChild } from './helpers/util.mjs'
 
 const BIN = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
 
@@ -112,7 +112,7 @@ test('export --out into a directory the user may not write is EACCES naming the 
   const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
   const node = user.uid === undefined ? process.execPath : nodeForOthers()
   for (const name of ['x.csv', 'x.jsonl', 'x.arrow']) {
-    const r = spawnSync(node, [BIN, 'export', vec, '--out', join(ro, name)], { encoding: 'utf8', timeout: 60_000, ...user })
+    const r = spawnSync(node, [user.uid === undefined ? BIN : binForOthers(), 'export', vec, '--out', join(ro, name)], { encoding: 'utf8', timeout: 60_000, ...user })
     t.is(r.status, EXIT.EACCES, `${name}: ${r.stderr}`)
     t.true(r.stderr.startsWith(`mmapvec: EACCES: ${join(ro, name)}: `), r.stderr)
     t.true(noStack(r.stderr), r.stderr)
@@ -161,7 +161,7 @@ test('import of an input that cannot be read fails with its code, naming it, and
   writeFileSync(join(dir, 'secret.csv'), 'x\n1\n', { mode: 0o600 })
   const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
   const node = user.uid === undefined ? process.execPath : nodeForOthers()
-  const r = spawnSync(node, [BIN, 'import', join(dir, 'secret.csv'), join(dir, 's.mvec'), '--schema', schema], { encoding: 'utf8', timeout: 60_000, ...user })
+  const r = spawnSync(node, [user.uid === undefined ? BIN : binForOthers(), 'import', join(dir, 'secret.csv'), join(dir, 's.mvec'), '--schema', schema], { encoding: 'utf8', timeout: 60_000, ...user })
   t.is(r.status, EXIT.EACCES, r.stderr)
   t.true(r.stderr.startsWith(`mmapvec: EACCES: ${join(dir, 'secret.csv')}: `), r.stderr)
   t.false(existsSync(join(dir, 's.mvec')))
@@ -558,7 +558,7 @@ test("messages give the command's advice, not the library's (MmapVec.open, readO
   chmodSync(join(vec, 'c0.col'), 0o600)
   const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
   const node = user.uid === undefined ? process.execPath : nodeForOthers()
-  const r = spawnSync(node, [BIN, 'head', vec], { encoding: 'utf8', timeout: 60_000, ...user })
+  const r = spawnSync(node, [user.uid === undefined ? BIN : binForOthers(), 'head', vec], { encoding: 'utf8', timeout: 60_000, ...user })
   t.is(r.status, EXIT.EACCES, r.stderr)
   t.regex(r.stderr, /c0\.col: permission denied/)
   t.notRegex(r.stderr, api)

@@ -37,6 +37,8 @@ export function stagedForOthers(): string {
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
   cpSync(join(root, 'package.json'), join(dir, 'package.json'))
   for (const sub of ['dist', 'native', '__test__/fixtures']) cpSync(join(root, sub), join(dir, sub), { recursive: true })
+  // The command line needs the package's own dependencies (not the dev ones).
+  for (const dep of productionDependencies()) cpSync(join(root, 'node_modules', dep), join(dir, 'node_modules', dep), { recursive: true })
   const open = (p: string) => {
     chmodSync(p, statSync(p).isDirectory() ? 0o755 : 0o644)
     if (statSync(p).isDirectory()) for (const f of readdirSync(p)) open(join(p, f))
@@ -44,6 +46,27 @@ export function stagedForOthers(): string {
   open(dir)
   staged = dir
   return dir
+}
+
+/** The package's dependencies and theirs, as folders under node_modules (a flat install). */
+function productionDependencies(): string[] {
+  const deps = (dir: string) =>
+    Object.keys((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> }).dependencies ?? {})
+  const found = new Set<string>()
+  const visit = (names: string[]) => {
+    for (const name of names) {
+      if (found.has(name)) continue
+      found.add(name)
+      visit(deps(join(root, 'node_modules', name)))
+    }
+  }
+  visit(deps(root))
+  return [...found]
+}
+
+/** The `mmapvec` command in {@link stagedForOthers}, for a child run as another user. */
+export function binForOthers(): string {
+  return join(stagedForOthers(), 'dist', 'cli', 'bin.js')
 }
 
 /** Runs a fixture script in a child Node process and returns its exit code and output. */
