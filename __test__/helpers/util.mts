@@ -48,19 +48,32 @@ export function stagedForOthers(): string {
   return dir
 }
 
-/** The package's dependencies and theirs, as folders under node_modules (a flat install). */
+/**
+ * The package's dependencies and optional peers (apache-arrow, for `--format arrow`), and
+ * theirs, as folders under node_modules (a flat install; a package that is not installed is
+ * left out, as it would be for a user).
+ */
 function productionDependencies(): string[] {
-  const deps = (dir: string) =>
-    Object.keys((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> }).dependencies ?? {})
+  type Manifest = { dependencies?: Record<string, string>; peerDependencies?: Record<string, string> }
+  const manifest = (dir: string): Manifest | undefined => {
+    try {
+      return JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Manifest
+    } catch {
+      return undefined
+    }
+  }
   const found = new Set<string>()
   const visit = (names: string[]) => {
     for (const name of names) {
       if (found.has(name)) continue
+      const m = manifest(join(root, 'node_modules', name))
+      if (m === undefined) continue
       found.add(name)
-      visit(deps(join(root, 'node_modules', name)))
+      visit(Object.keys(m.dependencies ?? {}))
     }
   }
-  visit(deps(root))
+  const top = manifest(root) ?? {}
+  visit([...Object.keys(top.dependencies ?? {}), ...Object.keys(top.peerDependencies ?? {})])
   return [...found]
 }
 
