@@ -12,10 +12,15 @@ export const mode: Mode = (() => {
   return v.mode
 })()
 
+const scratchDirs: string[] = []
+process.on('exit', () => {
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true })
+})
+
 /** A fresh directory for one test, removed when the process exits. */
 export function scratch(): string {
   const dir = mkdtempSync(join(tmpdir(), 'mmapvec-test-'))
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  scratchDirs.push(dir)
   return dir
 }
 
