@@ -61,13 +61,13 @@ function isDetached(a: AnyColumn): boolean {
  * later let a program do that to an external buffer) dropped every write made through the vec to
  * it since. Checked before anything is written back or flushed, so the files keep what they had.
  */
-export function checkBuffers(path: string, names: readonly string[], cols: readonly AnyColumn[], buffered: boolean): void {
+export function checkBuffers(path: string, nameOf: (k: number) => string, cols: readonly AnyColumn[], buffered: boolean): void {
   const k = cols.findIndex(isDetached)
   if (k < 0) return
   const lost = buffered ? 'the rows written since the last flush left with it' : "every write the vec made to that column since was dropped"
   throw new MmapVecError(
     'EINVAL',
-    `${path}: the buffer of column '${names[k]}' was detached by the program (transferred with structuredClone, postMessage or ArrayBuffer.prototype.transfer), and ${lost}; nothing was written back or flushed, so the files keep what they had. Close the vec and open it again, and post copies (column.slice()) instead of a vec's buffers`,
+    `${path}: the buffer of column '${nameOf(k)}' was detached by the program (transferred with structuredClone, postMessage or ArrayBuffer.prototype.transfer), and ${lost}; nothing was written back or flushed, so the files keep what they had. Close the vec and open it again, and post copies (column.slice()) instead of a vec's buffers`,
     path,
   )
 }
@@ -90,7 +90,7 @@ export interface BufferedState {
 
 /** Copies every row and the row count into the mapped files (compared page by page natively). */
 export function writeBack(s: BufferedState): void {
-  checkBuffers(s.path, s.names, s.cols, true)
+  checkBuffers(s.path, (k) => s.names[k], s.cols, true)
   const len = s.hdr[0]
   s.cols.forEach((a, k) => {
     s.native.writeColumn(s.stored[k], new Uint8Array(a.buffer, a.byteOffset, len * s.counts[k] * a.BYTES_PER_ELEMENT))

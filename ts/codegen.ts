@@ -50,10 +50,11 @@ function readValue(c: ColumnSpec, k: number, v: string, optional: boolean): stri
     const decl = `let ${els.join(', ')};`
     const reads = els.map((e, j) => `${e} = v${k}[${j}];`).join(' ')
     const checks = els.map((e) => typeCheck(c, e)).join(' || ')
-    return `const v${k} = ${v}; ${decl} if (${given}true) { if (${shape}) ${bad} ${reads} if (${checks}) ${bad} }`
+    const body = `if (${shape}) ${bad} ${reads} if (${checks}) ${bad}`
+    return `const v${k} = ${v}; ${decl} ${optional ? `if (v${k} !== undefined) { ${body} }` : body}`
   }
   // Long arrays: copied (and checked) into a fresh TypedArray, element by element.
-  return `const v${k} = ${v}; const t${k} = ${given}true ? this._copyArray(${k}, v${k}) : undefined;`
+  return `const v${k} = ${v}; const t${k} = ${optional ? `v${k} === undefined ? undefined : ` : ''}this._copyArray(${k}, v${k});`
 }
 
 /** Statements writing the checked locals of column `k` into `col` at row `i`. */

@@ -1508,7 +1508,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /** @internal Throws EINVAL when the program detached one of the column buffers (see `checkBuffers`). */
   _checkViews(): void {
-    checkBuffers(this._path, this._spec.columns.map((c) => c.name), this._cols, this._buffered)
+    checkBuffers(this._path, (k) => this._spec.columns[k].name, this._cols, this._buffered)
   }
 
   /** @internal Buffered mode: what a write-back at collection or exit sees follows the vec. */
@@ -1623,6 +1623,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         }
         len = (a as ArrayLike<unknown>).length
         if (!Number.isSafeInteger(len) || len < 0) throw invalid(`${this._path}: pushMany: ${field} has a length of ${len}, not a whole number`, this._path)
+        // Checked before the copy, which runs the array-like's getters.
         if (len % c.count !== 0) throw ragged(len)
         const copy = new ARRAY_TYPES[c.type](len)
         if (!copyChecked(a as ArrayLike<unknown>, len, c.type, copy)) throw this._valueError(k, a)

@@ -85,6 +85,20 @@ impl Error {
         }
     }
 
+    /// A vec one of whose files faulted under its mapping, or was cut short, replaced or
+    /// deleted under it by another program (see `MmapVec::intact`).
+    pub fn damaged(path: &Path, file: &Path) -> Self {
+        Error::new(
+            Code::Io,
+            format!(
+                "{}: damaged while open: {} was cut short by another program (or a write into it found no disk space), so its pages past the cut read as zeros and writes there are lost; close the vec, then check it with `mmapvec verify {}` and restore it from a backup",
+                path.display(),
+                file.display(),
+                path.display()
+            ),
+        )
+    }
+
     /// Maps an I/O failure on `path` while `doing` something to the closest stable code.
     pub fn io(err: &io::Error, path: &Path, doing: &str) -> Self {
         let p = path.display();

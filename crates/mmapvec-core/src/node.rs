@@ -588,7 +588,7 @@ impl NodeVec {
                 .map(|i| v.schema().columns[i].file.clone())
         };
         if let Some(file) = file {
-            return Err(js_error(crate::vec::damaged(v.path(), &v.path().join(file))));
+            return Err(js_error(Error::damaged(v.path(), &v.path().join(file))));
         }
         Ok(v)
     }

@@ -168,19 +168,6 @@ fn reserve_blocks(file: &File, path: &Path, len: u64) -> Result<()> {
     Ok(())
 }
 
-/// The error of a vec one of whose files faulted under its mapping (see [`MmapVec::intact`]).
-pub(crate) fn damaged(path: &Path, file: &Path) -> Error {
-    Error::new(
-        Code::Io,
-        format!(
-            "{}: damaged while open: {} was cut short by another program (or a write into it found no disk space), so its pages past the cut read as zeros and writes there are lost; close the vec, then check it with `mmapvec verify {}` and restore it from a backup",
-            path.display(),
-            file.display(),
-            path.display()
-        ),
-    )
-}
-
 pub(crate) fn format_err(path: &Path, msg: impl std::fmt::Display) -> Error {
     Error::new(Code::Format, format!("{}: {msg}", path.display()))
 }
@@ -310,6 +297,14 @@ fn pack_windows(sizes: &[usize], opts: &OpenOptions) -> Vec<Reservation> {
             Reservation::pack(&layout).unwrap_or_default()
         }
         _ => Vec::new(),
+    }
+}
+
+impl ColumnMap {
+    /// Whether another program cut the file shorter than the vec made it (a write through the
+    /// file, or a growth, would extend it again with zeros where its rows were).
+    fn cut_short(&self) -> bool {
+        self.file.metadata().is_ok_and(|m| m.len() < self.file_len)
     }
 }
 
@@ -709,10 +704,10 @@ impl MmapVec {
     /// it, so that nothing is built on, or made durable over, what was lost.
     pub fn intact(&self) -> Result<()> {
         if self.header_map.faulted() {
-            return Err(damaged(&self.path, &self.path.join(HEADER_FILE)));
+            return Err(Error::damaged(&self.path, &self.path.join(HEADER_FILE)));
         }
         match self.columns.iter().find(|c| c.region.faulted()) {
-            Some(c) => Err(damaged(&self.path, &c.path)),
+            Some(c) => Err(Error::damaged(&self.path, &c.path)),
             None => Ok(()),
         }
     }
@@ -866,8 +861,8 @@ impl MmapVec {
         }
         // A file cut short under the vec would be extended again by the write, with zeros where
         // its rows were.
-        if c.file.metadata().is_ok_and(|m| m.len() < c.file_len) {
-            return Err(damaged(&self.path, &c.path));
+        if c.cut_short() {
+            return Err(Error::damaged(&self.path, &c.path));
         }
         let at = c.offset as u64 + first_row * c.row_size as u64;
         sys::write_at(&c.file, src, at).map_err(|e| Error::io(&e, &c.path, "writing rows"))
@@ -892,12 +887,8 @@ impl MmapVec {
         self.writable()?;
         // A file another program cut short would be extended again with zeros where its rows
         // were, as if nothing had happened.
-        if let Some(c) = self
-            .columns
-            .iter()
-            .find(|c| c.file.metadata().is_ok_and(|m| m.len() < c.file_len))
-        {
-            return Err(damaged(&self.path, &c.path));
+        if let Some(c) = self.columns.iter().find(|c| c.cut_short()) {
+            return Err(Error::damaged(&self.path, &c.path));
         }
         if min_capacity <= self.capacity {
             return Ok(Growth::default());
@@ -1670,7 +1661,7 @@ impl SyncJob {
             // Cut short, but no page past the cut touched yet (nothing faulted): syncing would
             // make the lost rows' count durable.
             if file.metadata().is_ok_and(|m| m.len() < expected) {
-                return Err(damaged(&self.vec, path));
+                return Err(Error::damaged(&self.vec, path));
             }
             let same = match (sys::file_id(file), sys::path_id(path)) {
                 (Ok(a), Ok(b)) => a == b,
@@ -1693,10 +1684,10 @@ impl SyncJob {
 
     fn intact(&self) -> Result<()> {
         if let Some((_, path)) = self.header.as_ref().filter(|(h, _)| h.faulted()) {
-            return Err(damaged(&self.vec, path));
+            return Err(Error::damaged(&self.vec, path));
         }
         match self.columns.iter().find(|p| p.region.faulted()) {
-            Some(p) => Err(damaged(&self.vec, &p.path)),
+            Some(p) => Err(Error::damaged(&self.vec, &p.path)),
             None => Ok(()),
         }
     }
