@@ -96,3 +96,36 @@ test('buffered vecs refuse bad input and damaged files like mmap ones', (t) => {
   t.is(v.length, 0)
   t.throws(() => v.get(0), { code: 'ERANGE' } as object)
 })
+
+test('a worker thread ended from outside writes its open buffered vecs back (terminate, process.exit in the main thread)', (t) => {
+  for (const how of ['terminate', 'exit', 'self']) {
+    const path = fresh()
+    const child = runChild('worker-teardown.mjs', [path, how, '10000'])
+    t.is(child.status, 0, child.stderr)
+    using v = MmapVec.open(path, { id: 'u32', pos: ['f32', 2], hp: 'u16' })
+    t.is(v.length, 10000, `${how}: every row pushed after the last flush was written back`)
+    const { id, pos, hp } = v.columns
+    t.true(
+      id.every((x, i) => x === i) && hp.every((x, i) => x === i % 65536) && pos[2 * 9999] === 9999 && pos[2 * 9999 + 1] === -9999,
+      `${how}: rows, the column added after the last flush and its writes are all there`,
+    )
+    t.deepEqual(MmapVec.verify(path), [])
+  }
+})
+
+test('a teardown writes nothing back when the program transferred a column buffer away', (t) => {
+  const path = fresh()
+  const child = runChild('worker-teardown.mjs', [path, 'transfer', '10000'])
+  using v = MmapVec.open(path, { id: 'u32', pos: ['f32', 2], hp: 'u16' })
+  t.is(v.length, 10000, 'addColumn wrote the rows back before the transfer')
+  const hp = v.columns.hp
+  if (child.stderr.includes('detached by the program')) {
+    // Node 24: the buffer left, so the hp values written since (only in memory) left with it.
+    t.regex(child.stderr, /the rows of a buffered vec .* could not be written back/)
+    t.true(hp.every((x) => x === 0), 'nothing was written back')
+  } else {
+    // Node 20 copies a marked buffer and Node 22 refuses to transfer it: nothing was lost.
+    t.true(hp.every((x, i) => x === i % 65536))
+  }
+  t.deepEqual(MmapVec.verify(path), [])
+})

@@ -41,3 +41,13 @@ test('a packed vec whose shared buffer was marked untransferable grows and close
   t.deepEqual(out.last, { x: 5, y: 6, id: 7 })
   t.deepEqual(out.row1, { x: 2, y: 3, id: 4 })
 })
+
+test('overlay mode with memories marked untransferable grows, changes schema, shrinks and closes', (t) => {
+  if (process.platform !== 'linux' && process.platform !== 'darwin') return t.pass('overlay mode runs on Linux and macOS')
+  const out = run('overlay')
+  t.true(out.grownRevoked, 'the marked memory is empty or reads zeros after the growth')
+  t.true(out.closedRevoked, 'every marked view is empty or reads zeros after close')
+  t.is(out.length, 10)
+  t.deepEqual(out.row5, { x: 6, tag: 7 }, 'writes through the old views never reached the file')
+  t.deepEqual(out.row9, { x: 10, tag: 7 })
+})

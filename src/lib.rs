@@ -228,6 +228,35 @@ impl NativeVec {
         self.inner.write_rows(i as usize, row, &src.arraybuffer)
     }
 
+    /// Overlay mode: `worker_threads.isMarkedAsUntransferable`, asked before an overlay
+    /// memory's views are detached (growing a memory whose buffer Node 24 marked aborts).
+    #[napi]
+    pub fn ask_marks(
+        &mut self,
+        env: &Env,
+        #[napi(ts_arg_type = "(value: object) => boolean")] is_marked: Unknown,
+    ) -> Result<()> {
+        self.inner.ask_marks(env, is_marked)
+    }
+
+    /// Buffered mode: the buffers a teardown of this thread's environment writes back while the
+    /// vec is open (a worker terminated from outside runs no JavaScript): `length` holds the row
+    /// count at index 0, `columns[k]` is stored column `stored[k]`. Replaces the last call's.
+    #[napi]
+    pub fn keep_for_teardown(
+        &mut self,
+        env: &Env,
+        #[napi(ts_arg_type = "Float64Array")] length: Unknown,
+        #[napi(ts_arg_type = "ArrayBufferView[]")] columns: Vec<Unknown>,
+        stored: Vec<u32>,
+    ) -> Result<()> {
+        if columns.len() != stored.len() {
+            return Err(js_error(Error::new(Code::Invalid, "one stored index per column")));
+        }
+        let pairs: Vec<_> = stored.iter().map(|&i| i as usize).zip(columns).collect();
+        self.inner.keep_for_teardown(env, length, &pairs)
+    }
+
     /// Buffered mode: stores the row count in the header.
     #[napi]
     pub fn set_length(&mut self, n: f64) -> Result<()> {

@@ -7,29 +7,18 @@
 import { markAsUntransferable } from 'node:worker_threads'
 import { detachBuffer, type NativeVec } from '../native/binding.js'
 import { MmapVecError } from './errors.js'
+import { marksBlockDetaching } from './marks.js'
 import { ARRAY_TYPES, type AnyColumn, type ScalarType } from './schema.js'
 
 /**
  * Whether column buffers are marked untransferable, as Node itself marks the external buffers
  * of mmap mode: a `structuredClone` or `postMessage` with the buffer in its transfer list then
  * copies it (Node 20) or throws (Node 22 and later) instead of taking the rows away. Where the
- * mark also keeps this module from detaching its own buffers (Node 24 and later: the mark is a
- * V8 detach key, and detaching a keyed buffer aborts the process), they stay unmarked, and a
- * transfer is caught at the next write-back instead ({@link checkBuffers}).
+ * mark also keeps this module from detaching its own buffers ({@link marksBlockDetaching}),
+ * they stay unmarked, and a transfer is caught at the next write-back instead
+ * ({@link checkBuffers}).
  */
-const marking = (() => {
-  const transfer = (ArrayBuffer.prototype as { transfer?: (n: number) => ArrayBuffer }).transfer
-  // Node 20: no transfer(), and its mark is Node's own flag, which V8's detaching ignores.
-  if (typeof transfer !== 'function') return true
-  const probe = new ArrayBuffer(8)
-  markAsUntransferable(probe)
-  try {
-    transfer.call(probe, 0)
-    return true
-  } catch {
-    return false
-  }
-})()
+const marking = !marksBlockDetaching
 
 /** A new zeroed column of `n` values in memory V8 allocates (marked; see {@link marking}). */
 export function newColumn(type: ScalarType, n: number): AnyColumn {
@@ -114,8 +103,12 @@ function finish(s: BufferedState): void {
   }
 }
 
-/** Writes `s` back when `owner` (its vec) is collected unclosed, or at a normal process exit. */
+/**
+ * Writes `s` back when `owner` (its vec) is collected unclosed, at a normal process exit, or
+ * when the thread's environment is torn down with it open (see {@link followTeardown}).
+ */
 export function track(owner: object, s: BufferedState): void {
+  followTeardown(s)
   live.add(s)
   registry.register(owner, s, s)
   if (!exitHooked) {
@@ -125,6 +118,16 @@ export function track(owner: object, s: BufferedState): void {
       live.clear()
     })
   }
+}
+
+/**
+ * Tells the native side which buffers hold `s`'s rows now (call again whenever they change): a
+ * worker thread terminated from outside (`worker.terminate()`, `process.exit()` in the main
+ * thread) runs no JavaScript, not even its `exit` event, so the addon writes them back from an
+ * environment cleanup hook instead.
+ */
+export function followTeardown(s: BufferedState): void {
+  s.native.keepForTeardown(s.hdr, s.cols, s.stored)
 }
 
 /** The vec was closed: nothing is left to write back. */

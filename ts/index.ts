@@ -34,7 +34,8 @@ import {
   verify as nativeVerify,
   type TypedArray as NativeTypedArray,
 } from '../native/binding.js'
-import { checkBuffers, detachColumn, newColumn, track, untrack, writeBack, type BufferedState } from './buffered.js'
+import { isMarkedAsUntransferable } from './marks.js'
+import { checkBuffers, detachColumn, followTeardown, newColumn, track, untrack, writeBack, type BufferedState } from './buffered.js'
 import { fromArrow, type ArrowTable, type FromArrowOptions } from './arrow.js'
 import { specialise } from './codegen.js'
 import { MmapVecError, fromNative, native, type ErrorCode } from './errors.js'
@@ -781,6 +782,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     const Cls = specialise(MmapVec, spec)
     const userSchema = (schema ?? schemaOf(spec)) as S
     try {
+      // Growing a memory whose buffer Node 24 marked untransferable aborts: the addon asks first.
+      if (resolved.mode === 'overlay' && typeof isMarkedAsUntransferable === 'function') nv.askMarks(isMarkedAsUntransferable)
       return new Cls({ native: nv, schema: userSchema, spec, options: resolved, temp: mode === 'temp' })
     } catch (e) {
       // Overlay mode may fail to make its memories: release the lock at once, not at collection.
@@ -1519,6 +1522,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     keep.stored = this._stored
     keep.counts = this._spec.columns.map((c) => c.count)
     keep.names = this._spec.columns.map((c) => c.name)
+    native(this._path, () => followTeardown(keep))
   }
 
   /** @internal Buffered mode: copies every row and the row count into the mapped files. */

@@ -26,7 +26,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{Uint8Array, Unknown};
-use napi::{sys, Env, Status};
+use napi::{sys, Env, JsValue, Status};
 
 use crate::error::{Code, Error};
 use crate::schema::Schema;
@@ -445,6 +445,37 @@ impl Overlay {
         }
     }
 
+    /// Whether `marked` (see [`detach`](Self::detach)) says the memory's buffer has been marked
+    /// untransferable; also when asking fails, since growing then might abort.
+    fn marked(&self, env: &Env, marked: Option<sys::napi_value>) -> bool {
+        let Some(f) = marked else {
+            return false;
+        };
+        let answer = self.buffer(env).and_then(|b| {
+            let raw = env.raw();
+            let mut global = ptr::null_mut();
+            let mut out = ptr::null_mut();
+            let mut yes = false;
+            // SAFETY: plain Node-API calls on live values of this env; one argument.
+            unsafe {
+                check(sys::napi_get_global(raw, &mut global), "asking about a memory")?;
+                check(
+                    sys::napi_call_function(raw, global, f, 1, &b, &mut out),
+                    "asking about a memory",
+                )?;
+                check(
+                    sys::napi_get_value_bool(raw, out, &mut yes),
+                    "asking about a memory",
+                )?;
+            }
+            Ok(yes)
+        });
+        if answer.is_err() {
+            clear_exception(env);
+        }
+        answer.unwrap_or(true)
+    }
+
     /// The memory's current buffer.
     fn buffer(&self, env: &Env) -> napi::Result<sys::napi_value> {
         let mut memory = ptr::null_mut();
@@ -458,7 +489,12 @@ impl Overlay {
     /// may run here (`memory.grow(0)` replaces the buffer; collection, where it may not, leaves
     /// views alive reading zeros), then lets the memory go. If anonymous memory cannot be put
     /// back, the memory is kept alive for good rather than ever freed while mapped.
-    fn detach(mut self, env: &Env, can_run_js: bool) {
+    ///
+    /// `marked` is `worker_threads.isMarkedAsUntransferable` where it exists: on Node 24 a
+    /// buffer the program passed to `markAsUntransferable` has a V8 detach key, and growing
+    /// its memory (which detaches the buffer without that key) aborts the process. Such a
+    /// buffer keeps its views; they read the anonymous memory put back, never the file.
+    fn detach(mut self, env: &Env, can_run_js: bool, marked: Option<sys::napi_value>) {
         // Anonymous memory goes back over the file's pages at once, so nothing can fault there.
         if let Some(g) = self.guard.take() {
             g.release();
@@ -467,7 +503,7 @@ impl Overlay {
             // SAFETY: `attach` mapped the file over `[base, base + len)`, and the strong
             // reference has kept the memory (and that range) alive and unmoved since.
             || unsafe { crate::sys::restore_anonymous(self.base, self.len) }.is_ok();
-        if can_run_js {
+        if can_run_js && !self.marked(env, marked) {
             // Growing by zero pages replaces the buffer in place and detaches the old one, with
             // every view over it (WebAssembly's rule). The file is no longer mapped there.
             let detached = (|| -> napi::Result<()> {
@@ -532,6 +568,11 @@ pub struct NodeVec {
     /// Overlay mode: the header's memory, and each stored column's.
     header_overlay: Option<Overlay>,
     column_overlays: Vec<Option<Overlay>>,
+    /// Buffered mode: what to write back if the environment is torn down with the vec open.
+    write_back: Option<WriteBack>,
+    /// Overlay mode: a strong reference to `worker_threads.isMarkedAsUntransferable`, where
+    /// the runtime has it (see [`Overlay::detach`]).
+    marked: Option<sys::napi_ref>,
 }
 
 fn closed() -> napi::Error {
@@ -562,6 +603,8 @@ impl NodeVec {
             pack_views: Views::default(),
             header_overlay: None,
             column_overlays: (0..n).map(|_| None).collect(),
+            write_back: None,
+            marked: None,
         })
     }
 
@@ -678,6 +721,7 @@ impl NodeVec {
     /// changed gets a new memory, and the old one's views are detached; all or nothing: when a
     /// new memory cannot be made, every column keeps its old one.
     pub fn overlay_columns<'e>(&mut self, env: &'e Env) -> napi::Result<Vec<Unknown<'e>>> {
+        let marked = self.marked(env);
         let v = self.inner.as_ref().ok_or_else(closed)?;
         let mut fresh = Vec::new();
         for i in 0..self.column_overlays.len() {
@@ -689,7 +733,7 @@ impl NodeVec {
                 Ok(o) => fresh.push((i, o)),
                 Err(e) => {
                     for (_, o) in fresh {
-                        o.detach(env, true);
+                        o.detach(env, true, marked);
                     }
                     return Err(e);
                 }
@@ -697,7 +741,7 @@ impl NodeVec {
         }
         for (i, o) in fresh {
             if let Some(old) = self.column_overlays[i].replace(o) {
-                old.detach(env, true);
+                old.detach(env, true, marked);
             }
         }
         let mut out = Vec::with_capacity(self.column_overlays.len());
@@ -709,13 +753,54 @@ impl NodeVec {
         Ok(out)
     }
 
+    /// Overlay mode: where the runtime has it, `worker_threads.isMarkedAsUntransferable`, which
+    /// overlay memories ask before detaching their views (see [`Overlay::detach`]).
+    pub fn ask_marks(&mut self, env: &Env, is_marked: Unknown) -> napi::Result<()> {
+        let raw = env.raw();
+        let is_marked = is_marked.raw();
+        let mut kind = sys::ValueType::napi_undefined;
+        // SAFETY: a plain Node-API query on a live value of this env.
+        let status = unsafe { sys::napi_typeof(raw, is_marked, &mut kind) };
+        check(status, "reading a function")?;
+        if kind != sys::ValueType::napi_function {
+            return Err(js_error(Error::new(
+                Code::Invalid,
+                "isMarkedAsUntransferable must be a function",
+            )));
+        }
+        let mut r = ptr::null_mut();
+        // SAFETY: a live value of this env; a count of 1 makes the reference strong.
+        let status = unsafe { sys::napi_create_reference(raw, is_marked, 1, &mut r) };
+        check(status, "keeping a function")?;
+        self.forget_marks(env);
+        self.marked = Some(r);
+        Ok(())
+    }
+
+    fn forget_marks(&mut self, env: &Env) {
+        if let Some(r) = self.marked.take() {
+            // SAFETY: a live reference of this env, deleted once (taken).
+            unsafe { sys::napi_delete_reference(env.raw(), r) };
+        }
+    }
+
+    /// The function [`ask_marks`](Self::ask_marks) kept, if any.
+    fn marked(&self, env: &Env) -> Option<sys::napi_value> {
+        let r = self.marked?;
+        let mut f = ptr::null_mut();
+        // SAFETY: `r` is a live strong reference of this env.
+        let ok = unsafe { sys::napi_get_reference_value(env.raw(), r, &mut f) } == sys::Status::napi_ok;
+        (ok && !f.is_null()).then_some(f)
+    }
+
     /// Puts anonymous memory back in every overlay and detaches their views.
     fn detach_overlays(&mut self, env: &Env, can_run_js: bool) {
+        let marked = self.marked(env);
         if let Some(o) = self.header_overlay.take() {
-            o.detach(env, can_run_js);
+            o.detach(env, can_run_js, marked);
         }
         for o in self.column_overlays.iter_mut().filter_map(Option::take) {
-            o.detach(env, can_run_js);
+            o.detach(env, can_run_js, marked);
         }
     }
 
@@ -772,6 +857,7 @@ impl NodeVec {
 
     /// Shrinks the files to the rows in use. Every column view is detached first.
     pub fn shrink_to_fit(&mut self, env: &Env) -> napi::Result<u64> {
+        let marked = self.marked(env);
         self.vec_mut()?;
         for views in &mut self.column_views {
             views.detach_all(env, false);
@@ -779,7 +865,7 @@ impl NodeVec {
         self.pack_views.detach_all(env, false);
         // Overlays map pages the file is about to lose (a touch there would raise SIGBUS).
         for o in self.column_overlays.iter_mut().filter_map(Option::take) {
-            o.detach(env, true);
+            o.detach(env, true, marked);
         }
         let v = self.vec_mut()?;
         v.shrink_to_fit().map_err(js_error)?;
@@ -796,6 +882,7 @@ impl NodeVec {
         change: impl FnOnce(&mut MmapVec) -> crate::Result<()>,
     ) -> napi::Result<()> {
         self.vec_mut()?;
+        let marked = self.marked(env);
         let v = self.inner.as_mut().ok_or_else(closed)?;
         let files: Vec<String> = v.schema().columns.iter().map(|c| c.file.clone()).collect();
         let header = v.header_region().0;
@@ -815,7 +902,7 @@ impl NodeVec {
         if !Arc::ptr_eq(&header, &v.header_region().0) {
             self.header_views.detach_all(env, true);
             if let Some(o) = self.header_overlay.take() {
-                o.detach(env, true);
+                o.detach(env, true, marked);
             }
         }
         let mut old: Vec<(String, Views, Option<Overlay>)> = files
@@ -838,7 +925,7 @@ impl NodeVec {
         for (_, mut views, overlay) in old {
             views.detach_all(env, true);
             if let Some(o) = overlay {
-                o.detach(env, true);
+                o.detach(env, true, marked);
             }
         }
         result.map_err(js_error)
@@ -860,12 +947,14 @@ impl NodeVec {
     /// closes the files and releases the lock. The header's mapping goes when the last
     /// ArrayBuffer over it is collected.
     pub fn close(&mut self, env: &Env) {
+        self.forget_write_back();
         self.header_views.detach_all(env, true);
         for views in &mut self.column_views {
             views.detach_all(env, true);
         }
         self.pack_views.detach_all(env, true);
         self.detach_overlays(env, true);
+        self.forget_marks(env);
         if let Some(v) = self.inner.as_mut() {
             v.unmap_columns();
             v.unguard();
@@ -882,12 +971,236 @@ impl NodeVec {
     /// packed vec's windows: their memory gets zero pages back, so they read zeros and no longer
     /// reach the files).
     pub fn release(&mut self, env: &Env) {
+        self.forget_write_back();
         self.header_views.forget(env);
         for views in &mut self.column_views {
             views.forget(env);
         }
         self.pack_views.forget(env);
         self.detach_overlays(env, false);
+        self.forget_marks(env);
         self.inner = None;
+    }
+}
+
+/// Buffered mode keeps a vec's rows in V8's memory until the facade writes them back, at a
+/// flush, a close, its vec's collection or the process's `exit` event. A worker thread ended
+/// from outside (`worker.terminate()`, or `process.exit()` in the main thread, which ends every
+/// worker) runs no JavaScript any more, so none of those fire; Node still runs its environment
+/// cleanup hooks, in reverse order of registration, so one added here runs before Node-API
+/// finalizes the environment's references. The hook copies the rows into the mapped files
+/// (their pages are the page cache's once written, as after any write-back) and closes the vec.
+#[derive(Debug)]
+struct WriteBack {
+    env: sys::napi_env,
+    /// The hook's argument: the address of the `NodeVec` that registered it.
+    arg: *mut c_void,
+    /// Strong references: the row count's `Float64Array` (the count at index 0), and each
+    /// stored column's full-capacity TypedArray, by stored column index.
+    length: sys::napi_ref,
+    columns: Vec<(usize, sys::napi_ref)>,
+}
+
+unsafe extern "C" fn write_back_at_teardown(arg: *mut c_void) {
+    // SAFETY: `arg` is the `NodeVec` that registered this hook, still at that address: a
+    // registered `NodeVec` is the one inside napi-rs's wrapped object, which stays boxed until
+    // its finalizer, and `forget_write_back` (in `close`, `release` and `Drop`) removes the hook
+    // before it can move or go. Hooks run on the environment's own thread, where no call into
+    // the vec can be running.
+    let nv = unsafe { &mut *arg.cast::<NodeVec>() };
+    nv.teardown();
+}
+
+/// A TypedArray's bytes, or `None` when its buffer is detached.
+fn typed_array_bytes(env: &Env, r: sys::napi_ref) -> napi::Result<Option<(*const u8, usize)>> {
+    let raw = env.raw();
+    let mut value = ptr::null_mut();
+    // SAFETY: `r` is a live strong reference of this env.
+    let status = unsafe { sys::napi_get_reference_value(raw, r, &mut value) };
+    check(status, "reading a buffered column")?;
+    let mut ty = 0;
+    let mut n = 0usize;
+    let mut data = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    let mut offset = 0usize;
+    // SAFETY: `value` is a live value of this env (checked to be a TypedArray at registration).
+    let status = unsafe {
+        sys::napi_get_typedarray_info(raw, value, &mut ty, &mut n, &mut data, &mut buffer, &mut offset)
+    };
+    check(status, "reading a buffered column")?;
+    if is_detached(env, buffer) || data.is_null() {
+        return Ok(None);
+    }
+    let mut whole = ptr::null_mut();
+    let mut len = 0usize;
+    // SAFETY: `buffer` is the live ArrayBuffer under the TypedArray.
+    let status = unsafe { sys::napi_get_arraybuffer_info(raw, buffer, &mut whole, &mut len) };
+    check(status, "reading a buffered column")?;
+    Ok(Some((data.cast::<u8>().cast_const(), len.saturating_sub(offset))))
+}
+
+impl NodeVec {
+    /// Buffered mode: what the environment's teardown writes back while the vec is open (see
+    /// [`WriteBack`]): `length` is the `Float64Array` holding the row count, `columns` each
+    /// stored column's index and its TypedArray. Replaces an earlier registration; `close` and
+    /// `release` remove it.
+    pub fn keep_for_teardown(
+        &mut self,
+        env: &Env,
+        length: Unknown,
+        columns: &[(usize, Unknown)],
+    ) -> napi::Result<()> {
+        let length = length.raw();
+        let columns: Vec<(usize, sys::napi_value)> = columns.iter().map(|&(i, c)| (i, c.raw())).collect();
+        let v = self.vec()?;
+        if columns.iter().any(|&(i, _)| i >= v.schema().columns.len()) {
+            return Err(js_error(Error::new(Code::Invalid, "no such stored column")));
+        }
+        self.forget_write_back();
+        let raw = env.raw();
+        let is_typed = |value: sys::napi_value| {
+            let mut yes = false;
+            // SAFETY: a plain Node-API query on a live value of this env.
+            let ok = unsafe { sys::napi_is_typedarray(raw, value, &mut yes) } == sys::Status::napi_ok;
+            ok && yes
+        };
+        if !is_typed(length) || !columns.iter().all(|&(_, c)| is_typed(c)) {
+            return Err(js_error(Error::new(
+                Code::Invalid,
+                "buffered columns must be TypedArrays",
+            )));
+        }
+        let strong = |value: sys::napi_value| -> napi::Result<sys::napi_ref> {
+            let mut r = ptr::null_mut();
+            // SAFETY: `value` is a live value of this env; a count of 1 makes the reference strong.
+            let status = unsafe { sys::napi_create_reference(raw, value, 1, &mut r) };
+            check(status, "keeping a buffered column")?;
+            Ok(r)
+        };
+        let mut made = Vec::with_capacity(columns.len());
+        let refs = (|| -> napi::Result<sys::napi_ref> {
+            for &(i, c) in &columns {
+                made.push((i, strong(c)?));
+            }
+            strong(length)
+        })();
+        let arg = (self as *mut NodeVec).cast::<c_void>();
+        let hooked = refs.as_ref().is_ok_and(|_| {
+            // SAFETY: the hook and its argument follow `write_back_at_teardown`'s rules: the
+            // hook is removed in `forget_write_back` before this `NodeVec` moves or goes.
+            let status = unsafe { sys::napi_add_env_cleanup_hook(raw, Some(write_back_at_teardown), arg) };
+            status == sys::Status::napi_ok
+        });
+        match refs {
+            Ok(length) if hooked => {
+                self.write_back = Some(WriteBack {
+                    env: raw,
+                    arg,
+                    length,
+                    columns: made,
+                });
+                Ok(())
+            }
+            other => {
+                let mut all: Vec<sys::napi_ref> = made.into_iter().map(|(_, r)| r).collect();
+                all.extend(other.as_ref().ok().copied());
+                for r in all {
+                    // SAFETY: made above in this env, deleted once.
+                    unsafe { sys::napi_delete_reference(raw, r) };
+                }
+                other.and(Err(js_error(Error::new(
+                    Code::Io,
+                    "could not register the write-back at the environment's teardown",
+                ))))
+            }
+        }
+    }
+
+    /// Removes the teardown hook and lets go of the buffers it would have written back.
+    fn forget_write_back(&mut self) {
+        let Some(wb) = self.write_back.take() else {
+            return;
+        };
+        // SAFETY: the hook was added in this env with exactly this function and argument;
+        // removing a hook that already ran is a no-op. The references are live strong ones of
+        // this env, deleted once (`wb` was taken).
+        unsafe {
+            sys::napi_remove_env_cleanup_hook(wb.env, Some(write_back_at_teardown), wb.arg);
+            for (_, r) in wb.columns {
+                sys::napi_delete_reference(wb.env, r);
+            }
+            sys::napi_delete_reference(wb.env, wb.length);
+        }
+    }
+
+    /// The environment is being torn down with the vec open: writes its rows back, then lets go
+    /// of everything as the collector's finalizer would (JavaScript can no longer run).
+    fn teardown(&mut self) {
+        let Some(raw) = self.write_back.as_ref().map(|wb| wb.env) else {
+            return;
+        };
+        let env = Env::from_raw(raw);
+        let mut scope = ptr::null_mut();
+        // SAFETY: plain Node-API call on the live env whose cleanup hook is running.
+        let opened = unsafe { sys::napi_open_handle_scope(raw, &mut scope) } == sys::Status::napi_ok;
+        if let Err(e) = self.copy_back(&env) {
+            let path = self.inner.as_ref().map(|v| v.path().display().to_string());
+            eprintln!(
+                "mmapvec: {}: the rows of a buffered vec left open in a thread that was terminated could not be written back: {}",
+                path.unwrap_or_default(),
+                e.reason
+            );
+        }
+        if opened {
+            // SAFETY: the scope opened above, closed once.
+            unsafe { sys::napi_close_handle_scope(raw, scope) };
+        }
+        self.release(&env);
+    }
+
+    /// Copies the registered buffers' rows into the files and stores the row count; nothing if
+    /// one was detached (its rows left with it, as the facade's write-back refuses too).
+    fn copy_back(&mut self, env: &Env) -> napi::Result<()> {
+        let Some(wb) = self.write_back.as_ref() else {
+            return Ok(());
+        };
+        let count = typed_array_bytes(env, wb.length)?
+            .filter(|&(_, n)| n >= 8)
+            // SAFETY: at least 8 bytes of the live Float64Array's memory; no JavaScript runs.
+            .map(|(p, _)| unsafe { p.cast::<f64>().read_unaligned() });
+        let mut columns = Vec::with_capacity(wb.columns.len());
+        for &(i, r) in &wb.columns {
+            columns.push((i, typed_array_bytes(env, r)?));
+        }
+        let (Some(count), true) = (count, columns.iter().all(|(_, c)| c.is_some())) else {
+            return Err(js_error(Error::new(
+                Code::Invalid,
+                "a column's buffer was detached by the program",
+            )));
+        };
+        let v = self.vec_mut()?;
+        if !(count >= 0.0 && count <= v.capacity() as f64 && count.fract() == 0.0) {
+            return Err(js_error(Error::new(
+                Code::Invalid,
+                format!("the row count {count} is not within the capacity"),
+            )));
+        }
+        let rows = count as usize;
+        for (i, c) in columns {
+            let (p, n) = c.unwrap_or((ptr::null(), 0));
+            let bytes = (rows * v.schema().columns[i].row_size()).min(n);
+            // SAFETY: `[p, p + bytes)` lies within the live buffer (`n` bytes from `p`), which
+            // V8 allocated and the strong reference keeps; no JavaScript runs meanwhile.
+            let src = unsafe { std::slice::from_raw_parts(p, bytes) };
+            v.write_column(i, src).map_err(js_error)?;
+        }
+        v.set_len(count as u64).map_err(js_error)
+    }
+}
+
+impl Drop for NodeVec {
+    fn drop(&mut self) {
+        // Normally gone already (`close`, `release`); the hook must never outlive its argument.
+        self.forget_write_back();
     }
 }
