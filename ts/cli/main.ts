@@ -77,6 +77,8 @@ checksum, reserved bytes, padding, schema, row count), each column file (present
 file, whole pages, zeros before the rows, room for the row count) and the values of bool
 columns. Prints every problem found, with its error code and check name, and exits 1 when
 there is any (0 when there is none). Reads only: takes no lock and never changes a file.
+Problems seen while another process changed the vec are checked again (up to 20 times); a
+vec that changed under every check is ELOCKED (exit 3): run verify again when it is idle.
 
   --json   one JSON object: { path, ok, problems: [{ code, check, message }] }`,
     options: JSON_OPT,
