@@ -499,7 +499,7 @@ function command(name: string): Command {
 
 /**
  * Writes `text` to standard output, waiting until it is written: a write error (EPIPE when the
- * reader went away) is thrown here, where main turns EPIPE into a quiet end.
+ * reader went away) is thrown here, where main turns EPIPE into a quiet end (exit 141).
  */
 async function print(text: string): Promise<void> {
   await toStdout((sink) => sink.write(text))
@@ -520,8 +520,13 @@ async function toStdout(body: (sink: Sink) => Promise<void>): Promise<void> {
   }
 }
 
-/** Whether `err` is the error of a reader that went away (`mmapvec cat v | head`). */
-const isEpipe = (err: unknown) => (err as { code?: unknown } | null | undefined)?.code === 'EPIPE'
+/**
+ * Whether `err` is the error of a reader that went away (`mmapvec cat v | head`), itself or as
+ * the cause of the library's EIO (writeArrowIPC into a pipe).
+ */
+function isEpipe(err: unknown): boolean {
+  return (err as { code?: unknown } | null | undefined)?.code === 'EPIPE' || (err instanceof MmapVecError && isEpipe(err.cause))
+}
 
 /** Runs the command line `args` (without `node` and the script) and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -542,7 +547,7 @@ export async function main(args: string[]): Promise<number> {
       return EXIT_CODES.OK
     }
   } catch (err) {
-    if (isEpipe(err)) return EXIT_CODES.OK
+    if (isEpipe(err)) return EXIT_CODES.PIPE
     return fail(err, undefined)
   }
   let c: Command
@@ -579,8 +584,9 @@ export async function main(args: string[]): Promise<number> {
     if (positionals.includes('') || out === '') throw new UsageError(`${out === '' ? '--out' : 'a path'} is empty: ${c.usage}`)
     return await c.run(positionals, values)
   } catch (err) {
-    // The reader of standard output went away (`mmapvec cat v | head`): stop quietly.
-    if (isEpipe(err)) return EXIT_CODES.OK
+    // The reader of the output went away (`mmapvec cat v | head`, or of an --out pipe, in
+    // every format): stop quietly, with the status of a command that SIGPIPE ended.
+    if (isEpipe(err)) return EXIT_CODES.PIPE
     return fail(err, name)
   }
 }
