@@ -37,7 +37,7 @@ const MEANING: Record<keyof typeof EXIT_CODES, string> = {
   OK: 'success',
   PROBLEMS: 'verify found problems',
   USAGE: 'usage error (unknown command or option, missing argument)',
-  ELOCKED: 'ELOCKED: the vec is locked by another process',
+  ELOCKED: 'ELOCKED: the vec is locked by another process (verify: another process kept changing it)',
   EEXIST: 'EEXIST: the import target exists',
   ENOENT: 'ENOENT: no vec (or input file) at the path',
   EFORMAT: 'EFORMAT: not a vec, or damaged',
