@@ -26,8 +26,8 @@ pub const TRIES: u32 = 20;
 const PAUSE: Duration = Duration::from_millis(10);
 
 /// What a change to a file or directory changes: its kind and mode, identity (device, inode),
-/// size, and modification and status-change times to the nanosecond. (`ftruncate`,
-/// `fallocate`, writes, renames and deletions move the last two.)
+/// size, and, in the last four, modification and status-change times to the nanosecond.
+/// (`ftruncate`, `fallocate`, writes, renames and deletions move those.)
 #[cfg(unix)]
 fn stamp(m: &Metadata) -> [i64; 8] {
     use std::os::unix::fs::MetadataExt;
@@ -50,14 +50,26 @@ fn stamp(m: &Metadata) -> [i64; 8] {
     use std::os::windows::fs::MetadataExt;
     [
         m.file_attributes() as i64,
+        0,
+        0,
         m.file_size() as i64,
         m.last_write_time() as i64,
         m.creation_time() as i64,
         0,
         0,
-        0,
-        0,
     ]
+}
+
+/// The stamp of a directory entry: without its times unless it is a regular file or a
+/// directory, which are all a writer makes. A device or a FIFO where a column file should be
+/// (damage, which a check reports) may have its times moved by whoever uses it (a terminal's
+/// change with every keystroke), and must not make a damaged vec look like one being written.
+fn entry_stamp(m: &Metadata) -> [i64; 8] {
+    let mut s = stamp(m);
+    if !m.is_file() && !m.is_dir() {
+        s[4..].fill(0);
+    }
+    s
 }
 
 /// What a writer changes in a vec's directory, as seen from outside at one moment.
@@ -83,7 +95,12 @@ impl Snapshot {
         let entries = fs::read_dir(path).ok().map(|read| {
             let mut entries: Vec<(OsString, Option<[i64; 8]>)> = read
                 .filter_map(|e| e.ok())
-                .map(|e| (e.file_name(), fs::metadata(e.path()).ok().map(|m| stamp(&m))))
+                .map(|e| {
+                    (
+                        e.file_name(),
+                        fs::metadata(e.path()).ok().map(|m| entry_stamp(&m)),
+                    )
+                })
                 .collect();
             entries.sort();
             entries
@@ -204,7 +221,41 @@ mod tests {
         let s = Snapshot::take(&p);
         fs::write(p.join("stray"), b"").unwrap();
         assert!(!same(&s), "a file made");
+        let s = Snapshot::take(&p);
+        let touch = |f: &Path| {
+            let later = std::time::SystemTime::now() + Duration::from_secs(60);
+            // Read-only and non-blocking: a FIFO opens without a writer.
+            let f = sys::open_file(f, false, false).unwrap();
+            f.set_times(fs::FileTimes::new().set_modified(later)).unwrap();
+        };
+        touch(&p.join("stray"));
+        assert!(!same(&s), "a file's mtime moved");
         drop(v);
+        fs::remove_dir_all(p.parent().unwrap()).unwrap();
+    }
+
+    /// A FIFO in place of a column file is damage; whoever writes into it moves its times,
+    /// which must not pass for a writer changing the vec.
+    #[cfg(unix)]
+    #[test]
+    fn the_times_of_a_fifo_where_a_column_file_should_be_do_not_count() {
+        let p = scratch("fifo");
+        drop(make(&p));
+        let c1 = p.join("c1.col");
+        fs::remove_file(&c1).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&c1).status().unwrap();
+        assert!(made.success());
+        let s = Snapshot::take(&p);
+        let f = sys::open_file(&c1, false, false).unwrap();
+        let later = std::time::SystemTime::now() + Duration::from_secs(60);
+        f.set_times(fs::FileTimes::new().set_modified(later)).unwrap();
+        assert!(s.unchanged(&p));
+        let checks: Vec<&str> = crate::inspect::verify(&p)
+            .unwrap()
+            .iter()
+            .map(|q| q.check)
+            .collect();
+        assert_eq!(checks, ["column-file"]);
         fs::remove_dir_all(p.parent().unwrap()).unwrap();
     }
 
