@@ -3,8 +3,9 @@
 // makes a vec from a Table or an IPC file, leaving nothing behind when it fails.
 import test, { type ExecutionContext } from 'ava'
 import * as arrow from 'apache-arrow'
-import { MmapVec, fromArrowIPC, toArrow, writeArrowIPC, writeArrowIPCSync, type Mode, type Schema } from 'mmapvec'
+import { MmapVec, MmapVecError, fromArrowIPC, toArrow, writeArrowIPC, writeArrowIPCSync, type Mode, type Schema } from 'mmapvec'
 import pl from 'nodejs-polars'
+import { spawn, spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -481,4 +482,20 @@ test('fromArrow of an empty Table made by apache-arrow makes an empty vec', (t) 
   using v = MmapVec.fromArrow(join(scratch(), 'e.mvec'), table)
   t.is(v.length, 0)
   t.deepEqual(v.schema, { a: 'f64' })
+})
+
+test('writeArrowIPC into a named pipe whose reader leaves early is EIO naming it, with the EPIPE as its cause', async (t) => {
+  const d = own()
+  const v = MmapVec.open(join(d, 'v.mvec'), { x: 'f64' })
+  v.pushMany({ x: new Float64Array(200_000) }) // 1.6 MB: far more than a pipe holds
+  const fifo = join(d, 'out.arrow')
+  t.is(spawnSync('mkfifo', [fifo]).status, 0)
+  const reader = spawn('head', ['-c', '100', fifo], { stdio: 'ignore' })
+  const closed = new Promise((resolve) => reader.on('close', resolve))
+  const e = await t.throwsAsync(writeArrowIPC(v, fifo), { instanceOf: MmapVecError, code: 'EIO' })
+  t.true(e.message.startsWith(`${fifo}: writing the Arrow file failed: `), e.message)
+  t.is((e.cause as NodeJS.ErrnoException | undefined)?.code, 'EPIPE')
+  t.is(await closed, 0)
+  v.close()
+  t.deepEqual(readdirSync(d).sort(), ['out.arrow', 'v.mvec'])
 })

@@ -16,7 +16,7 @@ import { binForOthers, nodeForOthers, scratch, startChild } from './helpers/util
 const BIN = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
 
 /** The exit codes of ts/cli/exit-codes.ts. */
-const EXIT = { ok: 0, usage: 2, ENOENT: 5, EFORMAT: 6, ENOSPC: 13, EINVAL: 14, EACCES: 15, EIO: 16 }
+const EXIT = { ok: 0, usage: 2, ENOENT: 5, EFORMAT: 6, ENOSPC: 13, EINVAL: 14, EACCES: 15, EIO: 16, pipe: 141 }
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 })
@@ -219,10 +219,12 @@ test('a closed standard output or error ends the command quietly', (t) => {
   rowsVec(dir, 5)
   writeFileSync(join(dir, 'one.csv'), 'x,y[0],y[1],y[2],y[3]\n1,2,3,4,5\n')
   const schema = `'{"x":"f64","y":["u16",4]}'`
+  t.is(spawnSync('mkfifo', [join(dir, 'gone')]).status, 0)
   for (const c of ['info v.mvec', 'info --json v.mvec', 'verify v.mvec', 'verify --json v.mvec', '--help', 'help info', 'info --help', 'head v.mvec', `import one.csv i.mvec --schema ${schema}`]) {
-    // The reader is gone before the command writes (Node takes longer to start than true).
-    const r = bash(`M ${c} | true; echo "exit=\${PIPESTATUS[0]}"`, dir)
-    t.is(r.stdout, 'exit=0\n', `${c}: ${r.stderr}`)
+    // Standard output is a pipe whose reader is gone before the command starts: opened for
+    // reading and writing (3), for writing (4), then the only reader (3) closed.
+    const r = bash(`exec 3<>gone 4>gone 3<&-; M ${c} >&4; echo "exit=$?"`, dir)
+    t.is(r.stdout, `exit=${EXIT.pipe}\n`, `${c}: ${r.stderr}`)
     t.is(r.stderr, '', c)
   }
   t.true(existsSync(join(dir, 'i.mvec')), 'the import itself went through')
@@ -230,6 +232,24 @@ test('a closed standard output or error ends the command quietly', (t) => {
   const r = bash(`M info missing.mvec 2>&1 >/dev/null | true; echo "exit=\${PIPESTATUS[0]}"`, dir)
   t.is(r.stdout, `exit=${EXIT.ENOENT}\n`, r.stderr)
   t.is(r.stderr, '')
+})
+
+test('a reader that leaves early ends an export quietly with 141 in every format: standard output, /dev/stdout, a named pipe', (t) => {
+  const dir = scratch()
+  rowsVec(dir, 200_000) // megabytes in every format: far more than a pipe holds
+  for (const format of ['csv', 'jsonl', 'arrow']) {
+    const outs = format === 'arrow' ? ['--out /dev/stdout'] : ['', '--out /dev/stdout']
+    for (const out of outs) {
+      const r = bash(`M export v.mvec --format ${format} ${out} 2>err | head -c 100 >/dev/null; echo "exit=\${PIPESTATUS[0]}"; cat err`, dir)
+      t.is(r.stdout, `exit=${EXIT.pipe}\n`, `${format} ${out}: ${r.stderr}`)
+    }
+    // A named pipe whose reader takes 100 bytes and leaves.
+    const fifo = `p.${format}`
+    const r = bash(`mkfifo ${fifo}; head -c 100 ${fifo} >/dev/null & M export v.mvec --out ${fifo} 2>err; echo "exit=$?"; wait; cat err; rm ${fifo}`, dir)
+    t.is(r.stdout, `exit=${EXIT.pipe}\n`, `${format} --out ${fifo}: ${r.stderr}`)
+    t.is(r.stderr, '', format)
+  }
+  t.deepEqual(readdirSync(dir).sort(), ['err', 'v.mvec'], 'no temporary file left')
 })
 
 test('help of an unknown command and options given twice are usage errors', (t) => {

@@ -6,7 +6,8 @@ import test from 'ava'
 import { MmapVec, MmapVecError, type Schema } from 'mmapvec'
 import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fingerprint, mode, scratch } from './helpers/util.mjs'
+import { Worker } from 'node:worker_threads'
+import { fingerprint, mode, scratch, startChild } from './helpers/util.mjs'
 
 const Particle = { pos: ['f32', 3], id: 'u64', alive: 'bool', hp: 'i16' } as const
 
@@ -133,4 +134,62 @@ test('verify lists every problem and changes nothing', (t) => {
   t.regex(problems[3].message, /holds 10 rows, but the column file c3\.col \(field 'hp'\) holds only 4/)
   t.deepEqual(fingerprint(path), before)
   t.throws(() => MmapVec.verify(join(path, 'nope')), { code: 'ENOENT' })
+})
+
+/**
+ * Runs `MmapVec.verify(path)` over and over in a worker thread of its own until `stop[0]` is
+ * set; resolves to the number of checks and what those that did not come back empty found.
+ */
+function checker(path: string, stop: Int32Array): Promise<{ runs: number; seen: unknown[] }> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(
+      `const { workerData: { path, stop }, parentPort } = require('node:worker_threads')
+       const { MmapVec } = require('mmapvec')
+       const seen = []
+       let runs = 0
+       for (; Atomics.load(stop, 0) === 0; runs++) {
+         try {
+           const problems = MmapVec.verify(path)
+           if (problems.length > 0) seen.push(problems)
+         } catch (e) {
+           seen.push({ code: e.code, message: e.message })
+         }
+       }
+       parentPort.postMessage({ runs, seen })`,
+      { eval: true, workerData: { path, stop } },
+    )
+    w.on('message', resolve)
+    w.on('error', reject)
+  })
+}
+
+test('verify beside a writer that changes the schema, pushes and shrinks finds no problem; damage after it, at once', async (t) => {
+  const path = join(scratch(), 'w.mvec')
+  const cycles = 90 // a multiple of 3: the last cycle ends truncated to 100 rows
+  const writer = startChild('verify-writer.mjs', [path, String(cycles)])
+  await writer.ready
+  // Two checkers, each as fast as it can, until the writer is through: each of its cycles
+  // replaces the header twice, makes and deletes a column file, grows the files, and every third
+  // cuts them. With the writer, that is more threads than the machine may have cores, so a check
+  // may also be held up halfway while the writer goes on.
+  const stop = new Int32Array(new SharedArrayBuffer(4))
+  const checkers = [checker(path, stop), checker(path, stop)]
+  const status = await writer.exited
+  Atomics.store(stop, 0, 1)
+  const results = await Promise.all(checkers)
+  t.is(status, 0, writer.errors())
+  t.regex(writer.output(), new RegExp(`^cycle ${cycles}\ndone 100\n$`, 'm'))
+  const seen = results.flatMap((r) => r.seen)
+  const runs = results.reduce((n, r) => n + r.runs, 0)
+  t.deepEqual(seen.slice(0, 3), [], `${seen.length} of ${runs} checks beside the writer found problems`)
+  t.deepEqual(MmapVec.verify(path), [])
+  // A vec nobody writes does not change: its damage is reported by the first check.
+  truncateSync(join(path, 'c0.col'), 100) // a (u32, rows from byte 0): room for 25 of 100 rows
+  t.deepEqual(
+    MmapVec.verify(path).map((p) => [p.code, p.check]),
+    [
+      ['EFORMAT', 'column-size'],
+      ['EFORMAT', 'capacity'],
+    ],
+  )
 })

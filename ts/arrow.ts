@@ -439,13 +439,14 @@ const SYSTEM_CODES: Record<string, [ErrorCode, string]> = {
 
 /**
  * @internal An operating system error (one with an errno code such as EACCES) as an
- * {@link MmapVecError} naming `file`; any other error is returned unchanged.
+ * {@link MmapVecError} naming `file`, with the original as its `cause`; any other error is
+ * returned unchanged.
  */
 export function ioError(err: unknown, file: string, doing: string): unknown {
   const e = err as NodeJS.ErrnoException
   if (e instanceof MmapVecError || typeof e?.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code)) return err
   const [code, hint] = SYSTEM_CODES[e.code] ?? ['EIO', undefined]
-  return new MmapVecError(code, `${file}: ${doing} failed: ${e.message}${hint === undefined ? '' : `; ${hint}`}`, file)
+  return new MmapVecError(code, `${file}: ${doing} failed: ${e.message}${hint === undefined ? '' : `; ${hint}`}`, file, { cause: err })
 }
 
 /**
@@ -485,7 +486,8 @@ async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
  * @throws {@link MmapVecError} `EDEPENDENCY` when apache-arrow is not installed; `EINVAL` for a
  *   bad file name (a directory) or option; `ERANGE` for rows outside the vec, or when the vec shrinks
  *   during the export; `ECLOSED` when the vec is (or gets) closed; `ENOENT`, `EACCES`,
- *   `ENOSPC` (a full disk or the file size limit), `EIO` from the file system. The checks before the first write throw at once;
+ *   `ENOSPC` (a full disk or the file size limit), `EIO` from the file system (or a pipe whose
+ *   reader left: its `cause` is the `EPIPE`). The checks before the first write throw at once;
  *   the rest reject the Promise.
  *
  * @example

@@ -72,9 +72,11 @@ export class MmapVecError extends Error {
    * @param code - the stable code
    * @param message - what went wrong and what to do, naming the path
    * @param path - the path the error concerns
+   * @param options - `cause`: the operating system's error this one stands for (an `EIO` of a
+   *   write to a pipe whose reader went away has the `EPIPE` error as its cause)
    */
-  constructor(code: ErrorCode, message: string, path?: string) {
-    super(message)
+  constructor(code: ErrorCode, message: string, path?: string, options?: ErrorOptions) {
+    super(message, options)
     this.name = 'MmapVecError'
     this.code = code
     this.path = path

@@ -677,10 +677,17 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * of bool columns. Reads only, takes no lock, never changes a file; works while the vec is
    * open elsewhere. Throws ENOENT when nothing is at `path`.
    *
+   * A writer may change the vec while it is checked (add or drop a column, cut its files in
+   * `shrinkToFit`), and a check that meets such a change halfway can see what looks like
+   * damage. So problems count only when nothing changed while they were found; otherwise the
+   * vec is checked again, up to 20 times, 10 ms apart. A vec nobody changes is checked once.
+   *
    * @param path - the vec's directory
    * @returns every problem found, each with the error opening would give, the check's stable
    *   name and a message; empty when the vec is sound
-   * @throws {@link MmapVecError} `ENOENT` when nothing is at `path`; `EINVAL` for a bad path.
+   * @throws {@link MmapVecError} `ENOENT` when nothing is at `path`; `EINVAL` for a bad path;
+   *   `ELOCKED` when a writer changed the vec under every one of the checks (run it again when
+   *   the writer is idle).
    *
    * @example
    * ```ts

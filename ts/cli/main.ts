@@ -77,6 +77,8 @@ checksum, reserved bytes, padding, schema, row count), each column file (present
 file, whole pages, zeros before the rows, room for the row count) and the values of bool
 columns. Prints every problem found, with its error code and check name, and exits 1 when
 there is any (0 when there is none). Reads only: takes no lock and never changes a file.
+Problems seen while another process changed the vec are checked again (up to 20 times); a
+vec that changed under every check is ELOCKED (exit 3): run verify again when it is idle.
 
   --json   one JSON object: { path, ok, problems: [{ code, check, message }] }`,
     options: JSON_OPT,
@@ -497,7 +499,7 @@ function command(name: string): Command {
 
 /**
  * Writes `text` to standard output, waiting until it is written: a write error (EPIPE when the
- * reader went away) is thrown here, where main turns EPIPE into a quiet end.
+ * reader went away) is thrown here, where main turns EPIPE into a quiet end (exit 141).
  */
 async function print(text: string): Promise<void> {
   await toStdout((sink) => sink.write(text))
@@ -518,8 +520,13 @@ async function toStdout(body: (sink: Sink) => Promise<void>): Promise<void> {
   }
 }
 
-/** Whether `err` is the error of a reader that went away (`mmapvec cat v | head`). */
-const isEpipe = (err: unknown) => (err as { code?: unknown } | null | undefined)?.code === 'EPIPE'
+/**
+ * Whether `err` is the error of a reader that went away (`mmapvec cat v | head`), itself or as
+ * the cause of the library's EIO (writeArrowIPC into a pipe).
+ */
+function isEpipe(err: unknown): boolean {
+  return (err as { code?: unknown } | null | undefined)?.code === 'EPIPE' || (err instanceof MmapVecError && isEpipe(err.cause))
+}
 
 /** Runs the command line `args` (without `node` and the script) and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -540,7 +547,7 @@ export async function main(args: string[]): Promise<number> {
       return EXIT_CODES.OK
     }
   } catch (err) {
-    if (isEpipe(err)) return EXIT_CODES.OK
+    if (isEpipe(err)) return EXIT_CODES.PIPE
     return fail(err, undefined)
   }
   let c: Command
@@ -577,8 +584,9 @@ export async function main(args: string[]): Promise<number> {
     if (positionals.includes('') || out === '') throw new UsageError(`${out === '' ? '--out' : 'a path'} is empty: ${c.usage}`)
     return await c.run(positionals, values)
   } catch (err) {
-    // The reader of standard output went away (`mmapvec cat v | head`): stop quietly.
-    if (isEpipe(err)) return EXIT_CODES.OK
+    // The reader of the output went away (`mmapvec cat v | head`, or of an --out pipe, in
+    // every format): stop quietly, with the status of a command that SIGPIPE ended.
+    if (isEpipe(err)) return EXIT_CODES.PIPE
     return fail(err, name)
   }
 }

@@ -2,7 +2,8 @@
 //!
 //! Nothing here takes the vec's lock (beyond [`lock::probe`], released at once), maps a file or
 //! opens one for writing, so both work while another process has the vec open read-write, and
-//! neither ever changes a file.
+//! neither ever changes a file. `verify` runs its checks again when the vec changed under them
+//! (see [`crate::settle`]).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -12,6 +13,7 @@ use crate::error::{Code, Error, Result};
 use crate::header::{self, Header, HEADER_ALIGN};
 use crate::lock::{self, LockState};
 use crate::schema::{ElemType, Schema};
+use crate::settle;
 use crate::vec::{format_err, open_regular, rows_in, HEADER_FILE};
 
 /// One column as the header describes it, and its file as found on disk.
@@ -69,7 +71,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(check: &'static str, e: Error) -> Problem {
+    pub(crate) fn new(check: &'static str, e: Error) -> Problem {
         Problem {
             code: e.code,
             check,
@@ -173,12 +175,24 @@ const CHUNK: usize = 1 << 20;
 /// reserved field, padding, schema, column file names, row count), each column file (present,
 /// a regular file, a whole number of pages, zeros before its rows, room for the row count) and
 /// the values of `bool` columns (0 or 1). Reads only; takes no lock. Fails only with ENOENT
-/// when nothing is at `path`; whatever else is wrong is a problem in the list.
+/// when nothing is at `path`, and ELOCKED when a writer kept changing the vec (below);
+/// whatever else is wrong is a problem in the list.
 ///
-/// A vec another process is writing may change while it is checked: the row count is read
+/// A vec another process is writing may change while it is checked (a schema change replaces
+/// the header and makes or deletes column files, a shrink cuts them), and what one check sees
+/// then can look like damage. So problems count only when the vec did not change while they
+/// were found (the header's file and bytes, the directory's entries, their sizes and times);
+/// otherwise the check runs again, up to 20 times, after which it fails with
+/// ELOCKED: the vec kept changing, run it again when the writer is idle. A vec nobody changes
+/// is checked once.
+pub fn verify(path: &Path) -> Result<Vec<Problem>> {
+    settle::settled(path, verify_once)
+}
+
+/// One run of [`verify`]'s checks, whatever changes meanwhile. Within it, the row count is read
 /// before and after the column files, and only the smaller one is held against them, so growth
 /// and shrinking under way are not reported as damage.
-pub fn verify(path: &Path) -> Result<Vec<Problem>> {
+pub(crate) fn verify_once(path: &Path) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
     match check_dir(path) {
         Ok(()) => {}

@@ -17,6 +17,7 @@ pub mod header;
 pub mod inspect;
 pub mod lock;
 pub mod schema;
+mod settle;
 pub mod sys;
 pub mod vec;
 
