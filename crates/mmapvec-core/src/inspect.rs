@@ -9,10 +9,10 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Code, Error, Result};
-use crate::header::{self, Header, HEADER_ALIGN};
+use crate::header::{self, Header, HEADER_ALIGN, HEADER_FILE};
 use crate::lock::{self, LockState};
 use crate::schema::{ElemType, Schema};
-use crate::vec::{format_err, open_regular, rows_in, HEADER_FILE};
+use crate::vec::{format_err, open_regular, rows_in};
 
 /// One column as the header describes it, and its file as found on disk.
 #[derive(Debug, Clone, PartialEq)]

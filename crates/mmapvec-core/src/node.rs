@@ -623,7 +623,7 @@ impl NodeVec {
                 .is_some_and(crate::sys::Guard::faulted)
         };
         let file = if faulted(&self.header_overlay) {
-            Some(crate::vec::HEADER_FILE.to_string())
+            Some(crate::header::HEADER_FILE.to_string())
         } else {
             self.column_overlays
                 .iter()

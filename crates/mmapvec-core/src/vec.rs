@@ -9,13 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Code, Error, Result};
-use crate::header::{self, Header};
+use crate::header::{self, Header, HEADER_FILE};
 use crate::lock::{self, Held};
 use crate::schema::{js_str, Column, ElemType, Schema, COLUMN_ALIGN};
 use crate::sys::{self, FileMap, MapMode, Reservation};
 
-/// The header's file name inside a vec's directory.
-pub const HEADER_FILE: &str = "header";
 /// A schema change writes the new header as `.header-<unique>.tmp` and renames it over `header`.
 const HEADER_TMP_PREFIX: &str = ".header-";
 const HEADER_TMP_SUFFIX: &str = ".tmp";
