@@ -12,6 +12,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_debug_implementations)]
 
+mod dir;
 pub mod error;
 pub mod header;
 pub mod inspect;

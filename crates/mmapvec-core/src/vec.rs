@@ -6,17 +6,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::error::{Code, Error, Result};
+use crate::dir;
+use crate::error::{format_err, Code, Error, Result};
 use crate::header::{self, Header, HEADER_FILE};
 use crate::lock::{self, Held};
 use crate::schema::{js_str, Column, ElemType, Schema, COLUMN_ALIGN};
 use crate::sys::{self, FileMap, MapMode, Reservation};
-
-/// A schema change writes the new header as `.header-<unique>.tmp` and renames it over `header`.
-const HEADER_TMP_PREFIX: &str = ".header-";
-const HEADER_TMP_SUFFIX: &str = ".tmp";
 
 /// The smallest capacity growth produces, in rows.
 const MIN_GROWTH_ROWS: u64 = 1024;
@@ -123,20 +120,6 @@ pub struct MmapVec {
     _header_file: Arc<File>,
 }
 
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
-
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}-{nanos:x}-{}",
-        std::process::id(),
-        UNIQUE.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// Reserves the disk blocks of `file`'s first `len` bytes (no more than it has) when fewer
 /// blocks than that are allocated, so that a store into them on a full disk is ENOSPC now instead of SIGBUS later.
 /// The file's contents and times stay as they were (only blocks are added). A file system that
@@ -164,26 +147,6 @@ fn reserve_blocks(file: &File, path: &Path, len: u64) -> Result<()> {
         let _ = file.set_times(fs::FileTimes::new().set_accessed(accessed).set_modified(modified));
     }
     Ok(())
-}
-
-pub(crate) fn format_err(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::new(Code::Format, format!("{}: {msg}", path.display()))
-}
-
-/// Bytes a column file needs for `rows` rows starting at `offset`, rounded up to whole units
-/// of [`sys::map_granularity`] (pages), so that growth maps whole units of the file.
-fn file_bytes(rows: u64, row_size: usize, offset: u32) -> Result<u64> {
-    let page = sys::map_granularity() as u64;
-    rows.checked_mul(row_size as u64)
-        .and_then(|b| b.checked_add(offset as u64 + page - 1))
-        .map(|b| b / page * page)
-        .filter(|&b| b <= isize::MAX as u64)
-        .ok_or_else(|| {
-            Error::new(
-                Code::Invalid,
-                format!("a capacity of {rows} rows does not fit the address space"),
-            )
-        })
 }
 
 /// How much of each column a growth by `push` faults in ahead of the writer.
@@ -266,11 +229,6 @@ fn check_capacity(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<()
 /// The most address space a column may reserve: x86-64 and arm64 give user space 2^47 bytes.
 const MAX_RESERVATION: u64 = 1 << 47;
 
-/// Rows a column file of `len` bytes holds.
-pub(crate) fn rows_in(len: u64, offset: u32, row_size: usize) -> u64 {
-    len.saturating_sub(offset as u64) / row_size as u64
-}
-
 /// Bytes of a column file to map for `capacity` rows: whole units of [`sys::map_granularity`].
 fn mapped_bytes(capacity: u64, row_size: usize, offset: u32) -> usize {
     let page = sys::map_granularity() as u64;
@@ -323,52 +281,41 @@ impl MmapVec {
         }
         // Creating races with other creators; retry the lookup once after losing a race.
         for _ in 0..2 {
-            match fs::metadata(path) {
-                Ok(m) => {
-                    if opts.create_new {
-                        return Err(Error::new(
-                            Code::Exists,
-                            format!(
-                                "{}: already exists; open it with MmapVec.open, or remove it first with MmapVec.remove",
-                                path.display()
-                            ),
-                        ));
-                    }
-                    if !m.is_dir() {
-                        return Err(format_err(
-                            path,
-                            "is not an mmapvec vec: a vec is a directory holding a header file and one file per column",
-                        ));
-                    }
-                    return Self::open_existing(path, Some(schema), opts);
+            let exists = match dir::check_vec_dir(path) {
+                // Something that is not a vec is there: for createNew, that is EEXIST first.
+                Err(e) if e.code == Code::Format && opts.create_new => true,
+                found => found?,
+            };
+            if exists {
+                if opts.create_new {
+                    return Err(Error::new(
+                        Code::Exists,
+                        format!(
+                            "{}: already exists; open it with MmapVec.open, or remove it first with MmapVec.remove",
+                            path.display()
+                        ),
+                    ));
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if !(opts.create || opts.create_new) || opts.read_only {
-                        return Err(Error::new(
-                            Code::NotFound,
-                            format!(
-                                "{}: no such vec; open it without `create: false` or `readOnly` to create it",
-                                path.display()
-                            ),
-                        ));
-                    }
-                    match create_dir_vec(path, schema, opts) {
-                        Ok(made) => {
-                            // A vec this call made and then could not open (no address space
-                            // for its reservation, say) is removed again, with the parents it
-                            // made: a failed call leaves nothing behind. `remove` refuses if
-                            // another process opened the vec meanwhile.
-                            return Self::open_existing(path, Some(schema), opts).inspect_err(|_| {
-                                if Self::remove(path).is_ok() {
-                                    remove_made_parents(&parent_of(path), made.as_deref());
-                                }
-                            });
-                        }
-                        Err(e) if e.code == Code::Exists => continue,
-                        Err(e) => return Err(e),
-                    }
+                return Self::open_existing(path, Some(schema), opts);
+            }
+            if !(opts.create || opts.create_new) || opts.read_only {
+                return Err(Error::new(
+                    Code::NotFound,
+                    format!(
+                        "{}: no such vec; open it without `create: false` or `readOnly` to create it",
+                        path.display()
+                    ),
+                ));
+            }
+            match dir::create_dir_vec(path, schema, opts.version.unwrap_or(0), opts.capacity) {
+                Ok(made) => {
+                    // A vec this call made and then could not open (no address space for its
+                    // reservation, say) is removed again.
+                    return Self::open_existing(path, Some(schema), opts)
+                        .inspect_err(|_| dir::remove_created(path, made.as_deref()));
                 }
-                Err(e) => return Err(Error::io(&e, path, "looking it up")),
+                Err(e) if e.code == Code::Exists => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(Error::new(
@@ -385,15 +332,13 @@ impl MmapVec {
     pub fn temp(schema: &Schema, opts: &OpenOptions) -> Result<MmapVec> {
         schema.validate()?;
         check_capacity(Path::new("temp vec"), schema, opts)?;
-        let dir = std::env::temp_dir().join(format!("mmapvec-{}", unique_suffix()));
         let mut schema = schema.clone();
         schema.assign_files();
-        fs::create_dir(&dir).map_err(|e| Error::io(&e, &dir, "creating a temp vec"))?;
+        let dir = dir::create_scratch_dir("creating a temp vec")?;
         let opened = (|| {
-            write_vec_files(&dir, &schema, opts.version.unwrap_or(0), opts.capacity)?;
-            let hp = dir.join(HEADER_FILE);
-            let header_file = sys::open_file(&hp, true, false).map_err(|e| Error::io(&e, &hp, "opening"))?;
-            let files = open_column_files(&dir, &schema, true)?;
+            dir::write_vec_files(&dir, &schema, opts.version.unwrap_or(0), opts.capacity)?;
+            let header_file = dir::open_header_file(&dir, true)?;
+            let files = dir::open_column_files(&dir, &schema, true)?;
             Ok((header_file, files))
         })();
         let _ = fs::remove_dir_all(&dir);
@@ -407,108 +352,39 @@ impl MmapVec {
 
     /// Deletes the vec at `path`; fails with ELOCKED while any handle has it open.
     pub fn remove(path: &Path) -> Result<()> {
-        // Renaming a symlink would remove the link and leave the vec: refused instead.
-        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-            let target =
-                fs::canonicalize(path).map_or_else(|_| "its target".into(), |t| t.display().to_string());
-            return Err(Error::new(
-                Code::Invalid,
-                format!(
-                    "{}: is a symbolic link; remove the vec by its own path ({target}), then the link",
-                    path.display()
-                ),
-            ));
-        }
-        let m = fs::metadata(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::new(
-                Code::NotFound,
-                format!("{}: no such vec to remove", path.display()),
-            ),
-            _ => Error::io(&e, path, "looking it up"),
-        })?;
-        if !m.is_dir() {
-            return Err(format_err(
-                path,
-                "is not an mmapvec vec (not a directory); refusing to remove it",
-            ));
-        }
-        if path.file_name().is_none() {
-            return Err(Error::new(
-                Code::Invalid,
-                format!(
-                    "{}: a vec cannot be removed through '.', '..' or a root; name it by a path that ends in its own name",
-                    path.display()
-                ),
-            ));
-        }
-        let (file, _held) = open_header(path, false, Duration::ZERO)?;
-        read_header(path, &file)?;
-        let parent = parent_of(path);
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // Deleting the files needs write access to the vec's directory, renaming it only to
-        // the parent's: a remove that could rename but not delete would leave the vec hidden
-        // under a name no open finds. Checked before anything changes.
-        if let Err(e) = sys::check_dir_writable(path) {
-            return Err(Error::io(&e, path, "removing it (its files cannot be deleted)"));
-        }
-        let doomed = parent.join(format!("{}{}", work_prefix(&name, "removing"), unique_suffix()));
-        // Renaming first makes the vec disappear at once, even if deleting is interrupted.
-        fs::rename(path, &doomed).map_err(|e| Error::io(&e, path, "removing it"))?;
-        if let Err(e) = fs::remove_dir_all(&doomed) {
-            // Put back what is left where it was, so that it is not mistaken for a missing vec
-            // (an open would otherwise create a new, empty one).
-            let back = fs::rename(&doomed, path);
-            let mut err = Error::io(&e, path, "deleting its files");
-            err.message = match back {
-                Ok(()) => format!(
-                    "{}; it was left in place (files deleted before the failure stay deleted, so check it with `mmapvec verify`)",
-                    err.message
-                ),
-                Err(b) => format!(
-                    "{}; what is left of it could not be put back ({b}) and is at {}",
-                    err.message,
-                    doomed.display()
-                ),
-            };
-            return Err(err);
-        }
-        let _ = sys::sync_dir(&parent);
-        Ok(())
+        dir::remove(path)
     }
 
     /// Opens an existing vec; its stored schema must match `schema` when one is given.
     fn open_existing(path: &Path, schema: Option<&Schema>, opts: &OpenOptions) -> Result<MmapVec> {
-        let (header_file, held) = open_header(path, !opts.read_only, opts.lock_timeout)?;
-        let header = read_header(path, &header_file)?;
+        let (header_file, held) = dir::open_header(path, !opts.read_only, opts.lock_timeout)?;
+        let (stored, _) = dir::read_header(path, &header_file)?;
         if let Some(v) = opts.version {
-            if v != header.0.app_version {
+            if v != stored.app_version {
                 return Err(Error::new(
                     Code::Version,
                     format!(
                         "{}: the data has version {}, the program asked for version {v}; migrate the data, or open it with version {}",
                         path.display(),
-                        header.0.app_version,
-                        header.0.app_version
+                        stored.app_version,
+                        stored.app_version
                     ),
                 ));
             }
         }
-        if let Some(schema) = schema.filter(|s| !header.0.schema.same_fields(s)) {
+        if let Some(schema) = schema.filter(|s| !stored.schema.same_fields(s)) {
             return Err(Error::new(
                 Code::Schema,
                 format!(
                     "{}: the stored schema is {}, the program asked for {}: {}",
                     path.display(),
-                    header.0.schema.describe(),
+                    stored.schema.describe(),
                     schema.describe(),
-                    header.0.schema.difference(schema)
+                    stored.schema.difference(schema)
                 ),
             ));
         }
-        let files = open_column_files(path, &header.0.schema, !opts.read_only)?;
+        let files = dir::open_column_files(path, &stored.schema, !opts.read_only)?;
         let mut v = Self::assemble(path, header_file, Some(held), files, opts.read_only, false, opts)?;
         if !opts.read_only && opts.capacity > v.capacity {
             v.grow(opts.capacity, false)?;
@@ -526,10 +402,10 @@ impl MmapVec {
         temp: bool,
         opts: &OpenOptions,
     ) -> Result<MmapVec> {
-        let (header, length) = read_header(path, &header_file)?;
+        let (header, length) = dir::read_header(path, &header_file)?;
         let mut capacity = u64::MAX;
         for ((_, fpath, flen), col) in files.iter().zip(&header.schema.columns) {
-            let rows = rows_in(*flen, col.offset, col.row_size());
+            let rows = dir::rows_in(*flen, col.offset, col.row_size());
             if rows < length {
                 return Err(format_err(
                     path,
@@ -912,7 +788,7 @@ impl MmapVec {
         };
         let mut sizes = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
-            sizes.push(file_bytes(target, c.row_size, c.offset)?);
+            sizes.push(dir::file_bytes(target, c.row_size, c.offset)?);
         }
         // Phase 1: extend every file. If one fails, give the others back their old size.
         for (i, c) in self.columns.iter().enumerate() {
@@ -943,7 +819,7 @@ impl MmapVec {
             .columns
             .iter()
             .zip(&sizes)
-            .map(|(c, &n)| rows_in(n, c.offset, c.row_size))
+            .map(|(c, &n)| dir::rows_in(n, c.offset, c.row_size))
             .min()
             .unwrap_or(target);
         let capacity = self.fit_capacity().min(reserved);
@@ -1011,7 +887,7 @@ impl MmapVec {
         let len = self.len();
         let mut failed = None;
         for c in &mut self.columns {
-            let new_len = match file_bytes(len, c.row_size, c.offset) {
+            let new_len = match dir::file_bytes(len, c.row_size, c.offset) {
                 Ok(n) => n,
                 Err(e) => {
                     failed = Some(e);
@@ -1061,7 +937,7 @@ impl MmapVec {
     fn fit_capacity(&self) -> u64 {
         self.columns
             .iter()
-            .map(|c| rows_in(c.file_len, c.offset, c.row_size))
+            .map(|c| dir::rows_in(c.file_len, c.offset, c.row_size))
             .min()
             .unwrap_or(0)
             .min(self.viewable_rows())
@@ -1322,7 +1198,7 @@ impl MmapVec {
     /// Done here rather than at open, so that opening never changes a vec's files.
     fn remove_leftovers(&self) {
         if !self.temp {
-            remove_orphans(&self.path, &self.header.schema);
+            dir::remove_orphans(&self.path, &self.header.schema);
         }
     }
 
@@ -1372,12 +1248,12 @@ impl MmapVec {
             .schema
             .columns
             .iter()
-            .filter_map(|c| column_file_number(&c.file))
+            .filter_map(|c| dir::column_file_number(&c.file))
             .max();
         if !self.temp {
             if let Ok(entries) = fs::read_dir(&self.path) {
                 for e in entries.flatten() {
-                    if let Some(n) = e.file_name().to_str().and_then(column_file_number) {
+                    if let Some(n) = e.file_name().to_str().and_then(dir::column_file_number) {
                         max = max.max(Some(n));
                     }
                 }
@@ -1392,32 +1268,24 @@ impl MmapVec {
         if !self.temp {
             return Ok((self.path.clone(), None));
         }
-        let dir = std::env::temp_dir().join(format!("mmapvec-{}", unique_suffix()));
-        fs::create_dir(&dir).map_err(|e| Error::io(&e, &dir, "changing a temp vec's schema"))?;
+        let dir = dir::create_scratch_dir("changing a temp vec's schema")?;
         Ok((dir.clone(), Some(dir)))
     }
 
     /// Creates, sizes (reserved blocks, zero), syncs and maps a new column file in `dir`.
     fn prepare_column(&self, dir: &Path, col: &Column) -> Result<ColumnMap> {
+        let (file, size) = dir::create_column_file(dir, col, self.capacity)?;
         let cp = dir.join(&col.file);
-        let file =
-            sys::open_file(&cp, true, true).map_err(|e| Error::io(&e, &cp, "creating a column file"))?;
+        let mapped = mapped_bytes(self.capacity, col.row_size(), col.offset);
         let made = (|| {
-            let size = file_bytes(self.capacity, col.row_size(), col.offset)?;
-            if size > 0 {
-                sys::allocate(&file, size).map_err(|e| Error::io(&e, &cp, "allocating a column file"))?;
-            }
-            file.sync_all()
-                .map_err(|e| Error::io(&e, &cp, "creating a column file"))?;
-            let mapped = mapped_bytes(self.capacity, col.row_size(), col.offset);
             let region = reservation_for(mapped, self.reservation)
                 .map_err(|e| Error::io(&e, &cp, "reserving address space"))?;
             region
                 .map_file(&file, 0, mapped, MapMode::Shared)
                 .map_err(|e| Error::io(&e, &cp, "mapping the column"))?;
-            Ok((size, mapped, region))
+            Ok(region)
         })();
-        let (size, mapped, region) = match made {
+        let region = match made {
             Ok(m) => m,
             Err(e) => {
                 let _ = fs::remove_file(&cp);
@@ -1449,10 +1317,7 @@ impl MmapVec {
         bytes[header::OFF_LENGTH..header::OFF_LENGTH + 8].copy_from_slice(&len.to_ne_bytes());
         let hp = self.path.join(HEADER_FILE);
         let (dir, scratch) = self.new_files_dir()?;
-        let tmp = dir.join(format!(
-            "{HEADER_TMP_PREFIX}{}{HEADER_TMP_SUFFIX}",
-            unique_suffix()
-        ));
+        let tmp = dir::header_tmp_path(&dir);
         let prepared = (|| {
             use std::io::Write;
             let mut f = sys::open_file(&tmp, true, true)
@@ -1536,14 +1401,10 @@ impl MmapVec {
                 format!("{}: creating a vec needs a schema", path.display()),
             ));
         }
-        match fs::metadata(path) {
-            Ok(m) if m.is_dir() => Self::open_existing(path, None, opts),
-            Ok(_) => Err(format_err(
-                path,
-                "is not an mmapvec vec: a vec is a directory holding a header file and one file per column",
-            )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(needs_schema()),
-            Err(e) => Err(Error::io(&e, path, "looking it up")),
+        if dir::check_vec_dir(path)? {
+            Self::open_existing(path, None, opts)
+        } else {
+            Err(needs_schema())
         }
     }
 }
@@ -1687,285 +1548,6 @@ impl SyncJob {
         match self.columns.iter().find(|p| p.region.faulted()) {
             Some(p) => Err(Error::damaged(&self.vec, &p.path)),
             None => Ok(()),
-        }
-    }
-}
-
-/// The start of the name of a directory that creates or removes the vec `name` beside it:
-/// `.name.creating-` (then a unique suffix). A file name has at most 255 bytes, and a vec's
-/// name may use all of them: a long one is cut to 160 bytes and a hash of the whole is added,
-/// so the work directory's name fits and still belongs to this vec alone.
-fn work_prefix(name: &str, what: &str) -> String {
-    const KEEP: usize = 160;
-    if name.len() <= KEEP {
-        return format!(".{name}.{what}-");
-    }
-    let mut cut = KEEP;
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!(
-        ".{}~{:08x}.{what}-",
-        &name[..cut],
-        crc32fast::hash(name.as_bytes())
-    )
-}
-
-fn parent_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// The highest of `dir` and its ancestors that does not exist yet: what `create_dir_all(dir)`
-/// will make.
-fn first_missing(dir: &Path) -> Option<PathBuf> {
-    let mut missing = None;
-    for a in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
-        if a.symlink_metadata().is_ok() {
-            break;
-        }
-        missing = Some(a.to_path_buf());
-    }
-    missing
-}
-
-/// Removes the directories from `dir` up to `top` that a failed creation made (`top` is
-/// [`first_missing`]'s answer before it), as long as they are empty.
-fn remove_made_parents(dir: &Path, top: Option<&Path>) {
-    let Some(top) = top else { return };
-    for a in dir.ancestors() {
-        if fs::remove_dir(a).is_err() || a == top {
-            break;
-        }
-    }
-}
-
-/// Creates a vec directory atomically: built beside `path` under a temporary name, made
-/// durable, then renamed into place. Fails with EEXIST when `path` appeared meanwhile. Returns
-/// the highest parent directory it had to make, if any (a failed creation removes them again).
-fn create_dir_vec(path: &Path, schema: &Schema, opts: &OpenOptions) -> Result<Option<PathBuf>> {
-    let parent = parent_of(path);
-    let name = path
-        .file_name()
-        .ok_or_else(|| {
-            Error::new(
-                Code::Invalid,
-                format!("{}: not a usable path for a vec", path.display()),
-            )
-        })?
-        .to_string_lossy()
-        .into_owned();
-    let made = first_missing(&parent);
-    fs::create_dir_all(&parent).map_err(|e| Error::io(&e, &parent, "creating the parent directory"))?;
-    let built = build_dir_vec(path, &parent, &name, schema, opts);
-    if built.is_err() {
-        remove_made_parents(&parent, made.as_deref());
-    }
-    built.map(|()| made)
-}
-
-fn build_dir_vec(path: &Path, parent: &Path, name: &str, schema: &Schema, opts: &OpenOptions) -> Result<()> {
-    remove_stale_work_dirs(parent, name);
-    let tmp = parent.join(format!("{}{}", work_prefix(name, "creating"), unique_suffix()));
-    fs::create_dir(&tmp).map_err(|e| Error::io(&e, &tmp, "creating the vec"))?;
-    let mut stored = schema.clone();
-    stored.assign_files();
-    let built = write_vec_files(&tmp, &stored, opts.version.unwrap_or(0), opts.capacity)
-        .and_then(|()| sys::sync_dir(&tmp).map_err(|e| Error::io(&e, &tmp, "creating the vec")));
-    if let Err(e) = built {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_dir_all(&tmp);
-        if path.exists() {
-            return Err(Error::new(
-                Code::Exists,
-                format!("{}: already exists", path.display()),
-            ));
-        }
-        return Err(Error::io(&e, path, "creating the vec"));
-    }
-    let _ = sys::sync_dir(parent);
-    Ok(())
-}
-
-/// How old a creation or removal directory of a dead process must be before it is removed: a
-/// process in another PID namespace (a container sharing the volume) looks dead from here, and
-/// no creation takes this long.
-const STALE_AFTER: Duration = Duration::from_secs(600);
-
-/// Removes what a process killed while creating or removing the vec `name` left beside it
-/// (`.name.creating-<pid>-...`, `.name.removing-<pid>-...`): only when that process is gone and
-/// the directory is older than [`STALE_AFTER`]. Best effort: errors leave it in place.
-fn remove_stale_work_dirs(parent: &Path, name: &str) {
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(rest) = file_name.to_str().and_then(|n| {
-            n.strip_prefix(&work_prefix(name, "creating"))
-                .or_else(|| n.strip_prefix(&work_prefix(name, "removing")))
-        }) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        let old_enough = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= STALE_AFTER);
-        if pid != std::process::id() && old_enough && !sys::process_alive(pid) {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// Writes a new header and empty column files (with room for `capacity` rows) into `dir`.
-fn write_vec_files(dir: &Path, schema: &Schema, version: u64, capacity: u64) -> Result<()> {
-    use std::io::Write;
-    let bytes = Header::encode(schema, version)?;
-    let hp = dir.join(HEADER_FILE);
-    let mut hf = sys::open_file(&hp, true, true).map_err(|e| Error::io(&e, &hp, "creating the header"))?;
-    hf.write_all(&bytes)
-        .and_then(|()| hf.sync_all())
-        .map_err(|e| Error::io(&e, &hp, "writing the header"))?;
-    for c in &schema.columns {
-        let cp = dir.join(&c.file);
-        let f = sys::open_file(&cp, true, true).map_err(|e| Error::io(&e, &cp, "creating a column file"))?;
-        let size = file_bytes(capacity, c.row_size(), c.offset)?;
-        if size > 0 {
-            sys::allocate(&f, size).map_err(|e| Error::io(&e, &cp, "allocating a column file"))?;
-        }
-        f.sync_all()
-            .map_err(|e| Error::io(&e, &cp, "creating a column file"))?;
-    }
-    Ok(())
-}
-
-/// Opens one of a vec's files, which must be a regular file: `missing` and `not_regular` say
-/// what it means when it is absent or something else (EFORMAT either way).
-pub(crate) fn open_regular(
-    path: &Path,
-    write: bool,
-    missing: Error,
-    not_regular: Error,
-    doing: &str,
-) -> Result<(File, u64)> {
-    let file = sys::open_file(path, write, false).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            missing.clone()
-        } else if sys::is_not_regular(&e, path) {
-            not_regular.clone()
-        } else {
-            Error::io(&e, path, doing)
-        }
-    })?;
-    let meta = file.metadata().map_err(|e| Error::io(&e, path, doing))?;
-    if !meta.is_file() {
-        return Err(not_regular);
-    }
-    Ok((file, meta.len()))
-}
-
-/// Opens (read-write or read-only) and locks a vec's header file.
-fn open_header(path: &Path, write: bool, timeout: Duration) -> Result<(File, Held)> {
-    let hp = path.join(HEADER_FILE);
-    let start = std::time::Instant::now();
-    for _ in 0..1000 {
-        let (file, _) = open_regular(
-            &hp,
-            write,
-            format_err(
-                path,
-                "is a directory without a header file: not an mmapvec vec, or its header was deleted",
-            ),
-            format_err(&hp, "is not a regular file; a vec's header is a file"),
-            "opening the header",
-        )?;
-        let held = lock::lock_since(&file, write, timeout, start, path)?;
-        // A schema change renames a new header file over this one (its writer locks the new file
-        // before the rename). A lock on a file that was replaced while this process waited for it
-        // keeps nobody out: take the live file's lock instead.
-        let live = sys::path_id(&hp).ok();
-        if live.is_some() && live == sys::file_id(&file).ok() {
-            return Ok((file, held));
-        }
-        let _ = file.unlock();
-    }
-    Err(Error::new(
-        Code::Io,
-        format!(
-            "{}: the header file was replaced a thousand times while this process tried to lock it; is another process changing the schema in a loop?",
-            hp.display()
-        ),
-    ))
-}
-
-/// Reads and checks the header through the file (never through a mapping, which would fault
-/// on a truncated file), and returns it with the stored row count.
-pub(crate) fn read_header(path: &Path, file: &File) -> Result<(Header, u64)> {
-    let hp = path.join(HEADER_FILE);
-    let (bytes, size) = header::read_bytes(file, &hp)?;
-    let what = hp.display().to_string();
-    let header = Header::decode(&bytes, size, &what)?;
-    let length = header::decode_length(header::stored_length(&bytes), &what)?;
-    Ok((header, length))
-}
-
-fn open_column_files(dir: &Path, schema: &Schema, write: bool) -> Result<Vec<(File, PathBuf, u64)>> {
-    let mut out = Vec::with_capacity(schema.columns.len());
-    for c in &schema.columns {
-        let cp = dir.join(&c.file);
-        let (f, len) = open_regular(
-            &cp,
-            write,
-            format_err(
-                dir,
-                format!(
-                    "damaged: the column file {} of field '{}' is missing",
-                    c.file, c.name
-                ),
-            ),
-            format_err(&cp, format!("is not a regular file (field '{}')", c.name)),
-            "opening a column file",
-        )?;
-        out.push((f, cp, len));
-    }
-    Ok(out)
-}
-
-/// The number `N` of a column file name `cN.col`.
-fn column_file_number(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix('c')?.strip_suffix(".col")?;
-    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// Removes what a schema change interrupted by a crash left in the directory of a vec this
-/// process holds the write lock on: regular column files (`cN.col`) the header does not name,
-/// and unfinished header files (`.header-*.tmp`). Nothing reads them; best effort.
-fn remove_orphans(path: &Path, schema: &Schema) {
-    let Ok(entries) = fs::read_dir(path) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else {
-            continue;
-        };
-        let orphan = (column_file_number(name).is_some() && !schema.columns.iter().any(|c| c.file == name))
-            || (name.starts_with(HEADER_TMP_PREFIX) && name.ends_with(HEADER_TMP_SUFFIX));
-        if orphan && entry.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = fs::remove_file(entry.path());
         }
     }
 }
