@@ -1,18 +1,25 @@
-//! The Node-API binding: `#[napi]` wrappers over `mmapvec-core` and the mapping of its errors.
-//! Nothing here maps memory or takes locks; the TypeScript facade in `ts/` is the public API.
+//! The Node-API binding: `#[napi]` wrappers over `mmapvec-core`, the mapping of its errors, and
+//! the module that hands the core's mapped memory to V8 and takes it back (`node.rs`). Nothing
+//! here maps files or takes locks; the TypeScript facade in `ts/` is the public API.
 
-// The napi macros allow their own generated unsafe; any written here is an error.
+// The napi macros allow their own generated unsafe; any written here is an error, except in
+// the module that hands mapped memory to V8.
 #![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[allow(unsafe_code)]
+mod node;
 
 use std::path::Path;
 use std::time::Duration;
 
 use mmapvec_core::inspect::{self, Info, Problem};
-use mmapvec_core::node::{js_error, NodeVec};
 use mmapvec_core::{Code, ElemType, Error, OpenOptions, Schema, SyncJob};
 use napi::bindgen_prelude::{AsyncTask, ObjectFinalize, TypedArray, Uint8Array, Unknown};
 use napi::{Env, Result, Task};
 use napi_derive::napi;
+use node::{js_error, NodeVec};
 
 /// How the facade asks for a vec to be opened.
 #[napi(object)]
@@ -281,7 +288,7 @@ impl ObjectFinalize for NativeVec {
 /// memory cage, where vecs open in buffered mode).
 #[napi]
 pub fn external_buffers_allowed(env: Env) -> bool {
-    mmapvec_core::node::external_buffers_allowed(&env)
+    node::external_buffers_allowed(&env)
 }
 
 /// Detaches an ArrayBuffer V8 allocated: buffered mode empties the views of a column buffer it

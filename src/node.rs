@@ -1,4 +1,4 @@
-//! Handing mapped memory to JavaScript, and taking it back (feature `node`).
+//! Handing mapped memory to JavaScript, and taking it back.
 //!
 //! ## Safety rules
 //! - Every view JavaScript gets is a TypedArray over an external ArrayBuffer created here. Each
@@ -28,10 +28,9 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{Uint8Array, Unknown};
 use napi::{sys, Env, JsValue, Status};
 
-use crate::error::{Code, Error};
-use crate::schema::Schema;
-use crate::sys::MapMode;
-use crate::vec::{MmapVec, OpenOptions, SyncJob};
+use mmapvec_core::sys::MapMode;
+use mmapvec_core::vec::{MmapVec, OpenOptions, SyncJob};
+use mmapvec_core::{Code, Error, Schema};
 use std::path::Path;
 
 /// Turns a core error into the JavaScript error the facade recognises: the message starts with
@@ -55,28 +54,28 @@ trait Revoke: std::fmt::Debug + Send + Sync {
     fn zero(&self, ptr: *mut u8, len: usize) -> std::io::Result<()>;
 }
 
-impl Revoke for crate::sys::Reservation {
+impl Revoke for mmapvec_core::sys::Reservation {
     fn zero(&self, ptr: *mut u8, len: usize) -> std::io::Result<()> {
-        let page = crate::sys::page_size();
+        let page = mmapvec_core::sys::page_size();
         let start = ptr as usize - self.base() as usize;
-        let end = crate::sys::round_up(start + len, page)
+        let end = mmapvec_core::sys::round_up(start + len, page)
             .unwrap_or(self.len())
             .min(self.len());
         self.zero_range(start / page * page, end)
     }
 }
 
-impl Revoke for crate::sys::Pack {
+impl Revoke for mmapvec_core::sys::Pack {
     fn zero(&self, _ptr: *mut u8, _len: usize) -> std::io::Result<()> {
         // A pack's views cover all of it.
-        crate::sys::Pack::zero(self)
+        mmapvec_core::sys::Pack::zero(self)
     }
 }
 
-impl Revoke for crate::sys::FileMap {
+impl Revoke for mmapvec_core::sys::FileMap {
     fn zero(&self, _ptr: *mut u8, _len: usize) -> std::io::Result<()> {
         // Header views cover the whole mapping.
-        crate::sys::FileMap::zero(self)
+        mmapvec_core::sys::FileMap::zero(self)
     }
 }
 
@@ -337,14 +336,14 @@ struct Overlay {
     /// Bytes of the file mapped at `base` (whole pages; 0: nothing mapped).
     len: usize,
     /// The SIGBUS guard of the file's pages in the memory (see `sys::Guard`).
-    guard: Option<crate::sys::Guard>,
+    guard: Option<mmapvec_core::sys::Guard>,
 }
 
 impl Overlay {
     /// Makes a `WebAssembly.Memory` of at least `len` bytes (whole pages) and maps `file`'s
     /// first `len` bytes over its start.
     fn attach(env: &Env, file: &std::fs::File, len: usize, mode: MapMode) -> napi::Result<Overlay> {
-        if !crate::sys::OVERLAY {
+        if !mmapvec_core::sys::OVERLAY {
             return Err(js_error(Error::new(
                 Code::Invalid,
                 "overlay mode needs mmap(MAP_FIXED) and runs on Linux and macOS only; use mode: 'mmap' or 'buffered'",
@@ -400,7 +399,7 @@ impl Overlay {
         let status = unsafe { sys::napi_get_arraybuffer_info(raw, buffer, &mut data, &mut blen) };
         check(status, "reading a memory")?;
         let base = data.cast::<u8>();
-        if !(base as usize).is_multiple_of(crate::sys::page_size()) || blen < len {
+        if !(base as usize).is_multiple_of(mmapvec_core::sys::page_size()) || blen < len {
             return Err(overlay_error(format!(
                 "overlay mode needs a page-aligned WebAssembly memory of {len} bytes, got {blen} bytes at {base:p}; open the vec with mode: 'buffered'"
             )));
@@ -424,17 +423,17 @@ impl Overlay {
         // freed, and JavaScript cannot detach or grow it (no one else has the memory object),
         // until `detach`/`release` puts anonymous memory back. `len` is within the file (the
         // caller's: the core maps as much of it).
-        match unsafe { crate::sys::map_file_over(base, len, file, mode) } {
+        match unsafe { mmapvec_core::sys::map_file_over(base, len, file, mode) } {
             Ok(()) => Ok(Overlay {
                 len,
-                guard: Some(crate::sys::Guard::new(base, len)),
+                guard: Some(mmapvec_core::sys::Guard::new(base, len)),
                 ..overlay
             }),
             Err(e) => {
                 // MAP_FIXED may have taken the old pages away: put anonymous memory back before
                 // the memory may be freed, or, failing that, keep the memory alive forever.
                 // SAFETY: the range is this memory's, as above.
-                if unsafe { crate::sys::restore_anonymous(base, len) }.is_ok() {
+                if unsafe { mmapvec_core::sys::restore_anonymous(base, len) }.is_ok() {
                     // SAFETY: the reference was created above and is deleted once.
                     unsafe { sys::napi_delete_reference(raw, overlay.memory) };
                 }
@@ -502,7 +501,7 @@ impl Overlay {
         let restored = self.len == 0
             // SAFETY: `attach` mapped the file over `[base, base + len)`, and the strong
             // reference has kept the memory (and that range) alive and unmoved since.
-            || unsafe { crate::sys::restore_anonymous(self.base, self.len) }.is_ok();
+            || unsafe { mmapvec_core::sys::restore_anonymous(self.base, self.len) }.is_ok();
         if can_run_js && !self.marked(env, marked) {
             // Growing by zero pages replaces the buffer in place and detaches the old one, with
             // every view over it (WebAssembly's rule). The file is no longer mapped there.
@@ -620,10 +619,10 @@ impl NodeVec {
         let faulted = |o: &Option<Overlay>| {
             o.as_ref()
                 .and_then(|o| o.guard.as_ref())
-                .is_some_and(crate::sys::Guard::faulted)
+                .is_some_and(mmapvec_core::sys::Guard::faulted)
         };
         let file = if faulted(&self.header_overlay) {
-            Some(crate::header::HEADER_FILE.to_string())
+            Some(mmapvec_core::header::HEADER_FILE.to_string())
         } else {
             self.column_overlays
                 .iter()
@@ -706,7 +705,7 @@ impl NodeVec {
         let v = self.inner.as_ref().ok_or_else(closed)?;
         if self.header_overlay.is_none() {
             let (file, size) = v.header_file();
-            let len = crate::sys::round_up(size, crate::sys::page_size()).unwrap_or(size);
+            let len = mmapvec_core::sys::round_up(size, mmapvec_core::sys::page_size()).unwrap_or(size);
             // The last page may pass the file's end; only bytes past the end of that page would
             // fault, and the header's bytes end before it.
             self.header_overlay = Some(Overlay::attach(env, file, len, v.map_mode())?);
@@ -844,7 +843,7 @@ impl NodeVec {
         Ok(self.after_growth(env, growth))
     }
 
-    fn after_growth(&mut self, env: &Env, growth: crate::vec::Growth) -> u64 {
+    fn after_growth(&mut self, env: &Env, growth: mmapvec_core::Growth) -> u64 {
         for i in growth.moved {
             self.column_views[i].detach_all(env, true);
         }
@@ -879,7 +878,7 @@ impl NodeVec {
     pub fn change_schema(
         &mut self,
         env: &Env,
-        change: impl FnOnce(&mut MmapVec) -> crate::Result<()>,
+        change: impl FnOnce(&mut MmapVec) -> mmapvec_core::Result<()>,
     ) -> napi::Result<()> {
         self.vec_mut()?;
         let marked = self.marked(env);
@@ -960,10 +959,6 @@ impl NodeVec {
             v.unguard();
         }
         self.inner = None;
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.inner.is_none()
     }
 
     /// For the garbage collector's finalizer, where JavaScript cannot run: releases the lock and
