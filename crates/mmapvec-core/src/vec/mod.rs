@@ -475,7 +475,9 @@ impl MmapVec {
     }
 
     /// Column `i`'s reservation, where its rows start in it, and how many bytes hold rows
-    /// (`capacity * row_size`): what a view may cover.
+    /// (`capacity * row_size`): what a view may cover. Those bytes are mapped read-write to the
+    /// file (privately for a read-only vec), and stay readable and writable while the `Arc`
+    /// lives: zero pages once a shrink or a close gives them up.
     pub fn column_region(&self, i: usize) -> (Arc<Reservation>, usize, usize) {
         let c = &self.columns[i];
         (
