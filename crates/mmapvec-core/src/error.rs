@@ -140,6 +140,11 @@ impl Error {
     }
 }
 
+/// An EFORMAT error: what is at `path` is not (or no longer) what a vec's file must be.
+pub(crate) fn format_err(path: &Path, msg: impl fmt::Display) -> Error {
+    Error::new(Code::Format, format!("{}: {msg}", path.display()))
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code.as_str(), self.message)

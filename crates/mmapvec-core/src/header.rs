@@ -6,6 +6,9 @@
 use crate::error::{Code, Error, Result};
 use crate::schema::Schema;
 
+/// The header's file name inside a vec's directory.
+pub const HEADER_FILE: &str = "header";
+
 pub const MAGIC: [u8; 8] = *b"MMAPVEC\0";
 pub const BYTE_ORDER_MARK: u32 = 0x0A0B_0C0D;
 pub const FORMAT_VERSION: u32 = 1;
@@ -306,7 +309,7 @@ pub(crate) fn valid_file_name(name: &str) -> bool {
         && name.len() <= 64
         && name != "."
         && name != ".."
-        && name != crate::vec::HEADER_FILE
+        && name != HEADER_FILE
         && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')

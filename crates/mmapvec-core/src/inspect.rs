@@ -9,12 +9,12 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Code, Error, Result};
-use crate::header::{self, Header, HEADER_ALIGN};
+use crate::dir::{self, open_column_file, open_header_file, rows_in};
+use crate::error::{format_err, Code, Error, Result};
+use crate::header::{self, Header, HEADER_ALIGN, HEADER_FILE};
 use crate::lock::{self, LockState};
 use crate::schema::{ElemType, Schema};
 use crate::settle;
-use crate::vec::{format_err, open_regular, rows_in, HEADER_FILE};
 
 /// One column as the header describes it, and its file as found on disk.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,31 +86,11 @@ fn not_found(path: &Path) -> Error {
 
 /// Fails with ENOENT when nothing is at `path`, EFORMAT when it is not a directory.
 fn check_dir(path: &Path) -> Result<()> {
-    match fs::metadata(path) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(format_err(
-            path,
-            "is not an mmapvec vec: a vec is a directory holding a header file and one file per column",
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(not_found(path)),
-        Err(e) => Err(Error::io(&e, path, "looking it up")),
+    if dir::check_vec_dir(path)? {
+        Ok(())
+    } else {
+        Err(not_found(path))
     }
-}
-
-/// Opens the header file read-only, on an open file description of its own (no lock).
-fn open_header_file(path: &Path) -> Result<File> {
-    let hp = path.join(HEADER_FILE);
-    open_regular(
-        &hp,
-        false,
-        format_err(
-            path,
-            "is a directory without a header file: not an mmapvec vec, or its header was deleted",
-        ),
-        format_err(&hp, "is not a regular file; a vec's header is a file"),
-        "opening the header",
-    )
-    .map(|(f, _)| f)
 }
 
 /// Reads what the header of the vec at `path` says, the sizes of its column files and who
@@ -119,12 +99,9 @@ fn open_header_file(path: &Path) -> Result<File> {
 /// `bytes: None` (run [`verify`] for every problem).
 pub fn inspect(path: &Path) -> Result<Info> {
     check_dir(path)?;
-    let file = open_header_file(path)?;
+    let file = open_header_file(path, false)?;
+    let (h, length) = dir::read_header(path, &file)?;
     let hp = path.join(HEADER_FILE);
-    let (bytes, size) = header::read_bytes(&file, &hp)?;
-    let what = hp.display().to_string();
-    let h = Header::decode(&bytes, size, &what)?;
-    let length = header::decode_length(header::stored_length(&bytes), &what)?;
     let lock = lock::probe(&file).map_err(|e| Error::io(&e, &hp, "probing the lock"))?;
     let columns: Vec<ColumnInfo> = h
         .schema
@@ -157,7 +134,7 @@ pub fn inspect(path: &Path) -> Result<Info> {
         little_endian: cfg!(target_endian = "little"),
         arch: h.arch,
         app_version: h.app_version,
-        header_bytes: size,
+        header_bytes: h.header_size as u64,
         length,
         capacity,
         schema: h.schema,
@@ -199,7 +176,7 @@ pub(crate) fn verify_once(path: &Path) -> Result<Vec<Problem>> {
         Err(e) if e.code == Code::NotFound => return Err(e),
         Err(e) => return Ok(vec![Problem::new("directory", e)]),
     }
-    let file = match open_header_file(path) {
+    let file = match open_header_file(path, false) {
         Ok(f) => f,
         Err(e) => return Ok(vec![Problem::new("header-file", e)]),
     };
@@ -229,19 +206,7 @@ pub(crate) fn verify_once(path: &Path) -> Result<Vec<Problem>> {
             continue;
         }
         let cp = path.join(&c.file);
-        let opened = open_regular(
-            &cp,
-            false,
-            format_err(
-                path,
-                format!(
-                    "damaged: the column file {} of field '{}' is missing",
-                    c.file, c.name
-                ),
-            ),
-            format_err(&cp, format!("is not a regular file (field '{}')", c.name)),
-            "opening a column file",
-        );
+        let opened = open_column_file(path, c, false);
         match opened {
             Ok((f, len)) => {
                 check_column_file(&mut problems, &f, len, &cp, c.offset, &c.name);

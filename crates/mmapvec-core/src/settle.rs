@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use crate::error::{Code, Error, Result};
 use crate::header;
+use crate::header::HEADER_FILE;
 use crate::sys;
-use crate::vec::HEADER_FILE;
 
 /// How many times a check runs while the vec keeps changing under it.
 pub const TRIES: u32 = 20;

@@ -72,7 +72,7 @@ pub struct PackLayout {
 impl PackLayout {
     /// Lays windows of `lens` bytes (whole pages) out back to back, each at a multiple of
     /// [`PACK_ALIGN`], and moved on by further units while its start agrees modulo 256 MiB with
-    /// an earlier window's (a loop over two columns would otherwise run at about 0.8x; see
+    /// an earlier window's (a loop over two columns would otherwise run slower; see
     /// [`Reservation::new`]). None when the total does not fit the address space.
     pub fn new(lens: &[usize]) -> Option<PackLayout> {
         let mut windows: Vec<(usize, usize)> = Vec::with_capacity(lens.len());

@@ -1,3 +1,6 @@
+//! One concern, longer than the crate's other files by design: the Unix half of the platform
+//! contract in `mod.rs`, item for item the mirror of `windows.rs`, so the two read side by side.
+//!
 //! Unix: reservations are `PROT_NONE` anonymous mappings; files are mapped over their start with
 //! `MAP_FIXED`, so a column grows in place and its base address never moves.
 
@@ -220,22 +223,22 @@ impl Reservation {
     /// (Fibonacci hashing of a counter: 0 to 127 times 2 MiB). The kernel places mappings next
     /// to each other, so reservations of one size land a multiple of that size apart, and with
     /// the default 1 GiB the columns' addresses agreed in bits 12-29: a loop reading one column
-    /// and writing another (`x[i] += vx[i] * dt`) then ran at 0.78x of the same loop over
+    /// and writing another (`x[i] += vx[i] * dt`) then ran well below the same loop over
     /// in-memory arrays on an AMD EPYC (its L1 way predictor tags lines by a hash of address
-    /// bits 12-27), and at 1.00x with the skew. The skew trails the usable range (leading it
-    /// would cancel out when the kernel places each mapping just below the previous one) and is
-    /// whole 2 MiB units: a skew of single pages also fixed the loop but made a flush several
-    /// times slower (2 -> 8 ms for 1% of 1 GiB), as the kernel maps the page cache's large
-    /// folios best at 2 MiB-aligned addresses.
+    /// bits 12-27), and as fast with the skew (BENCHMARKS.md, "Targets: met and missed", tick).
+    /// The skew trails the usable range (leading it would cancel out when the kernel places each
+    /// mapping just below the previous one) and is whole 2 MiB units: a skew of single pages
+    /// also fixed the loop but made a flush several times slower, as the kernel maps the page
+    /// cache's large folios best at 2 MiB-aligned addresses.
     pub fn new(len: usize) -> io::Result<Reservation> {
         static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let k = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let skew = (k.wrapping_mul(0x9E37_79B9) >> 25) as usize * (2 << 20);
         let len = round_up(len.max(1), page_size()).ok_or_else(too_large)?;
         // From 2 MiB on, whole 2 MiB units at a 2 MiB-aligned address: the page cache's large
-        // folios map in a few faults there. A column that moved into a reservation of 4 x 215
-        // MB (not a multiple, so the kernel did not align it) took 92,000 page faults in the
-        // next pass over it, against 900 at an aligned address.
+        // folios map in a few faults there. A column that moved into a reservation the kernel
+        // did not align (four times an odd size) took a hundred times the page faults in the
+        // next pass over it.
         let align = if len >= PACK_ALIGN {
             PACK_ALIGN
         } else {

@@ -1,3 +1,6 @@
+//! One concern, longer than the crate's other files by design: the Windows half of the platform
+//! contract in `mod.rs`, item for item the mirror of `unix.rs`, so the two read side by side.
+//!
 //! Windows: a reservation is a placeholder (`VirtualAlloc2` with `MEM_RESERVE_PLACEHOLDER`),
 //! address space that later calls can replace piece by piece. Mapping a range of the file splits
 //! the placeholder there (`VirtualFree` with `MEM_PRESERVE_PLACEHOLDER`) and maps a view of the

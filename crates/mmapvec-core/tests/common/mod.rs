@@ -79,12 +79,15 @@ pub fn check(v: &MmapVec, rows: u64, pos_name: Option<&str>, id_name: Option<&st
     }
 }
 
-/// The names of the `mmapvec-*` entries of the temp directory.
+/// The names of the entries this process's temp vecs made in the temp directory
+/// (`mmapvec-<pid>-...`); other processes' (another test run's scratch directories) are not
+/// this process's doing.
 pub fn temp_entries() -> Vec<OsString> {
+    let mine = format!("mmapvec-{}-", std::process::id());
     fs::read_dir(std::env::temp_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name())
-        .filter(|n| n.to_string_lossy().starts_with("mmapvec-"))
+        .filter(|n| n.to_string_lossy().starts_with(&mine))
         .collect()
 }
 
