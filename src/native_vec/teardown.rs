@@ -40,9 +40,11 @@ pub(super) struct WriteBack {
     env: sys::napi_env,
     /// The hook's argument: the address of the `NativeVec` that registered it.
     arg: *mut c_void,
-    /// Strong references: each stored column's full-capacity TypedArray, by stored column
-    /// index, and the row count's `Float64Array` (the count at index 0).
-    columns: Vec<(usize, Ref)>,
+    /// Strong references: each stored column's full-capacity TypedArray, by the column's file
+    /// (a file keeps its column's type for good, while positions move when a column is dropped,
+    /// and a thread can be ended between a schema change and the facade's next registration),
+    /// and the row count's `Float64Array` (the count at index 0).
+    columns: Vec<(String, Ref)>,
     length: Ref,
 }
 
@@ -77,10 +79,12 @@ impl NativeVec {
         length: Unknown,
         columns: &[(usize, Unknown)],
     ) -> napi::Result<()> {
-        let v = self.vec()?;
-        if columns.iter().any(|&(i, _)| i >= v.schema().columns.len()) {
-            return Err(js_error(Error::new(Code::Invalid, "no such stored column")));
-        }
+        let stored = &self.vec()?.schema().columns;
+        let files = columns
+            .iter()
+            .map(|&(i, _)| stored.get(i).map(|c| c.file.clone()))
+            .collect::<Option<Vec<String>>>()
+            .ok_or_else(|| js_error(Error::new(Code::Invalid, "no such stored column")))?;
         // A hook is registered once per function and argument: the earlier one goes first.
         self.write_back = None;
         let is_typed = |value| napi_calls::is_typedarray(env, value);
@@ -93,7 +97,8 @@ impl NativeVec {
         let what = "keeping a buffered column";
         let columns = columns
             .iter()
-            .map(|&(i, c)| Ok((i, Ref::strong(env, c, what)?)))
+            .zip(files)
+            .map(|(&(_, c), file)| Ok((file, Ref::strong(env, c, what)?)))
             .collect::<napi::Result<Vec<_>>>()?;
         let length = Ref::strong(env, length, what)?;
         let arg = (self as *mut NativeVec).cast::<c_void>();
@@ -124,7 +129,17 @@ impl NativeVec {
         };
         let env = Env::from_raw(wb.env);
         let scope = HandleScope::open(&env);
-        if let Err(e) = self.vec_mut().and_then(|v| wb.copy_into(&env, v)) {
+        // A panic must not unwind out of a hook Node called (that aborts the process).
+        let copied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.vec_mut().and_then(|v| wb.copy_into(&env, v))
+        }))
+        .unwrap_or_else(|_| {
+            Err(js_error(Error::new(
+                Code::Io,
+                "the write-back failed unexpectedly",
+            )))
+        });
+        if let Err(e) = copied {
             let path = self.inner.as_ref().map(|v| v.path().display().to_string());
             eprintln!(
                 "mmapvec: {}: the rows of a buffered vec left open in a thread that was terminated could not be written back: {}",
@@ -147,8 +162,12 @@ impl WriteBack {
             // SAFETY: at least 8 bytes of the live Float64Array's memory; no JavaScript runs.
             .map(|(p, _)| unsafe { p.cast::<f64>().read_unaligned() });
         let mut columns = Vec::with_capacity(self.columns.len());
-        for (i, r) in &self.columns {
-            columns.push((*i, typed_array_bytes(env, r)?));
+        for (file, r) in &self.columns {
+            // A column dropped since the registration is gone from the files too.
+            let Some(i) = v.schema().columns.iter().position(|c| c.file == *file) else {
+                continue;
+            };
+            columns.push((i, typed_array_bytes(env, r)?));
         }
         let (Some(count), true) = (count, columns.iter().all(|(_, c)| c.is_some())) else {
             return Err(js_error(Error::new(
@@ -166,8 +185,12 @@ impl WriteBack {
         for (i, c) in columns {
             let (p, n) = c.unwrap_or((ptr::null(), 0));
             let bytes = (rows * v.schema().columns[i].row_size()).min(n);
-            // SAFETY: `[p, p + bytes)` lies within the live buffer (`n` bytes from `p`), which
-            // V8 allocated and the strong reference keeps; no JavaScript runs meanwhile.
+            if bytes == 0 {
+                continue;
+            }
+            // SAFETY: `[p, p + bytes)` lies within the live buffer (`n` bytes from `p`, and `p`
+            // is not null since `n` > 0), which V8 allocated and the strong reference keeps; no
+            // JavaScript runs meanwhile.
             let src = unsafe { std::slice::from_raw_parts(p, bytes) };
             v.write_column(i, src).map_err(js_error)?;
         }
@@ -176,15 +199,18 @@ impl WriteBack {
 }
 
 /// A TypedArray's bytes from its first element to its buffer's end, or `None` when its buffer
-/// is detached.
+/// is detached. An empty buffer (a vec of capacity 0) may have no data pointer: 0 bytes.
 fn typed_array_bytes(env: &Env, r: &Ref) -> napi::Result<Option<(*const u8, usize)>> {
     let what = "reading a buffered column";
     let value = r
         .value(env)
         .ok_or_else(|| failed(sys::Status::napi_generic_failure, what))?;
     let (data, buffer, offset) = napi_calls::typedarray_info(env, value)?;
-    if napi_calls::is_detached(env, buffer) || data.is_null() {
+    if napi_calls::is_detached(env, buffer) {
         return Ok(None);
+    }
+    if data.is_null() {
+        return Ok(Some((ptr::null(), 0)));
     }
     let (_, len) = napi_calls::arraybuffer_info(env, buffer)?;
     Ok(Some((data.cast_const(), len.saturating_sub(offset))))
