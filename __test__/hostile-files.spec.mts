@@ -7,6 +7,8 @@
  */
 import test from 'ava'
 import { runChild, scratch } from './helpers/util.mjs'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 
 type Outcome = { ok: true; value: unknown } | { code: string; message: string } | { raw: string }
 type Result = Record<string, Outcome> & { target: string; closed: boolean }
@@ -105,3 +107,20 @@ for (const scenario of ['many-opens', 'listener-on', 'listener-onoff', 'autoflus
     t.is(out.close, 'EIO')
   })
 }
+
+test('a create or temp that runs out of file descriptors leaves nothing behind', (t) => {
+  if (process.platform !== 'linux') return t.pass('the descriptor table is filled through /dev/null')
+  for (let free = 0; free < 4; free++) {
+    const dir = join(scratch(), `emfile-${free}`)
+    const tmp = join(scratch(), `emfile-tmp-${free}`)
+    mkdirSync(dir, { recursive: true })
+    mkdirSync(tmp, { recursive: true })
+    const child = runChild('emfile.mjs', [dir, String(free)], { TMPDIR: tmp })
+    t.is(child.status, 0, child.stderr)
+    const out = JSON.parse(child.stdout) as { results: Record<string, string>; left: string[]; tmp: string[] }
+    for (const [what, r] of Object.entries(out.results)) t.true(r === 'ok' || r === 'EIO', `${what} with ${free} descriptors free: ${r}`)
+    if (out.results.create === 'ok') t.true(out.left.includes(join(dir, 'x', 'y', 'new.mvec')))
+    else t.deepEqual(out.left, [], `a failed create left nothing, not even the parents it made (${free} free)`)
+    t.deepEqual(out.tmp, [], `no temp vec directory is left (${free} free)`)
+  }
+})

@@ -184,11 +184,11 @@ fn build_dir_vec(
     let built = write_vec_files(&tmp, &stored, version, capacity)
         .and_then(|()| sys::sync_dir(&tmp).map_err(|e| Error::io(&e, &tmp, "creating the vec")));
     if let Err(e) = built {
-        let _ = fs::remove_dir_all(&tmp);
+        remove_vec_dir(&tmp, &stored);
         return Err(e);
     }
     if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_dir_all(&tmp);
+        remove_vec_dir(&tmp, &stored);
         if path.exists() {
             return Err(Error::new(
                 Code::Exists,
@@ -237,6 +237,20 @@ fn remove_stale_work_dirs(parent: &Path, name: &str) {
 }
 
 /// Writes a new header and empty column files (with room for `capacity` rows) into `dir`.
+/// Removes a vec directory this process made (a creation's work directory, a temp vec's) with
+/// the files [`write_vec_files`] puts there, by name: unlinking needs no descriptor, where
+/// `remove_dir_all` must open the directory and so fails when the descriptor table is full,
+/// the likely reason the creation failed. Best effort.
+pub(crate) fn remove_vec_dir(dir: &Path, schema: &Schema) {
+    let _ = fs::remove_file(dir.join(HEADER_FILE));
+    for c in &schema.columns {
+        let _ = fs::remove_file(dir.join(&c.file));
+    }
+    if fs::remove_dir(dir).is_err() {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
 pub(crate) fn write_vec_files(dir: &Path, schema: &Schema, version: u64, capacity: u64) -> Result<()> {
     use std::io::Write;
     let bytes = Header::encode(schema, version)?;

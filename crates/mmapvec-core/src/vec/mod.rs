@@ -8,7 +8,7 @@
 //! durable and lets go of the mappings at close, and `schema_change.rs` adds, drops and renames
 //! columns.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -205,7 +205,7 @@ impl MmapVec {
             let files = dir::open_column_files(&dir, &schema, true)?;
             Ok((header_file, files))
         })();
-        let _ = fs::remove_dir_all(&dir);
+        dir::remove_vec_dir(&dir, &schema);
         let (header_file, files) = opened?;
         let mut v = Self::assemble(&dir, header_file, None, files, false, true, opts)?;
         if opts.capacity > v.capacity {
