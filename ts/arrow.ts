@@ -2,13 +2,11 @@
  * Apache Arrow interop: a vec as an Arrow Table over its own columns, Arrow IPC files out and
  * in. `apache-arrow` is an optional peer dependency, loaded the first time one of these runs.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { open, rename, rm, type FileHandle } from 'node:fs/promises'
-import { randomBytes } from 'node:crypto'
-import { dirname, join } from 'node:path'
 import type * as Arrow from 'apache-arrow'
-import { MmapVecError, type ErrorCode } from './errors.js'
-import { checkFileName, refuseInsideVec } from './paths.js'
+import { MmapVecError, fromSystemError, invalid, type ErrorCode } from './errors.js'
+import { checkFileName, checkPath, outputKind, refuseInsideVec, tempBeside } from './paths.js'
 import { MmapVec, type OpenOptions } from './index.js'
 import { ARRAY_TYPES, MAX_COUNT, normalizeSchema, type AnyColumn, type ColumnSpec, type Schema, type ScalarType } from './schema.js'
 
@@ -93,10 +91,6 @@ function loadArrow(): ArrowModule {
     throw err
   }
   return arrowCache
-}
-
-function invalid(message: string, path?: string): MmapVecError {
-  return new MmapVecError('EINVAL', message, path)
 }
 
 // ---- mmapvec field types <-> Arrow types ----
@@ -419,52 +413,6 @@ function ipcPieces(vec: MmapVec<Schema>, file: unknown, options: WriteArrowOptio
   })()
 }
 
-/**
- * @internal A temporary name in `file`'s directory, for a file renamed over `file` when whole.
- * Short and not derived from `file`'s name, which may itself be up to NAME_MAX (255) bytes.
- */
-export const tempBeside = (file: string): string => join(dirname(file), `.mmapvec-${process.pid}-${randomBytes(6).toString('hex')}.partial`)
-
-/** The library's code for an operating system error code, with what to do about it. */
-const SYSTEM_CODES: Record<string, [ErrorCode, string]> = {
-  ENOENT: ['ENOENT', 'check the path'],
-  ENOTDIR: ['ENOENT', 'check the path'],
-  EACCES: ['EACCES', 'check the permissions'],
-  EPERM: ['EACCES', 'check the permissions'],
-  EROFS: ['EACCES', 'the file system is read-only'],
-  ENOSPC: ['ENOSPC', 'free some disk space'],
-  EDQUOT: ['ENOSPC', 'the disk quota is used up'],
-  EFBIG: ['ENOSPC', 'the file size limit (ulimit -f) is reached'],
-}
-
-/**
- * @internal An operating system error (one with an errno code such as EACCES) as an
- * {@link MmapVecError} naming `file`; any other error is returned unchanged.
- */
-export function ioError(err: unknown, file: string, doing: string): unknown {
-  const e = err as NodeJS.ErrnoException
-  if (e instanceof MmapVecError || typeof e?.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code)) return err
-  const [code, hint] = SYSTEM_CODES[e.code] ?? ['EIO', undefined]
-  return new MmapVecError(code, `${file}: ${doing} failed: ${e.message}${hint === undefined ? '' : `; ${hint}`}`, file)
-}
-
-/**
- * @internal How an output is written: `replace` (a new file beside it, renamed over it when
- * whole) for a regular file or a new one; `into` for a named pipe, a device or a socket
- * (`/dev/stdout`), which the rename would replace by a regular file (as root, /dev/null
- * itself). A directory is EINVAL.
- */
-export function outputKind(file: string): 'replace' | 'into' {
-  let st
-  try {
-    st = statSync(file)
-  } catch {
-    return 'replace' // not there (or not reachable: creating the file beside it says why)
-  }
-  if (st.isDirectory()) throw invalid(`${file}: is a directory; give the path of a file to write`, file)
-  return st.isFile() ? 'replace' : 'into'
-}
-
 /** Writes all of `data`: a write may take only part of it (at the file size limit, say). */
 async function writeAll(fh: FileHandle, data: Uint8Array): Promise<void> {
   for (let at = 0; at < data.length; ) at += (await fh.write(data, at, data.length - at)).bytesWritten
@@ -502,7 +450,7 @@ export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: str
       into = await open(file, 'w')
       for (const piece of pieces) await writeAll(into, piece)
     } catch (err) {
-      throw ioError(err, file, 'writing the Arrow file')
+      throw fromSystemError(err, file, 'writing the Arrow file')
     } finally {
       await into?.close().catch(() => {})
     }
@@ -524,7 +472,7 @@ export async function writeArrowIPC<S extends Schema>(vec: MmapVec<S>, file: str
     await fh?.close().catch(() => {})
     // A failure to clean up must not hide the error that matters.
     await rm(tmp, { force: true }).catch(() => {})
-    throw ioError(err, file, doing)
+    throw fromSystemError(err, file, doing)
   }
 }
 
@@ -545,7 +493,7 @@ export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: strin
       into = openSync(file, 'w')
       for (const piece of pieces) for (let o = 0; o < piece.length; ) o += writeSync(into, piece, o)
     } catch (err) {
-      throw ioError(err, file, 'writing the Arrow file')
+      throw fromSystemError(err, file, 'writing the Arrow file')
     } finally {
       if (into !== undefined) closeSync(into)
     }
@@ -570,7 +518,7 @@ export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: strin
     } catch {
       // A failure to clean up must not hide the error that matters.
     }
-    throw ioError(err, file, doing)
+    throw fromSystemError(err, file, doing)
   }
 }
 
@@ -579,7 +527,7 @@ export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: strin
 const IMPORT_ROWS = 65536
 
 function checkFromOptions<S extends Schema>(path: unknown, options: FromArrowOptions<S> | undefined): { open: OpenOptions; schema: S | undefined; onProgress: FromArrowOptions<S>['onProgress'] } {
-  if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
+  checkPath(path)
   if (options !== undefined && (options === null || typeof options !== 'object')) throw invalid(`${path}: options must be an object`, path)
   const { schema, onProgress, ...open } = options ?? {}
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid(`${path}: onProgress must be a function`, path)
@@ -783,11 +731,11 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
   try {
     fh = await open(file, 'r')
   } catch (err) {
-    throw ioError(err, file, 'opening the Arrow file')
+    throw fromSystemError(err, file, 'opening the Arrow file')
   }
   const damaged = (err: unknown) => {
     // A read error (EIO, EISDIR) is the file system's, not the file's content.
-    const io = ioError(err, file, 'reading the Arrow file')
+    const io = fromSystemError(err, file, 'reading the Arrow file')
     if (io !== err || err instanceof MmapVecError) return io
     return new MmapVecError('EFORMAT', `${file}: not an Arrow IPC file, or damaged: ${(err as Error)?.message ?? String(err)}`, file)
   }

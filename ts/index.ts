@@ -38,7 +38,7 @@ import { isMarkedAsUntransferable } from './marks.js'
 import { checkBuffers, detachColumn, followTeardown, newColumn, track, untrack, writeBack, type BufferedState } from './buffered.js'
 import { fromArrow, type ArrowTable, type FromArrowOptions } from './arrow.js'
 import { specialise } from './codegen.js'
-import { MmapVecError, fromNative, native, type ErrorCode } from './errors.js'
+import { MmapVecError, callNative, checkCount, fromNative, invalid, type ErrorCode } from './errors.js'
 import {
   ARRAY_TYPES,
   field,
@@ -60,7 +60,7 @@ import {
   type WithRenamedColumn,
   type WithoutColumn,
 } from './schema.js'
-import { refuseInsideVec } from './paths.js'
+import { checkPath, refuseInsideVec } from './paths.js'
 import { notUnicode, notUnicodeMessage, schemaOf } from './schema.js'
 
 export { MmapVecError, type ErrorCode }
@@ -289,10 +289,6 @@ const OPTION_TYPES: Record<keyof OpenOptions, 'boolean' | 'number' | 'string'> =
   mode: 'string',
 }
 
-function invalid(message: string, path?: string): MmapVecError {
-  return new MmapVecError('EINVAL', message, path)
-}
-
 // TypedArray's own accessors, called directly: a Proxy, a subclass or an own property cannot
 // stand in for them, so they tell a real TypedArray and its real length.
 const TypedArrayPrototype = Object.getPrototypeOf(Int8Array.prototype) as object
@@ -343,13 +339,6 @@ function copyChecked(a: ArrayLike<unknown>, n: number, type: ScalarType, out: An
   return true
 }
 
-function checkCount(n: unknown, what: string, path: string): number {
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
-    throw invalid(`${path}: ${what} must be a whole number >= 0, got ${String(n)}`, path)
-  }
-  return n
-}
-
 /** The longest field name in bytes, and the most fields (the core enforces the same). */
 const MAX_NAME_BYTES = 255
 const MAX_COLUMNS = 1024
@@ -364,17 +353,6 @@ function checkName(name: unknown, method: string, what: string, path: string): v
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
     throw invalid(`${path}: ${method}: field name '${name.slice(0, 32)}...' is longer than ${MAX_NAME_BYTES} bytes`, path)
   }
-}
-
-/**
- * Throws EINVAL unless `path` is a non-empty string the file system can take as given: no NUL
- * byte (which would end it early) and no lone surrogate (which has no UTF-8 form, so the core
- * would open a path with U+FFFD in its place).
- */
-function checkPath(path: unknown): asserts path is string {
-  if (typeof path !== 'string' || path === '') throw invalid(`path must be a non-empty string, got ${String(path)}`)
-  if (path.includes('\0')) throw invalid(`${JSON.stringify(path)}: a path cannot hold a NUL byte; remove it`, path)
-  if (notUnicode(path)) throw invalid(notUnicodeMessage('the path', path), path)
 }
 
 function checkOptions(path: string, options: unknown): OpenOptions {
@@ -617,7 +595,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    */
   static remove(path: string): void {
     checkPath(path)
-    native(path, () => nativeRemove(path))
+    callNative(path, () => nativeRemove(path))
   }
 
   /**
@@ -643,7 +621,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    */
   static inspect(path: string): VecInfo {
     checkPath(path)
-    const i = native(path, () => nativeInspect(path))
+    const i = callNative(path, () => nativeInspect(path))
     const stored = JSON.parse(i.schemaJson) as NormalizedSchema
     return {
       path: i.path,
@@ -689,7 +667,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    */
   static verify(path: string): VerifyProblem[] {
     checkPath(path)
-    return native(path, () => nativeVerify(path)).map((p) => ({ code: p.code as ErrorCode, check: p.check, message: p.message }))
+    return callNative(path, () => nativeVerify(path)).map((p) => ({ code: p.code as ErrorCode, check: p.check, message: p.message }))
   }
 
   /**
@@ -759,7 +737,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     // open (the CLI refuses it too); checked only where something will be created.
     if (mode !== 'temp' && !stored && o.create !== false && !existsSync(path)) refuseInsideVec(dirname(path), "a new vec's parent directory", path)
     hookSignals()
-    const nv = native(path || undefined, () =>
+    const nv = callNative(path || undefined, () =>
       NativeVec.open(path, requested === undefined ? undefined : JSON.stringify(requested), {
         create: !stored && (mode !== 'open' || o.create !== false),
         createNew: mode === 'create',
@@ -1101,7 +1079,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._writable()
     this._checkViews()
     if (this._buffered) this._writeBack()
-    this._cap = native(this._path, () => this._native.shrinkToFit())
+    this._cap = callNative(this._path, () => this._native.shrinkToFit())
     try {
       this._refresh(true)
     } catch (e) {
@@ -1125,7 +1103,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._open()
     checkCount(start, 'prefetch start', this._path)
     checkCount(end, 'prefetch end', this._path)
-    native(this._path, () => this._native.prefetch(start, end))
+    callNative(this._path, () => this._native.prefetch(start, end))
   }
 
   /**
@@ -1280,7 +1258,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (this._readOnly) return
     this._checkViews()
     if (this._buffered) this._writeBack()
-    native(this._path, () => this._native.flushSync())
+    callNative(this._path, () => this._native.flushSync())
   }
 
   /**
@@ -1308,7 +1286,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       // that unchanged pages stay clean: writes through views leave no trace the vec could see.
       if (!this._readOnly) this._checkViews()
       if (this._buffered && !this._readOnly) this._writeBack()
-      if (options?.flush !== false && !this._readOnly) native(this._path, () => this._native.flushSync())
+      if (options?.flush !== false && !this._readOnly) callNative(this._path, () => this._native.flushSync())
     } finally {
       if (this._keep !== undefined) untrack(this._keep)
       this._keep = undefined
@@ -1369,7 +1347,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     // will be written through the file (pushMany), so the new pages are not faulted in.
     // Buffered columns are copied into the grown ones: a transferred one has nothing to copy.
     this._checkViews()
-    native(this._path, () => (forWrites ? this._native.growForWrites(n) : this._native.grow(n, geometric)))
+    callNative(this._path, () => (forWrites ? this._native.growForWrites(n) : this._native.grow(n, geometric)))
     this._refresh()
   }
 
@@ -1382,7 +1360,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (this._overlay) {
       // New views first: if a memory cannot be made, the old views, capacity and limit stay.
       const cap = this._native.capacity
-      const bufs = native(this._path, () => this._native.overlayColumns())
+      const bufs = callNative(this._path, () => this._native.overlayColumns())
       const offsets = (JSON.parse(this._native.schemaJson) as { columns: { offset: number }[] }).columns.map((c) => c.offset)
       this._cols = this._spec.columns.map((c, k) => new ARRAY_TYPES[c.type](bufs[this._stored[k]], offsets[this._stored[k]], cap * c.count))
       this._cap = cap
@@ -1403,7 +1381,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
           // Only the rows: past the length the files hold nothing a vec reads, and a new
           // buffer is zero already (and costs no memory until written).
           const used = bytes.subarray(0, this._len * c.count * fresh.BYTES_PER_ELEMENT)
-          native(this._path, () => this._native.readColumn(this._stored[k], used))
+          callNative(this._path, () => this._native.readColumn(this._stored[k], used))
         } else {
           // Only the rows: copying the whole old capacity would touch (and fault in) every page
           // of it, rows or not.
@@ -1416,7 +1394,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
         return fresh
       })
     } else {
-      const bufs = native(this._path, () => this._native.columnBuffers())
+      const bufs = callNative(this._path, () => this._native.columnBuffers())
       const offsets = this._native.columnOffsets
       this._cols = this._spec.columns.map((c, k) => {
         const Ctor = ARRAY_TYPES[c.type]
@@ -1466,7 +1444,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     if (this._buffered) this._writeBack()
     const before = this._native.schemaJson
     try {
-      native(this._path, call)
+      callNative(this._path, call)
     } finally {
       if (this._native.schemaJson !== before) this._reshape(schema as S, { scalar: false, columns }, from)
     }
@@ -1505,7 +1483,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /** @internal The row count's view: the mapped header, or its overlay memory. */
   _headerView(nv: NativeVec): Float64Array {
-    const hb = native(this._path, () => (this._overlay ? nv.overlayHeader() : nv.headerBuffer()))
+    const hb = callNative(this._path, () => (this._overlay ? nv.overlayHeader() : nv.headerBuffer()))
     return new Float64Array(hb, nv.lengthOffset, 1)
   }
 
@@ -1522,13 +1500,13 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     keep.stored = this._stored
     keep.counts = this._spec.columns.map((c) => c.count)
     keep.names = this._spec.columns.map((c) => c.name)
-    native(this._path, () => followTeardown(keep))
+    callNative(this._path, () => followTeardown(keep))
   }
 
   /** @internal Buffered mode: copies every row and the row count into the mapped files. */
   _writeBack(): void {
     const keep = this._keep
-    if (keep !== undefined) native(this._path, () => writeBack(keep))
+    if (keep !== undefined) callNative(this._path, () => writeBack(keep))
   }
 
   /** @internal */
@@ -1683,7 +1661,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     cols.forEach((c, k) => {
       const a = src[k]
       if (direct[k]) {
-        native(this._path, () => this._native.writeRows(this._stored[k], start, a as unknown as NativeTypedArray))
+        callNative(this._path, () => this._native.writeRows(this._stored[k], start, a as unknown as NativeTypedArray))
       } else {
         ;(this._cols[k] as { set(a: ArrayLike<unknown>, o: number): void }).set(a, start * c.count)
       }
@@ -1703,7 +1681,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       this._checkViews()
       if (this._buffered) this._writeBack()
       // Making the job checks the vec (a damaged one is refused): kept for the next flush call.
-      job = native(this._path, () => this._native.flushJob())
+      job = callNative(this._path, () => this._native.flushJob())
     } catch (e) {
       this._flushing = false
       this._flushError = e

@@ -9,7 +9,8 @@ import { closeSync, createReadStream, fstatSync, open, type ReadStream } from 'n
 import { createInterface } from 'node:readline'
 import { Transform, type Readable, type Writable } from 'node:stream'
 import { promisify } from 'node:util'
-import { fromArrowIPC, ioError, writeArrowIPC } from '../arrow.js'
+import { fromArrowIPC, writeArrowIPC } from '../arrow.js'
+import { fromSystemError } from '../errors.js'
 import { MmapVec, MmapVecError, type Schema } from '../index.js'
 import { normalizeSchema, type AnyColumn, type NormalizedSchema } from '../schema.js'
 import { Progress, Sink } from './io.js'
@@ -173,7 +174,7 @@ async function openInput(file: string): Promise<number> {
   try {
     fd = await promisify(open)(file, 'r')
   } catch (err) {
-    throw ioError(err, file, 'opening the input')
+    throw fromSystemError(err, file, 'opening the input')
   }
   if (fstatSync(fd).isDirectory()) {
     closeSync(fd)
@@ -211,7 +212,7 @@ async function importRows(file: string, path: string, schema: Schema, source: Ro
       v.close({ flush: false })
       MmapVec.remove(path)
       // A read error (EIO mid-file, say) comes as the operating system's error: name the file.
-      throw ioError(err, file, 'reading the input')
+      throw fromSystemError(err, file, 'reading the input')
     } finally {
       progress.stop()
     }

@@ -5,9 +5,9 @@
 import { closeSync, createWriteStream, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmdirSync, rmSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { ioError, outputKind, tempBeside } from '../arrow.js'
+import { fromSystemError, systemCode } from '../errors.js'
 import { MmapVec, MmapVecError, type Schema, type VecInfo } from '../index.js'
-import { refuseInsideVec } from '../paths.js'
+import { outputKind, refuseInsideVec, tempBeside } from '../paths.js'
 import { normalizeSchema } from '../schema.js'
 import { EXIT_CODES, exitCodeHelp } from './exit-codes.js'
 import { FORMATS, UsageError, columnsOf, findFormat, jsonLine, type Format, type Slice } from './formats.js'
@@ -341,7 +341,7 @@ async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promi
     } catch (err) {
       // The reader of a pipe went away: a quiet end, as on standard output.
       if (isEpipe(err)) throw err
-      throw ioError(err, out, 'writing the output')
+      throw fromSystemError(err, out, 'writing the output')
     }
     return
   }
@@ -377,7 +377,7 @@ async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promi
     } catch {
       // A failure to clean up must not hide the error that matters.
     }
-    throw ioError(err, out, doing)
+    throw fromSystemError(err, out, doing)
   } finally {
     for (const s of SIGNALS) process.off(s, interrupted)
   }
@@ -394,7 +394,7 @@ function readSchema(arg: string | undefined): Schema | undefined {
     try {
       text = readFileSync(file, 'utf8')
     } catch (err) {
-      throw ioError(err, file, 'reading the --schema file')
+      throw fromSystemError(err, file, 'reading the --schema file')
     }
     // A byte order mark, as editors on Windows write, is not part of the JSON.
     if (text.startsWith('\uFEFF')) text = text.slice(1)
@@ -469,19 +469,10 @@ function fail(err: unknown, command: string | undefined): number {
     say(`${err.code}: ${err.message}`)
     return EXIT_CODES[err.code]
   }
-  // Errors of files the command reads or writes itself (import input, export --out).
-  const system: Record<string, keyof typeof EXIT_CODES> = {
-    ENOENT: 'ENOENT',
-    EACCES: 'EACCES',
-    EPERM: 'EACCES',
-    EROFS: 'EACCES',
-    ENOSPC: 'ENOSPC',
-    EDQUOT: 'ENOSPC',
-    EFBIG: 'ENOSPC',
-    EEXIST: 'EEXIST',
-  }
+  // Errors of files the command reads or writes itself (import input, export --out) that no
+  // fromSystemError named: the library's code for them.
   if (typeof e?.code === 'string' && (e as { syscall?: unknown }).syscall !== undefined) {
-    const code = system[e.code] ?? 'EIO'
+    const code = systemCode(e.code)
     say(`${code}: ${e.message}`)
     return EXIT_CODES[code]
   }
@@ -514,7 +505,7 @@ async function toStdout(body: (sink: Sink) => Promise<void>): Promise<void> {
     await sink.done()
   } catch (err) {
     if (isEpipe(err)) throw err
-    throw ioError(err, 'standard output', 'writing')
+    throw fromSystemError(err, 'standard output', 'writing')
   }
 }
 
