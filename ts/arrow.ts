@@ -7,7 +7,8 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises'
 import type * as Arrow from 'apache-arrow'
 import { MmapVecError, fromSystemError, invalid, type ErrorCode } from './errors.js'
 import { checkFileName, checkPath, outputKind, refuseInsideVec, tempBeside } from './paths.js'
-import { MmapVec, type OpenOptions } from './index.js'
+import type { OpenOptions } from './open.js'
+import { MmapVec } from './vec.js'
 import { ARRAY_TYPES, MAX_COUNT, normalizeSchema, type AnyColumn, type ColumnSpec, type Schema, type ScalarType } from './schema.js'
 
 type ArrowModule = typeof Arrow
