@@ -1,11 +1,23 @@
 /**
- * Opening a vec: the options ({@link OpenOptions}, {@link CloseOptions}, {@link Mode}) and their
- * checks, the defaults the environment sets (`MMAPVEC_MODE`, `MMAPVEC_PACK_MIN_BYTES`), and what
- * the native open is asked for.
+ * Opening, creating and removing vecs: the options ({@link OpenOptions}, {@link CloseOptions})
+ * and their checks, the defaults the environment sets (`MMAPVEC_MODE`,
+ * `MMAPVEC_PACK_MIN_BYTES`), the storage chosen for the mode, what the native open is asked
+ * for, and {@link createFilled} (a new vec that is removed again when filling it fails).
  */
-import { constants as bufferConstants } from 'node:buffer'
-import { externalBuffersAllowed, guardSignals, type OpenArgs } from '../native/binding.js'
-import { checkCount, invalid, type MmapVecError } from './errors.js'
+import { existsSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { NativeVec, externalBuffersAllowed, guardSignals, remove as nativeRemove, type OpenArgs } from '../native/binding.js'
+import { specialise } from './codegen.js'
+import { callNative, checkCount, invalid, type MmapVecError } from './errors.js'
+import type { VecInternals } from './internals.js'
+import { checkPath, refuseInsideVec } from './paths.js'
+import { normalizeSchema, schemaOf, type NormalizedSchema, type Schema } from './schema.js'
+import { BufferedStorage } from './storage/buffered.js'
+import { MappedStorage } from './storage/mapped.js'
+import { OverlayStorage } from './storage/overlay.js'
+import type { Mode, Storage } from './storage/storage.js'
+
+export type { Mode }
 
 /**
  * Options of {@link MmapVec.open}, {@link MmapVec.create} and {@link MmapVec.temp}. An unknown
@@ -78,13 +90,6 @@ export interface CloseOptions {
   flush?: boolean
 }
 
-/**
- * How a vec's columns reach JavaScript: `'mmap'` (views of the file's pages), `'buffered'`
- * (copies in memory V8 allocates, written back on flush and close) or `'overlay'` (WebAssembly
- * memories with the files mapped over them; experimental); see {@link OpenOptions.mode}.
- */
-export type Mode = 'mmap' | 'buffered' | 'overlay'
-
 const MODES: readonly string[] = ['mmap', 'buffered', 'overlay']
 
 let signalsHooked = false
@@ -95,7 +100,7 @@ let signalsHooked = false
  * vec: docs/DESIGN.md), and the default back when it stops listening. Node's own hooks for
  * that run first, so these put mmapvec's handler back right after each, chained to Node's.
  */
-export function hookSignals(): void {
+function hookSignals(): void {
   if (signalsHooked) return
   signalsHooked = true
   const again = (event: string | symbol) => {
@@ -106,7 +111,7 @@ export function hookSignals(): void {
 }
 
 let defaultModeCache: Mode | undefined
-export function defaultMode(): Mode {
+function defaultMode(): Mode {
   if (defaultModeCache === undefined) {
     const env = process.env.MMAPVEC_MODE
     if (env !== undefined && env !== '' && !MODES.includes(env)) {
@@ -156,8 +161,8 @@ export function checkOptionNames(options: unknown, known: readonly string[], whe
   for (const k of Object.keys(options ?? {})) if (!known.includes(k)) throw unknownOption(k, known, where)
 }
 
-/** Checks the options of an open (`where` names the vec in messages). */
-export function checkOptions(path: string, options: unknown): OpenOptions {
+/** Checks the options of an open (`path` names the vec in messages). */
+function checkOptions(path: string, options: unknown): OpenOptions {
   if (options === undefined) return {}
   checkOptionsObject(options, path)
   for (const [k, v] of Object.entries(options)) {
@@ -179,11 +184,26 @@ export function checkOptions(path: string, options: unknown): OpenOptions {
 /** How a vec is opened: `open` (created unless `create: false`), `create` (never an existing one) or `temp`. */
 export type Making = 'open' | 'create' | 'temp'
 
-/** A WebAssembly memory holds at most 4 GiB (65,536 pages); a column's pages stay within it. */
-const OVERLAY_MAX_BYTES = 2 ** 32 - 2 ** 16
+/** The stored schema as the facade works with it: names, types and widths in stored order. */
+function storedSpec(json: string): NormalizedSchema {
+  const s = JSON.parse(json) as NormalizedSchema
+  return { scalar: s.scalar, columns: s.columns.map(({ name, type, count }) => ({ name, type, count })) }
+}
+
+/** A new vec's storage for `mode`. */
+function storageFor(mode: Mode): Storage<VecInternals> {
+  switch (mode) {
+    case 'mmap':
+      return new MappedStorage()
+    case 'buffered':
+      return new BufferedStorage()
+    case 'overlay':
+      return new OverlayStorage()
+  }
+}
 
 /** What the native open is asked for; `stored`: the vec opens with its stored schema (never created). */
-export function nativeOpenArgs(how: Making, o: OpenOptions, mode: Mode, stored: boolean): OpenArgs {
+function nativeOpenArgs(how: Making, o: OpenOptions, storage: Storage<VecInternals>, stored: boolean): OpenArgs {
   return {
     create: !stored && (how !== 'open' || o.create !== false),
     createNew: how === 'create',
@@ -193,12 +213,84 @@ export function nativeOpenArgs(how: Making, o: OpenOptions, mode: Mode, stored: 
     lockTimeoutMs: o.lockTimeoutMs ?? 0,
     version: o.version,
     reservation: o.reservation,
-    // Node 20 cannot make an ArrayBuffer over native memory past 4 GiB; the capacity of a
-    // column stays within what a view of it can show.
-    maxViewBytes: mode === 'overlay' ? Math.min(bufferConstants.MAX_LENGTH, OVERLAY_MAX_BYTES) : bufferConstants.MAX_LENGTH,
-    // One ArrayBuffer for all columns of a large vec: V8 marks the heap for each new
-    // buffer that adds 64 MiB of external memory (docs/DESIGN.md, "Packed columns").
-    pack: mode === 'mmap',
+    maxViewBytes: storage.maxViewBytes,
+    pack: storage.pack,
     packMinBytes: packMinBytes(),
   }
+}
+
+/**
+ * Opens, creates or makes a temp vec (the body of `MmapVec.open`, `create` and `temp`): checks
+ * everything it can before the disk is touched, opens the native vec, and makes the vec of the
+ * class specialised for its schema over it.
+ */
+export function openVec(how: Making, path: string, schema: Schema | undefined, options: OpenOptions | undefined): VecInternals {
+  if (how !== 'temp') checkPath(path)
+  const where = how === 'temp' ? 'temp vec' : path
+  const o = checkOptions(where, options)
+  if (how === 'create' && o.create === false) throw invalid(`${where}: create() with create: false makes no sense`, path)
+  // Without a schema (`open` only), the stored one is used once the vec is open.
+  const stored = how === 'open' && schema === undefined
+  const requested = stored ? undefined : normalizeSchema(schema)
+  if (typeof requested === 'string') throw invalid(`${where}: ${requested}`, path || undefined)
+  // Resolved before anything touches the disk: a bad MMAPVEC_MODE fails here.
+  const mode = o.mode ?? defaultMode()
+  if (mode === 'overlay' && process.platform === 'win32') {
+    throw invalid(`${where}: overlay mode needs mmap(MAP_FIXED) and runs on Linux and macOS only; use mode 'mmap' or 'buffered'`, path || undefined)
+  }
+  // A new vec inside another vec's directory would be deleted by removing that one while
+  // open (the CLI refuses it too); checked only where something will be created.
+  if (how !== 'temp' && !stored && o.create !== false && !existsSync(path)) refuseInsideVec(dirname(path), "a new vec's parent directory", path)
+  hookSignals()
+  const storage = storageFor(mode)
+  const args = nativeOpenArgs(how, o, storage, stored)
+  const nv = callNative(path || undefined, () => NativeVec.open(path, requested === undefined ? undefined : JSON.stringify(requested), args))
+  const spec = requested ?? storedSpec(nv.schemaJson)
+  const Cls = specialise(spec)
+  try {
+    storage.opened(nv)
+    return new Cls({
+      native: nv,
+      schema: schema ?? schemaOf(spec),
+      spec,
+      storage,
+      readOnly: o.readOnly === true,
+      autoFlushMs: o.autoFlushMs,
+      temp: how === 'temp',
+    })
+  } catch (e) {
+    // Overlay mode may fail to make its memories: release the lock at once, not at collection.
+    nv.close()
+    throw e
+  }
+}
+
+/** The body of `MmapVec.remove`. */
+export function removeVec(path: string): void {
+  checkPath(path)
+  callNative(path, () => nativeRemove(path))
+}
+
+/**
+ * Creates a vec at `path` and fills it with `fill`, for imports (Arrow, the CLI's CSV and JSON
+ * lines): when `fill` throws or its Promise rejects, the vec is closed without a flush and
+ * removed, so that nothing is left at `path`, and the error is thrown on. Returns the vec
+ * (a Promise of it for an async `fill`), open unless `fill` closed it.
+ */
+export function createFilled(path: string, schema: Schema, options: OpenOptions, fill: (vec: VecInternals) => Promise<void>): Promise<VecInternals>
+export function createFilled(path: string, schema: Schema, options: OpenOptions, fill: (vec: VecInternals) => void): VecInternals
+export function createFilled(path: string, schema: Schema, options: OpenOptions, fill: (vec: VecInternals) => void | Promise<void>): VecInternals | Promise<VecInternals> {
+  const vec = openVec('create', path, schema, options)
+  const discard = (err: unknown): never => {
+    vec.close({ flush: false })
+    removeVec(path)
+    throw err
+  }
+  let filling: void | Promise<void>
+  try {
+    filling = fill(vec)
+  } catch (err) {
+    return discard(err)
+  }
+  return filling instanceof Promise ? filling.then(() => vec, discard) : vec
 }

@@ -3,20 +3,17 @@
  * every public member is documented, which is why this file is long). Bodies longer than a few
  * lines live in files of their own and are called with the vec's internals (internals.ts).
  */
-import { existsSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { NativeVec, remove as nativeRemove, type TypedArray as NativeTypedArray } from '../native/binding.js'
-import { isMarkedAsUntransferable } from './marks.js'
-import { checkBuffers, detachColumn, followTeardown, newColumn, track, untrack, writeBack, type BufferedState } from './buffered.js'
+import type { NativeVec, TypedArray as NativeTypedArray } from '../native/binding.js'
 import { fromArrow, type ArrowTable, type FromArrowOptions } from './arrow.js'
-import { specialise } from './codegen.js'
+import { setBaseClass, specialise } from './codegen.js'
 import { MmapVecError, callNative, checkCount, fromNative, invalid } from './errors.js'
 import { inspect as inspectVec, verify as verifyVec, type VecInfo, type VerifyProblem } from './info.js'
-import { checkOptions, defaultMode, hookSignals, nativeOpenArgs, type CloseOptions, type Making, type Mode, type OpenOptions } from './open.js'
+import { setColumns, type Opening, type VecInternals } from './internals.js'
+import { openVec, removeVec, type CloseOptions, type Making, type Mode, type OpenOptions } from './open.js'
+import { checkBuffers, type Storage } from './storage/storage.js'
 import {
   ARRAY_TYPES,
   field,
-  normalizeSchema,
   type AnyColumn,
   type ColumnInput,
   type ColumnSpec,
@@ -34,8 +31,7 @@ import {
   type WithRenamedColumn,
   type WithoutColumn,
 } from './schema.js'
-import { checkPath, refuseInsideVec } from './paths.js'
-import { notUnicode, notUnicodeMessage, schemaOf } from './schema.js'
+import { notUnicode, notUnicodeMessage } from './schema.js'
 
 /** A `pushMany` column this large or larger is written through the file (see `_pushColumns`). */
 const DIRECT_WRITE_BYTES = 64 * 1024
@@ -107,20 +103,6 @@ function checkName(name: unknown, method: string, what: string, path: string): v
 }
 
 
-/** The stored schema as the facade works with it: names, types and widths in stored order. */
-function storedSpec(json: string): NormalizedSchema {
-  const s = JSON.parse(json) as NormalizedSchema
-  return { scalar: s.scalar, columns: s.columns.map(({ name, type, count }) => ({ name, type, count })) }
-}
-
-interface Opening<S extends Schema> {
-  native: NativeVec
-  schema: S
-  spec: NormalizedSchema
-  options: OpenOptions
-  temp: boolean
-}
-
 /**
  * A persistent, memory-mapped, growable array of rows laid out as a struct of arrays.
  *
@@ -166,10 +148,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   /** @internal */ declare _flushing: boolean
   /** @internal */ declare _flushError: unknown
   /** @internal Stored column index of each schema column. */ declare _stored: number[]
-  /** @internal Columns in V8-allocated memory, copied to and from the files. */ declare _buffered: boolean
-  /** @internal Columns in WebAssembly memories with the files mapped over them. */ declare _overlay: boolean
-  /** @internal Buffered mode: what writing back needs, kept apart so that the vec can be collected. */
-  declare _keep: BufferedState | undefined
+  /** @internal How the columns reach JavaScript (storage/storage.ts), chosen at open. */ declare _storage: Storage<VecInternals>
 
   /** @internal Use {@link MmapVec.open}, {@link MmapVec.create} or {@link MmapVec.temp}. */
   constructor(o: Opening<S>) {
@@ -177,9 +156,9 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._schema = o.schema
     this._spec = o.spec
     this._temp = o.temp
-    this._readOnly = o.options.readOnly === true
-    this._buffered = o.options.mode === 'buffered'
-    this._overlay = o.options.mode === 'overlay'
+    this._readOnly = o.readOnly
+    // One field for every mode, in the same place: every vec has the same hidden class.
+    this._storage = o.storage
     this._path = o.native.path
     this._closed = false
     this._timer = undefined
@@ -189,12 +168,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._gen = 0
     const storedSchema = JSON.parse(o.native.schemaJson) as NormalizedSchema
     this._stored = o.spec.columns.map((c) => storedSchema.columns.findIndex((s) => s.name === c.name))
-    if (this._buffered) {
-      this._hdr = new Float64Array(1)
-      this._hdr[0] = o.native.length
-    } else {
-      this._hdr = this._headerView(o.native)
-    }
+    this._hdr = o.storage.header(this)
     // Keep the length a small integer where it fits: a field that once held a double stays a
     // boxed double in V8, which makes every push several times slower.
     const stored = this._hdr[0]
@@ -202,25 +176,14 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._cap = 0
     this._limit = -1
     this._cols = []
-    // The column fields `_c0`... are first written by `_refresh` below, not set to undefined
-    // here first: V8 treats a field written once as a constant, so while no vec of this
-    // schema has grown, optimised code can embed the columns (2x faster random `get`).
-    this._keep = undefined
-    this._refresh()
-    if (this._buffered && !this._readOnly) {
-      this._keep = {
-        native: o.native,
-        path: this._path,
-        cols: this._cols,
-        counts: o.spec.columns.map((c) => c.count),
-        stored: this._stored,
-        names: o.spec.columns.map((c) => c.name),
-        hdr: this._hdr,
-      }
-      track(this, this._keep)
-    }
-    if (o.options.autoFlushMs !== undefined && !this._readOnly) {
-      this._timer = setInterval(() => this._autoFlush(), o.options.autoFlushMs)
+    // The column fields `_c0`... are first written by the storage's refresh below (through
+    // setColumns), not set to undefined here first: V8 treats a field written once as a
+    // constant, so while no vec of this schema has grown, optimised code can embed the columns
+    // (2x faster random `get`).
+    o.storage.refresh(this, false)
+    o.storage.attach(this)
+    if (o.autoFlushMs !== undefined && !this._readOnly) {
+      this._timer = setInterval(() => this._autoFlush(), o.autoFlushMs)
       this._timer.unref()
     }
   }
@@ -323,8 +286,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    *   for a bad path; `EACCES`, `EIO` from the OS.
    */
   static remove(path: string): void {
-    checkPath(path)
-    callNative(path, () => nativeRemove(path))
+    removeVec(path)
   }
 
   /**
@@ -423,38 +385,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   }
 
   /** @internal */
-  static _make<S extends Schema>(mode: Making, path: string, schema: S | undefined, options: OpenOptions | undefined): MmapVec<S> {
-    if (mode !== 'temp') checkPath(path)
-    const where = mode === 'temp' ? 'temp vec' : path
-    const o = checkOptions(where, options)
-    if (mode === 'create' && o.create === false) throw invalid(`${where}: create() with create: false makes no sense`, path)
-    // Without a schema (`open` only), the stored one is used once the vec is open.
-    const stored = mode === 'open' && schema === undefined
-    const requested = stored ? undefined : normalizeSchema(schema)
-    if (typeof requested === 'string') throw invalid(`${where}: ${requested}`, path || undefined)
-    // Resolved before anything touches the disk: a bad MMAPVEC_MODE fails here.
-    const resolved: OpenOptions & { mode: Mode } = { ...o, mode: o.mode ?? defaultMode() }
-    if (resolved.mode === 'overlay' && process.platform === 'win32') {
-      throw invalid(`${where}: overlay mode needs mmap(MAP_FIXED) and runs on Linux and macOS only; use mode 'mmap' or 'buffered'`, path || undefined)
-    }
-    // A new vec inside another vec's directory would be deleted by removing that one while
-    // open (the CLI refuses it too); checked only where something will be created.
-    if (mode !== 'temp' && !stored && o.create !== false && !existsSync(path)) refuseInsideVec(dirname(path), "a new vec's parent directory", path)
-    hookSignals()
-    const args = nativeOpenArgs(mode, o, resolved.mode, stored)
-    const nv = callNative(path || undefined, () => NativeVec.open(path, requested === undefined ? undefined : JSON.stringify(requested), args))
-    const spec = requested ?? storedSpec(nv.schemaJson)
-    const Cls = specialise(MmapVec, spec)
-    const userSchema = (schema ?? schemaOf(spec)) as S
-    try {
-      // Growing a memory whose buffer Node 24 marked untransferable aborts: the addon asks first.
-      if (resolved.mode === 'overlay' && typeof isMarkedAsUntransferable === 'function') nv.askMarks(isMarkedAsUntransferable)
-      return new Cls({ native: nv, schema: userSchema, spec, options: resolved, temp: mode === 'temp' })
-    } catch (e) {
-      // Overlay mode may fail to make its memories: release the lock at once, not at collection.
-      nv.close()
-      throw e
-    }
+  static _make<S extends Schema>(how: Making, path: string, schema: S | undefined, options: OpenOptions | undefined): MmapVec<S> {
+    return openVec(how, path, schema, options) as unknown as MmapVec<S>
   }
 
   /** The number of rows (0 once closed). */
@@ -477,7 +409,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /** `'mmap'`, `'buffered'` or `'overlay'`; see {@link OpenOptions.mode}. */
   get mode(): Mode {
-    return this._buffered ? 'buffered' : this._overlay ? 'overlay' : 'mmap'
+    return this._storage.mode
   }
 
   /** The vec's directory (for temp vecs, a name that no longer exists on disk). */
@@ -765,17 +697,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   shrinkToFit(): void {
     this._writable()
     this._checkViews()
-    if (this._buffered) this._writeBack()
-    this._cap = callNative(this._path, () => this._native.shrinkToFit())
-    try {
-      this._refresh(true)
-    } catch (e) {
-      // Overlay mode: the old memories are gone (they mapped pages the files no longer have)
-      // and no new ones could be made; the rows are safe in the files, so the vec closes
-      // rather than keep views whose writes would go nowhere.
-      if (this._overlay) this.close()
-      throw e
-    }
+    this._storage.shrinkToFit(this)
   }
 
   /**
@@ -925,7 +847,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._throwFlushError()
     if (this._readOnly) return
     this._checkViews()
-    if (this._buffered) this._writeBack()
+    this._storage.writeBack(this)
     try {
       await this._native.flushJob().run()
     } catch (err) {
@@ -944,7 +866,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._throwFlushError()
     if (this._readOnly) return
     this._checkViews()
-    if (this._buffered) this._writeBack()
+    this._storage.writeBack(this)
     callNative(this._path, () => this._native.flushSync())
   }
 
@@ -972,19 +894,18 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
       // Buffered columns always go back to the files (the page cache), compared page by page so
       // that unchanged pages stay clean: writes through views leave no trace the vec could see.
       if (!this._readOnly) this._checkViews()
-      if (this._buffered && !this._readOnly) this._writeBack()
+      this._storage.writeBack(this) // nothing to write back for a read-only vec
       if (options?.flush !== false && !this._readOnly) callNative(this._path, () => this._native.flushSync())
     } finally {
-      if (this._keep !== undefined) untrack(this._keep)
-      this._keep = undefined
-      this._native.close()
-      if (this._buffered) for (const c of this._cols) detachColumn(c)
+      this._storage.release(this)
       this._closed = true
       this._len = 0
       this._cap = 0
       this._limit = -1
-      this._cols = this._spec.columns.map((c) => new ARRAY_TYPES[c.type](0))
-      this._spec.columns.forEach((_, k) => ((this as unknown as Record<string, unknown>)[`_c${k}`] = this._cols[k]))
+      setColumns(
+        this,
+        this._spec.columns.map((c) => new ARRAY_TYPES[c.type](0)),
+      )
       this._columnsCache = undefined
     }
   }
@@ -1035,62 +956,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     // Buffered columns are copied into the grown ones: a transferred one has nothing to copy.
     this._checkViews()
     callNative(this._path, () => (forWrites ? this._native.growForWrites(n) : this._native.grow(n, geometric)))
-    this._refresh()
-  }
-
-  /**
-   * @internal Takes new full-capacity views: from the native layer (mmap mode), or as new
-   * V8-allocated buffers (buffered mode) filled from the old ones after a growth, or from the
-   * files at open and after `shrinkToFit` (`fromFiles`).
-   */
-  _refresh(fromFiles = false): void {
-    if (this._overlay) {
-      // New views first: if a memory cannot be made, the old views, capacity and limit stay.
-      const cap = this._native.capacity
-      const bufs = callNative(this._path, () => this._native.overlayColumns())
-      const offsets = (JSON.parse(this._native.schemaJson) as { columns: { offset: number }[] }).columns.map((c) => c.offset)
-      this._cols = this._spec.columns.map((c, k) => new ARRAY_TYPES[c.type](bufs[this._stored[k]], offsets[this._stored[k]], cap * c.count))
-      this._cap = cap
-      this._limit = this._readOnly ? -1 : cap
-      this._spec.columns.forEach((_, k) => ((this as unknown as Record<string, unknown>)[`_c${k}`] = this._cols[k]))
-      this._gen++
-      return
-    }
-    this._cap = this._native.capacity
-    this._limit = this._readOnly ? -1 : this._cap
-    if (this._buffered) {
-      const first = this._cols.length === 0
-      this._cols = this._spec.columns.map((c, k) => {
-        const fresh = newColumn(c.type, this._cap * c.count)
-        const bytes = new Uint8Array(fresh.buffer)
-        const old = this._cols[k]
-        if (first || fromFiles) {
-          // Only the rows: past the length the files hold nothing a vec reads, and a new
-          // buffer is zero already (and costs no memory until written).
-          const used = bytes.subarray(0, this._len * c.count * fresh.BYTES_PER_ELEMENT)
-          callNative(this._path, () => this._native.readColumn(this._stored[k], used))
-        } else {
-          // Only the rows: copying the whole old capacity would touch (and fault in) every page
-          // of it, rows or not.
-          const rows = Math.min(this._len * c.count * fresh.BYTES_PER_ELEMENT, old.byteLength, bytes.byteLength)
-          bytes.set(new Uint8Array(old.buffer, old.byteOffset, rows))
-        }
-        // The old buffer is detached, as a moved mapping's views are: a stale view reads as
-        // empty instead of silently missing every later change.
-        if (!first) detachColumn(old)
-        return fresh
-      })
-    } else {
-      const bufs = callNative(this._path, () => this._native.columnBuffers())
-      const offsets = this._native.columnOffsets
-      this._cols = this._spec.columns.map((c, k) => {
-        const Ctor = ARRAY_TYPES[c.type]
-        return new Ctor(bufs[this._stored[k]], offsets[this._stored[k]], this._cap * c.count)
-      })
-    }
-    this._spec.columns.forEach((_, k) => ((this as unknown as Record<string, unknown>)[`_c${k}`] = this._cols[k]))
-    this._syncKeep()
-    this._gen++
+    this._storage.refresh(this, false)
   }
 
   /** @internal */
@@ -1128,7 +994,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    */
   _change(call: () => void, schema: Record<string, FieldType>, columns: ColumnSpec[], from: number[]): void {
     // Buffered columns go to the files first: the change makes everything before it durable.
-    if (this._buffered) this._writeBack()
+    this._storage.writeBack(this)
     const before = this._native.schemaJson
     try {
       callNative(this._path, call)
@@ -1142,58 +1008,18 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * layer has detached the views of a dropped column and of the replaced header already.
    */
   _reshape(schema: S, spec: NormalizedSchema, from: number[]): void {
-    const self = this as unknown as Record<string, unknown>
-    const oldCols = this._cols
-    const oldCount = this._spec.columns.length
     const stored = JSON.parse(this._native.schemaJson) as NormalizedSchema
     this._schema = schema
     this._spec = spec
     this._stored = spec.columns.map((c) => stored.columns.findIndex((s) => s.name === c.name))
-    Object.setPrototypeOf(this, specialise(MmapVec, spec).prototype)
-    if (this._buffered) {
-      // The capacity is unchanged: kept columns keep their buffers, a new one starts at zero.
-      this._cols = spec.columns.map((c, k) => (from[k] >= 0 ? oldCols[from[k]] : newColumn(c.type, this._cap * c.count)))
-      oldCols.forEach((a, j) => {
-        if (!from.includes(j)) detachColumn(a)
-      })
-      spec.columns.forEach((_, k) => (self[`_c${k}`] = this._cols[k]))
-      this._syncKeep()
-      this._gen++
-    } else {
-      // The header file was replaced: the row count must keep landing in the live one.
-      this._hdr = this._headerView(this._native)
-      this._refresh()
-    }
-    for (let k = spec.columns.length; k < oldCount; k++) self[`_c${k}`] = undefined
+    Object.setPrototypeOf(this, specialise(spec).prototype as object)
+    this._storage.reshape(this, from)
     this._columnsCache = undefined
-  }
-
-  /** @internal The row count's view: the mapped header, or its overlay memory. */
-  _headerView(nv: NativeVec): Float64Array {
-    const hb = callNative(this._path, () => (this._overlay ? nv.overlayHeader() : nv.headerBuffer()))
-    return new Float64Array(hb, nv.lengthOffset, 1)
   }
 
   /** @internal Throws EINVAL when the program detached one of the column buffers (see `checkBuffers`). */
   _checkViews(): void {
-    checkBuffers(this._path, (k) => this._spec.columns[k].name, this._cols, this._buffered)
-  }
-
-  /** @internal Buffered mode: what a write-back at collection or exit sees follows the vec. */
-  _syncKeep(): void {
-    const keep = this._keep
-    if (keep === undefined) return
-    keep.cols = this._cols
-    keep.stored = this._stored
-    keep.counts = this._spec.columns.map((c) => c.count)
-    keep.names = this._spec.columns.map((c) => c.name)
-    callNative(this._path, () => followTeardown(keep))
-  }
-
-  /** @internal Buffered mode: copies every row and the row count into the mapped files. */
-  _writeBack(): void {
-    const keep = this._keep
-    if (keep !== undefined) callNative(this._path, () => writeBack(keep))
+    checkBuffers(this._path, (k) => this._spec.columns[k].name, this._cols, this._storage.detachedLoses)
   }
 
   /** @internal */
@@ -1335,7 +1161,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     // Large columns of the column's own type go to the file directly (pwrite): a copy into the
     // mapping makes the kernel zero each fresh page before overwriting it, a write of whole
     // pages does not (docs/DESIGN.md). Buffered mode's columns are V8's memory, not the file's.
-    const direct = cols.map((c, k) => !this._buffered && src[k] instanceof ARRAY_TYPES[c.type] && (src[k] as ArrayBufferView).byteLength >= DIRECT_WRITE_BYTES)
+    const direct = cols.map((c, k) => this._storage.writesThrough && src[k] instanceof ARRAY_TYPES[c.type] && (src[k] as ArrayBufferView).byteLength >= DIRECT_WRITE_BYTES)
     if (grows) {
       this._grow(start + rows, true, direct.some(Boolean))
       cols.forEach((c, k) => {
@@ -1366,7 +1192,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     let job: ReturnType<NativeVec['flushJob']>
     try {
       this._checkViews()
-      if (this._buffered) this._writeBack()
+      this._storage.writeBack(this)
       // Making the job checks the vec (a damaged one is refused): kept for the next flush call.
       job = callNative(this._path, () => this._native.flushJob())
     } catch (e) {
@@ -1397,3 +1223,5 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     throw e
   }
 }
+
+setBaseClass(MmapVec)
