@@ -7,6 +7,7 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises'
 import type * as Arrow from 'apache-arrow'
 import { MmapVecError, fromSystemError, invalid, type ErrorCode } from './errors.js'
 import { checkFileName, checkPath, outputKind, refuseInsideVec, tempBeside } from './paths.js'
+import { pushColumns } from './bulk.js'
 import type { OpenOptions } from './open.js'
 import { MmapVec } from './vec.js'
 import { ARRAY_TYPES, MAX_COUNT, normalizeSchema, type AnyColumn, type ColumnSpec, type Schema, type ScalarType } from './schema.js'
@@ -579,7 +580,7 @@ function appendBatch(vec: MmapVec<Schema>, batch: Arrow.RecordBatch, p: Plan): v
     const part = at === 0 && batch.numRows <= IMPORT_ROWS ? batch : batch.slice(at, Math.min(batch.numRows, at + IMPORT_ROWS))
     const cols: Record<string, ArrayLike<unknown>> = {}
     for (const { spec, source } of p.columns) cols[spec.name] = columnValues(part.data.children[source], spec)
-    vec._pushColumns(cols)
+    pushColumns(vec, cols)
   }
 }
 

@@ -3,20 +3,21 @@
  * every public member is documented, which is why this file is long). Bodies longer than a few
  * lines live in files of their own and are called with the vec's internals (internals.ts).
  */
-import type { NativeVec, TypedArray as NativeTypedArray } from '../native/binding.js'
+import type { NativeVec } from '../native/binding.js'
 import { fromArrow, type ArrowTable, type FromArrowOptions } from './arrow.js'
-import { setBaseClass, specialise } from './codegen.js'
-import { MmapVecError, callNative, checkCount, fromNative, invalid } from './errors.js'
+import * as bulk from './bulk.js'
+import { setBaseClass } from './codegen.js'
+import * as durability from './durability.js'
+import { MmapVecError, checkCount, callNative, invalid } from './errors.js'
 import { inspect as inspectVec, verify as verifyVec, type VecInfo, type VerifyProblem } from './info.js'
-import { setColumns, type Opening, type VecInternals } from './internals.js'
+import type { Opening, VecInternals } from './internals.js'
 import { openVec, removeVec, type CloseOptions, type Making, type Mode, type OpenOptions } from './open.js'
-import { checkBuffers, type Storage } from './storage/storage.js'
+import { badIndex, copyArray, readArray, rowError, schemaChanged, valueError } from './rows.js'
+import * as schemaChange from './schema-change.js'
 import {
-  ARRAY_TYPES,
-  field,
+  storedOrder,
   type AnyColumn,
   type ColumnInput,
-  type ColumnSpec,
   type ColumnsOf,
   type FieldNames,
   type FieldType,
@@ -25,83 +26,12 @@ import {
   type RowInput,
   type RowOf,
   type Schema,
-  type ScalarType,
   type ValuesOf,
   type WithColumn,
   type WithRenamedColumn,
   type WithoutColumn,
 } from './schema.js'
-import { notUnicode, notUnicodeMessage } from './schema.js'
-
-/** A `pushMany` column this large or larger is written through the file (see `_pushColumns`). */
-const DIRECT_WRITE_BYTES = 64 * 1024
-
-// TypedArray's own accessors, called directly: a Proxy, a subclass or an own property cannot
-// stand in for them, so they tell a real TypedArray and its real length.
-const TypedArrayPrototype = Object.getPrototypeOf(Int8Array.prototype) as object
-// eslint-disable-next-line @typescript-eslint/unbound-method -- unbound on purpose: always called with .call(a)
-const accessor = (name: PropertyKey) => Object.getOwnPropertyDescriptor(TypedArrayPrototype, name)!.get!
-const tagOf = accessor(Symbol.toStringTag) as (this: unknown) => string | undefined
-const lengthOf = accessor('length') as (this: ArrayBufferView) => number
-const bufferOf = accessor('buffer') as (this: ArrayBufferView) => ArrayBufferLike
-const sliceOf = (TypedArrayPrototype as { slice: (this: ArrayBufferView, start: number, end: number) => unknown }).slice
-
-/** Whether a real TypedArray can be read: false when its buffer was detached, or shrunk under it. */
-function readable(a: ArrayBufferView): boolean {
-  try {
-    // slice validates the array first (detached, or out of bounds of a resized buffer).
-    sliceOf.call(a, 0, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** The TypedArray's type name ('Float32Array'...), or undefined for anything else. */
-function typedArrayKind(a: unknown): string | undefined {
-  return typeof a === 'object' && a !== null ? tagOf.call(a) : undefined
-}
-
-function typedArrayLength(a: ArrayBufferView): number {
-  return lengthOf.call(a)
-}
-
-function zeroOrOne(a: Uint8Array): boolean {
-  for (let j = 0; j < a.length; j++) if (a[j] > 1) return false
-  return true
-}
-
-/**
- * Reads `n` elements of `a` once each into `out` (a TypedArray of the column's type), checking
- * their JavaScript type: false at the first bad one. Getters may run; nothing else is touched.
- */
-function copyChecked(a: ArrayLike<unknown>, n: number, type: ScalarType, out: AnyColumn): boolean {
-  const want = type === 'i64' || type === 'u64' ? 'bigint' : type === 'bool' ? 'boolean' : 'number'
-  const o = out as unknown as unknown[]
-  for (let j = 0; j < n; j++) {
-    const e = a[j]
-    if (typeof e !== want) return false
-    o[j] = want === 'boolean' ? (e ? 1 : 0) : e
-  }
-  return true
-}
-
-/** The longest field name in bytes, and the most fields (the core enforces the same). */
-const MAX_NAME_BYTES = 255
-const MAX_COLUMNS = 1024
-
-function checkName(name: unknown, method: string, what: string, path: string): void {
-  if (typeof name !== 'string' || name === '') {
-    throw invalid(`${path}: ${method}: ${what} must be a non-empty string, got ${typeof name === 'string' ? "''" : String(name)}`, path)
-  }
-  if (notUnicode(name)) throw invalid(`${path}: ${method}: ${notUnicodeMessage(what, name)}`, path)
-  // Checked here as well as in the core so that a refused call fails before buffered mode
-  // writes anything back.
-  if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
-    throw invalid(`${path}: ${method}: field name '${name.slice(0, 32)}...' is longer than ${MAX_NAME_BYTES} bytes`, path)
-  }
-}
-
+import { checkBuffers, type Storage } from './storage/storage.js'
 
 /**
  * A persistent, memory-mapped, growable array of rows laid out as a struct of arrays.
@@ -166,8 +96,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._flushError = undefined
     this._columnsCache = undefined
     this._gen = 0
-    const storedSchema = JSON.parse(o.native.schemaJson) as NormalizedSchema
-    this._stored = o.spec.columns.map((c) => storedSchema.columns.findIndex((s) => s.name === c.name))
+    this._stored = storedOrder(o.spec, o.native.schemaJson)
     this._hdr = o.storage.header(this)
     // Keep the length a small integer where it fits: a field that once held a double stays a
     // boxed double in V8, which makes every push several times slower.
@@ -182,10 +111,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     // (2x faster random `get`).
     o.storage.refresh(this, false)
     o.storage.attach(this)
-    if (o.autoFlushMs !== undefined && !this._readOnly) {
-      this._timer = setInterval(() => this._autoFlush(), o.autoFlushMs)
-      this._timer.unref()
-    }
+    if (o.autoFlushMs !== undefined && !this._readOnly) this._timer = durability.autoFlushEvery(this, o.autoFlushMs)
   }
 
   /**
@@ -237,7 +163,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    */
   static open(path: string, schema?: undefined, options?: OpenOptions): MmapVec<Schema>
   static open(path: string, schema?: Schema, options?: OpenOptions): MmapVec<Schema> {
-    return MmapVec._make('open', path, schema, options)
+    return make('open', path, schema, options)
   }
 
   /**
@@ -253,7 +179,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    *   from the OS.
    */
   static create<const S extends Schema>(path: string, schema: S, options?: OpenOptions): MmapVec<S> {
-    return MmapVec._make('create', path, schema, options)
+    return make('create', path, schema, options)
   }
 
   /**
@@ -273,7 +199,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * ```
    */
   static temp<const S extends Schema>(schema: S, options?: OpenOptions): MmapVec<S> {
-    return MmapVec._make('temp', '', schema, options)
+    return make('temp', '', schema, options)
   }
 
   /**
@@ -382,11 +308,6 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   static fromArrow<const S extends Schema = Schema>(path: string, file: string, options?: FromArrowOptions<S>): Promise<MmapVec<S>>
   static fromArrow<const S extends Schema = Schema>(path: string, source: ArrowTable | string, options?: FromArrowOptions<S>): MmapVec<S> | Promise<MmapVec<S>> {
     return fromArrow(path, source, options)
-  }
-
-  /** @internal */
-  static _make<S extends Schema>(how: Making, path: string, schema: S | undefined, options: OpenOptions | undefined): MmapVec<S> {
-    return openVec(how, path, schema, options) as unknown as MmapVec<S>
   }
 
   /** The number of rows (0 once closed). */
@@ -581,38 +502,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * ```
    */
   pushMany(input: Iterable<RowInput<S>> | ColumnInput<S>): number {
-    this._writable()
-    if (input === null || typeof input !== 'object') {
-      throw invalid(`${this._path}: pushMany takes an iterable of rows or an object of columns`, this._path)
-    }
-    if (this._spec.scalar && ArrayBuffer.isView(input)) return this._pushColumns({ value: input })
-    if (typeof (input as Iterable<unknown>)[Symbol.iterator] === 'function') {
-      // Every row is read and checked into staging columns first, then all are appended at
-      // once: the iterator (and the rows' getters) may run any code, including calls on this
-      // vec, and none of it can see, mix or lose half-pushed rows. All or nothing.
-      const spec = this._spec
-      const cols = spec.columns
-      let cap = 64
-      let staged = cols.map((c) => new ARRAY_TYPES[c.type](cap * c.count))
-      let n = 0
-      for (const row of input as Iterable<RowInput<S>>) {
-        if (n === cap) {
-          cap *= 2
-          staged = staged.map((a, k) => {
-            const b = new ARRAY_TYPES[cols[k].type](cap * cols[k].count)
-            ;(b as Uint8Array).set(a as Uint8Array)
-            return b
-          })
-        }
-        this._stageRow(row, staged, n)
-        n++
-      }
-      this._writable()
-      if (this._spec !== spec) throw this._schemaChanged()
-      return this._pushColumns(Object.fromEntries(cols.map((c, k) => [c.name, staged[k].subarray(0, n * c.count)])))
-    }
-    if (this._spec.scalar) throw invalid(`${this._path}: pushMany on a vec of plain values takes an iterable or a TypedArray`, this._path)
-    return this._pushColumns(input as Record<string, unknown>)
+    return bulk.pushMany(this, input)
   }
 
   /**
@@ -737,22 +627,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * ```
    */
   addColumn<const N extends string, const F extends FieldType>(name: N, type: F): MmapVec<WithColumn<S, N, F>> {
-    this._changeable('addColumn')
-    checkName(name, 'addColumn', 'the column name', this._path)
-    const c = field(name, type)
-    if (typeof c === 'string') throw invalid(`${this._path}: addColumn: field '${name}': ${c}`, this._path)
-    if (this._has(name)) throw this._taken('addColumn', name, `drop that column first with vec.dropColumn('${name}')`)
-    if (this._spec.columns.length >= MAX_COLUMNS) {
-      throw invalid(`${this._path}: addColumn: the vec has ${MAX_COLUMNS} fields, the most a vec may have`, this._path)
-    }
-    const kept = this._spec.columns.map((_, k) => k)
-    const copy: FieldType = typeof type === 'string' ? type : [c.type, c.count]
-    this._change(
-      () => this._native.addColumn(name, c.type, c.count),
-      Object.fromEntries([...Object.entries(this._schema), [name, copy]]),
-      [...this._spec.columns, c],
-      [...kept, -1],
-    )
+    schemaChange.addColumn(this, name, type)
     return this as unknown as MmapVec<WithColumn<S, N, F>>
   }
 
@@ -767,24 +642,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    *   Nothing on disk changes when it fails.
    */
   dropColumn<const N extends FieldNames<S>>(name: N): MmapVec<WithoutColumn<S, N>> {
-    this._changeable('dropColumn')
-    checkName(name, 'dropColumn', 'the column name', this._path)
-    const k = this._spec.columns.findIndex((c) => c.name === name)
-    if (k < 0) throw this._noColumn('dropColumn', name)
-    if (this._spec.columns.length === 1) {
-      throw new MmapVecError(
-        'ESCHEMA',
-        `${this._path}: dropColumn: '${name}' is the vec's only column, and a vec has at least one; add another column first, or delete the whole vec with MmapVec.remove`,
-        this._path,
-      )
-    }
-    const kept = this._spec.columns.map((_, j) => j).filter((j) => j !== k)
-    this._change(
-      () => this._native.dropColumn(name),
-      Object.fromEntries(Object.entries(this._schema).filter(([n]) => n !== name)),
-      kept.map((j) => this._spec.columns[j]),
-      kept,
-    )
+    schemaChange.dropColumn(this, name)
     return this as unknown as MmapVec<WithoutColumn<S, N>>
   }
 
@@ -805,18 +663,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * ```
    */
   renameColumn<const F extends FieldNames<S>, const T extends string>(from: F, to: T): MmapVec<WithRenamedColumn<S, F, T>> {
-    this._changeable('renameColumn')
-    checkName(from, 'renameColumn', 'the old name', this._path)
-    checkName(to, 'renameColumn', 'the new name', this._path)
-    if (!this._has(from)) throw this._noColumn('renameColumn', from)
-    if ((from as string) === to) return this as unknown as MmapVec<WithRenamedColumn<S, F, T>>
-    if (this._has(to)) throw this._taken('renameColumn', to, `drop it first with vec.dropColumn('${to}')`)
-    this._change(
-      () => this._native.renameColumn(from, to),
-      Object.fromEntries(Object.entries(this._schema).map(([n, t]) => [n === from ? to : n, t])),
-      this._spec.columns.map((c) => (c.name === from ? { ...c, name: to } : c)),
-      this._spec.columns.map((_, k) => k),
-    )
+    schemaChange.renameColumn(this, from, to)
     return this as unknown as MmapVec<WithRenamedColumn<S, F, T>>
   }
 
@@ -842,17 +689,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * await v.flush()
    * ```
    */
-  async flush(): Promise<void> {
-    this._open()
-    this._throwFlushError()
-    if (this._readOnly) return
-    this._checkViews()
-    this._storage.writeBack(this)
-    try {
-      await this._native.flushJob().run()
-    } catch (err) {
-      fromNative(err, this._path)
-    }
+  flush(): Promise<void> {
+    return durability.flush(this)
   }
 
   /**
@@ -862,12 +700,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    *   failed background flush since the last flush.
    */
   flushSync(): void {
-    this._open()
-    this._throwFlushError()
-    if (this._readOnly) return
-    this._checkViews()
-    this._storage.writeBack(this)
-    callNative(this._path, () => this._native.flushSync())
+    durability.flushSync(this)
   }
 
   /**
@@ -887,27 +720,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * ```
    */
   close(options?: CloseOptions): void {
-    if (this._closed) return
-    if (this._timer !== undefined) clearInterval(this._timer)
-    this._timer = undefined
-    try {
-      // Buffered columns always go back to the files (the page cache), compared page by page so
-      // that unchanged pages stay clean: writes through views leave no trace the vec could see.
-      if (!this._readOnly) this._checkViews()
-      this._storage.writeBack(this) // nothing to write back for a read-only vec
-      if (options?.flush !== false && !this._readOnly) callNative(this._path, () => this._native.flushSync())
-    } finally {
-      this._storage.release(this)
-      this._closed = true
-      this._len = 0
-      this._cap = 0
-      this._limit = -1
-      setColumns(
-        this,
-        this._spec.columns.map((c) => new ARRAY_TYPES[c.type](0)),
-      )
-      this._columnsCache = undefined
-    }
+    durability.close(this, options)
   }
 
   /** {@link MmapVec.close}, for `using v = MmapVec.open(...)`. */
@@ -950,71 +763,13 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /** @internal */
   _grow(n: number, geometric: boolean, forWrites = false): void {
-    // The capacity is taken by _refresh, once the new views exist (overlay mode may fail to
-    // make them, and must then keep the old capacity with the old views). `forWrites`: the rows
+    // The capacity is taken by the storage's refresh, once the new views exist (overlay mode may
+    // fail to make them, and must then keep the old capacity with the old views). `forWrites`: the rows
     // will be written through the file (pushMany), so the new pages are not faulted in.
     // Buffered columns are copied into the grown ones: a transferred one has nothing to copy.
     this._checkViews()
     callNative(this._path, () => (forWrites ? this._native.growForWrites(n) : this._native.grow(n, geometric)))
     this._storage.refresh(this, false)
-  }
-
-  /** @internal */
-  _changeable(what: string): void {
-    this._writable()
-    if (this._spec.scalar) {
-      throw new MmapVecError(
-        'ESCHEMA',
-        `${this._path}: ${what}: this is a vec of plain values, which has no named columns; schema changes apply to vecs of fields. Copy the rows into a new vec with fields instead`,
-        this._path,
-      )
-    }
-  }
-
-  /** @internal */
-  _has(name: string): boolean {
-    return this._spec.columns.some((c) => c.name === name)
-  }
-
-  /** @internal */
-  _noColumn(method: string, name: string): MmapVecError {
-    const names = this._spec.columns.map((c) => `'${c.name}'`).join(', ')
-    return new MmapVecError('ESCHEMA', `${this._path}: ${method}: the vec has no column '${name}'; its columns are ${names}`, this._path)
-  }
-
-  /** @internal */
-  _taken(method: string, name: string, fix: string): MmapVecError {
-    return new MmapVecError('ESCHEMA', `${this._path}: ${method}: the vec already has a column '${name}'; choose another name, or ${fix}`, this._path)
-  }
-
-  /**
-   * @internal Runs a native schema change and takes on what it left: the new schema (`schema`,
-   * `columns`, and `from[k]`, the old position of new column `k` or -1 for a new one) when the
-   * stored schema changed, even if the call then failed (making it durable), else nothing.
-   */
-  _change(call: () => void, schema: Record<string, FieldType>, columns: ColumnSpec[], from: number[]): void {
-    // Buffered columns go to the files first: the change makes everything before it durable.
-    this._storage.writeBack(this)
-    const before = this._native.schemaJson
-    try {
-      callNative(this._path, call)
-    } finally {
-      if (this._native.schemaJson !== before) this._reshape(schema as S, { scalar: false, columns }, from)
-    }
-  }
-
-  /**
-   * @internal Regenerates the per-schema code and the views after a schema change. The native
-   * layer has detached the views of a dropped column and of the replaced header already.
-   */
-  _reshape(schema: S, spec: NormalizedSchema, from: number[]): void {
-    const stored = JSON.parse(this._native.schemaJson) as NormalizedSchema
-    this._schema = schema
-    this._spec = spec
-    this._stored = spec.columns.map((c) => stored.columns.findIndex((s) => s.name === c.name))
-    Object.setPrototypeOf(this, specialise(spec).prototype as object)
-    this._storage.reshape(this, from)
-    this._columnsCache = undefined
   }
 
   /** @internal Throws EINVAL when the program detached one of the column buffers (see `checkBuffers`). */
@@ -1030,40 +785,22 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /** @internal */
   _badIndex(i: unknown): never {
-    this._open()
-    if (typeof i !== 'number' || !Number.isInteger(i)) {
-      throw invalid(`${this._path}: index must be a whole number, got ${String(i)}`, this._path)
-    }
-    throw new MmapVecError('ERANGE', `${this._path}: index ${i} is out of bounds for length ${this._len}`, this._path)
+    return badIndex(this, i)
   }
 
   /** @internal A getter or iterator changed the schema while a row was read (nothing was written). */
   _schemaChanged(): MmapVecError {
-    return new MmapVecError(
-      'ESCHEMA',
-      `${this._path}: the vec's schema changed while the row was being read (a getter or iterator called addColumn, dropColumn or renameColumn); nothing was written. Write the row again, in the new schema`,
-      this._path,
-    )
+    return schemaChanged(this)
   }
 
   /** @internal */
   _rowError(r: unknown): MmapVecError {
-    return invalid(`${this._path}: a row must be an object with the fields ${this._spec.columns.map((c) => c.name).join(', ')}, got ${String(r)}`, this._path)
+    return rowError(this, r)
   }
 
   /** @internal */
   _valueError(k: number, v: unknown): MmapVecError {
-    const c = this._spec.columns[k]
-    const what = c.type === 'i64' || c.type === 'u64' ? 'a bigint' : c.type === 'bool' ? 'a boolean' : 'a number'
-    const want = c.count === 1 ? what : `an array of ${c.count} values, each ${what}`
-    const field = this._spec.scalar ? 'value' : `field '${c.name}'`
-    let got: string
-    try {
-      got = typeof v === 'bigint' ? `${v}n` : typeof v === 'object' && v !== null ? Object.prototype.toString.call(v) : String(v)
-    } catch {
-      got = typeof v
-    }
-    return invalid(`${this._path}: ${field} must be ${want}, got ${got}`, this._path)
+    return valueError(this, k, v)
   }
 
   /**
@@ -1071,157 +808,18 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * once each into a new TypedArray of the column's type, checking them (getters may run).
    */
   _copyArray(k: number, a: unknown): AnyColumn {
-    const c = this._spec.columns[k]
-    if (a === null || typeof a !== 'object' || (a as ArrayLike<unknown>).length !== c.count) throw this._valueError(k, a)
-    const out = new ARRAY_TYPES[c.type](c.count)
-    if (!copyChecked(a as ArrayLike<unknown>, c.count, c.type, out)) throw this._valueError(k, a)
-    return out
+    return copyArray(this, k, a)
   }
 
   /** @internal */
   _readArray(c: AnyColumn, o: number, n: number, bool: boolean): unknown[] {
-    const out = new Array<unknown>(n)
-    for (let j = 0; j < n; j++) out[j] = bool ? c[o + j] !== 0 : c[o + j]
-    return out
-  }
-
-  /**
-   * @internal The bulk path of `pushMany`: reads and checks every column, then copies each at
-   * once. Reading may run user code (getters on the object, array-likes, Proxies), so nothing
-   * about the vec is read until all of it has run, and each value is read once.
-   */
-  _pushColumns(input: Record<string, unknown>): number {
-    const spec = this._spec
-    const cols = spec.columns
-    let rows = -1
-    const src: AnyColumn[] = []
-    /** The real TypedArrays given (their lengths are checked again once all user code ran). */
-    const given: boolean[] = []
-    for (const [k, c] of cols.entries()) {
-      const a = input[c.name]
-      const field = this._spec.scalar ? 'values' : `column '${c.name}'`
-      const kind = typedArrayKind(a)
-      const ragged = (len: number) => invalid(`${this._path}: pushMany: ${field} has ${len} values, not a multiple of its width ${c.count}`, this._path)
-      let len: number
-      if (kind !== undefined) {
-        // A TypedArray: its elements are read without running any code. Numbers go into
-        // number columns (converted as TypedArray.set does), bigints into i64/u64 columns,
-        // and a bool column takes a Uint8Array of 0 and 1 (what `columns` gives for it).
-        const ok = c.type === 'bool' ? kind === 'Uint8Array' : (c.type === 'i64' || c.type === 'u64') === kind.startsWith('Big')
-        if (!ok) throw this._valueError(k, a)
-        len = typedArrayLength(a as ArrayBufferView)
-        src.push(a as AnyColumn)
-        given.push(true)
-      } else {
-        if (a === null || typeof a !== 'object' || typeof (a as ArrayLike<unknown>).length !== 'number') {
-          throw invalid(`${this._path}: pushMany: ${field} is missing or not an array`, this._path)
-        }
-        len = (a as ArrayLike<unknown>).length
-        if (!Number.isSafeInteger(len) || len < 0) throw invalid(`${this._path}: pushMany: ${field} has a length of ${len}, not a whole number`, this._path)
-        // Checked before the copy, which runs the array-like's getters.
-        if (len % c.count !== 0) throw ragged(len)
-        const copy = new ARRAY_TYPES[c.type](len)
-        if (!copyChecked(a as ArrayLike<unknown>, len, c.type, copy)) throw this._valueError(k, a)
-        src.push(copy)
-        given.push(false)
-      }
-      if (len % c.count !== 0) throw ragged(len)
-      const n = len / c.count
-      if (rows >= 0 && n !== rows) {
-        throw invalid(`${this._path}: pushMany: ${field} has ${n} rows, the columns before it ${rows}`, this._path)
-      }
-      rows = n
-    }
-    for (const name of Object.keys(input)) {
-      if (!cols.some((c) => c.name === name)) throw invalid(`${this._path}: pushMany: no field named '${name}'`, this._path)
-    }
-    // No user code runs from here on. It may have closed the vec, changed its schema, or
-    // detached a TypedArray checked before it (a transfer in a later getter).
-    this._writable()
-    if (this._spec !== spec) throw this._schemaChanged()
-    cols.forEach((c, k) => {
-      if (given[k] && !readable(src[k])) {
-        throw invalid(`${this._path}: pushMany: ${this._spec.scalar ? 'the values given are' : `column '${c.name}' is`} a TypedArray whose buffer was detached (transferred, or a view of this vec from before a growth) or shrunk under it; pass a live copy (slice())`, this._path)
-      }
-      if (given[k] && typedArrayLength(src[k]) !== rows * c.count) {
-        throw invalid(`${this._path}: pushMany: column '${c.name}' was detached or resized while the columns were read; pass columns nothing else changes`, this._path)
-      }
-      if (given[k] && c.type === 'bool' && !zeroOrOne(src[k] as Uint8Array)) {
-        throw invalid(`${this._path}: pushMany: ${this._spec.scalar ? 'values' : `column '${c.name}'`} is a Uint8Array for a bool field, so every byte must be 0 or 1`, this._path)
-      }
-    })
-    const start = this._len
-    const grows = start + rows > this._cap
-    // A column given as a view of this vec (`v.columns.x.subarray(...)`) would be detached by
-    // the growth (buffered mode replaces every buffer, mmap mode a column that moves): copy it.
-    const ours = grows ? new Set<unknown>(this._cols.map((d) => d.buffer)) : undefined
-    for (const [k, a] of src.entries()) {
-      if (ours !== undefined && given[k] && ours.has(bufferOf.call(a))) src[k] = (a as Float32Array).slice()
-    }
-    // Large columns of the column's own type go to the file directly (pwrite): a copy into the
-    // mapping makes the kernel zero each fresh page before overwriting it, a write of whole
-    // pages does not (docs/DESIGN.md). Buffered mode's columns are V8's memory, not the file's.
-    const direct = cols.map((c, k) => this._storage.writesThrough && src[k] instanceof ARRAY_TYPES[c.type] && (src[k] as ArrayBufferView).byteLength >= DIRECT_WRITE_BYTES)
-    if (grows) {
-      this._grow(start + rows, true, direct.some(Boolean))
-      cols.forEach((c, k) => {
-        // An older view of this vec's memory, detached by the growth: nothing is written yet.
-        if (typedArrayLength(src[k]) !== rows * c.count) {
-          throw invalid(`${this._path}: pushMany: column '${c.name}' was a view of this vec that growing it detached; pass a copy (slice())`, this._path)
-        }
-      })
-    }
-    cols.forEach((c, k) => {
-      const a = src[k]
-      if (direct[k]) {
-        callNative(this._path, () => this._native.writeRows(this._stored[k], start, a as unknown as NativeTypedArray))
-      } else {
-        ;(this._cols[k] as { set(a: ArrayLike<unknown>, o: number): void }).set(a, start * c.count)
-      }
-    })
-    this._setLength(start + rows)
-    return this._len
-  }
-
-  /** @internal */
-  _autoFlush(): void {
-    // Every interval, changed or not: writes through views held from earlier leave no trace the
-    // vec could see, and the kernel (or, buffered, the page comparison) writes only what changed.
-    if (this._flushing || this._closed) return
-    this._flushing = true
-    let job: ReturnType<NativeVec['flushJob']>
-    try {
-      this._checkViews()
-      this._storage.writeBack(this)
-      // Making the job checks the vec (a damaged one is refused): kept for the next flush call.
-      job = callNative(this._path, () => this._native.flushJob())
-    } catch (e) {
-      this._flushing = false
-      this._flushError = e
-      return
-    }
-    job.run().then(
-      () => {
-        this._flushing = false
-      },
-      (err: unknown) => {
-        this._flushing = false
-        try {
-          fromNative(err, this._path)
-        } catch (e) {
-          this._flushError = e
-        }
-      },
-    )
-  }
-
-  /** @internal A failed background flush is reported by the next flush call. */
-  _throwFlushError(): void {
-    if (this._flushError === undefined) return
-    const e: unknown = this._flushError
-    this._flushError = undefined
-    throw e
+    return readArray(c, o, n, bool)
   }
 }
 
 setBaseClass(MmapVec)
+
+/** `open`, `create` and `temp`: the vec open.ts makes, of the class specialised for its schema. */
+function make<S extends Schema>(how: Making, path: string, schema: S | undefined, options: OpenOptions | undefined): MmapVec<S> {
+  return openVec(how, path, schema, options) as unknown as MmapVec<S>
+}
