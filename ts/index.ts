@@ -24,10 +24,12 @@
  */
 export { MmapVec } from './vec.js'
 export { MmapVecError, type ErrorCode } from './errors.js'
-export type { CloseOptions, Mode, OpenOptions } from './open.js'
+export type { CloseOptions, OpenOptions } from './open.js'
+export type { Mode } from './storage/storage.js'
 export type { ColumnInfo, VecInfo, VerifyProblem } from './info.js'
-export { fromArrowIPC, toArrow, writeArrowIPC, writeArrowIPCSync } from './arrow.js'
-export type { ArrowTable, FromArrowOptions, RowRange, ToArrowOptions, WriteArrowOptions } from './arrow.js'
+export { toArrow, writeArrowIPC, writeArrowIPCSync } from './arrow/export.js'
+export { fromArrowIPC } from './arrow/import.js'
+export type { ArrowTable, FromArrowOptions, RowRange, ToArrowOptions, WriteArrowOptions } from './arrow/types.js'
 export type {
   ArrayOfType,
   ColumnInput,

@@ -17,7 +17,6 @@ import { MappedStorage } from './storage/mapped.js'
 import { OverlayStorage } from './storage/overlay.js'
 import type { Mode, Storage } from './storage/storage.js'
 
-export type { Mode }
 
 /**
  * Options of {@link MmapVec.open}, {@link MmapVec.create} and {@link MmapVec.temp}. An unknown

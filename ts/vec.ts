@@ -4,14 +4,14 @@
  * lines live in files of their own and are called with the vec's internals (internals.ts).
  */
 import type { NativeVec } from '../native/binding.js'
-import { fromArrow, type ArrowTable, type FromArrowOptions } from './arrow.js'
+import type { ArrowTable, FromArrowOptions } from './arrow/types.js'
 import * as bulk from './bulk.js'
 import { setBaseClass } from './codegen.js'
 import * as durability from './durability.js'
 import { MmapVecError, checkCount, callNative, invalid } from './errors.js'
 import { inspect as inspectVec, verify as verifyVec, type VecInfo, type VerifyProblem } from './info.js'
 import type { Opening, VecInternals } from './internals.js'
-import { openVec, removeVec, type CloseOptions, type Making, type Mode, type OpenOptions } from './open.js'
+import { openVec, removeVec, type CloseOptions, type Making, type OpenOptions } from './open.js'
 import { badIndex, copyArray, readArray, rowError, schemaChanged, valueError } from './rows.js'
 import * as schemaChange from './schema-change.js'
 import {
@@ -31,7 +31,7 @@ import {
   type WithRenamedColumn,
   type WithoutColumn,
 } from './schema.js'
-import { checkBuffers, type Storage } from './storage/storage.js'
+import { checkBuffers, type Mode, type Storage } from './storage/storage.js'
 
 /**
  * A persistent, memory-mapped, growable array of rows laid out as a struct of arrays.
@@ -307,7 +307,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    */
   static fromArrow<const S extends Schema = Schema>(path: string, file: string, options?: FromArrowOptions<S>): Promise<MmapVec<S>>
   static fromArrow<const S extends Schema = Schema>(path: string, source: ArrowTable | string, options?: FromArrowOptions<S>): MmapVec<S> | Promise<MmapVec<S>> {
-    return fromArrow(path, source, options)
+    return arrowImport().fromArrow(path, source, options)
   }
 
   /** The number of rows (0 once closed). */
@@ -818,6 +818,20 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 }
 
 setBaseClass(MmapVec)
+
+/** What `MmapVec.fromArrow` needs of arrow/import.ts. */
+interface ArrowImport {
+  fromArrow<S extends Schema>(path: string, source: ArrowTable | string, options?: FromArrowOptions<S>): MmapVec<S> | Promise<MmapVec<S>>
+}
+
+/**
+ * arrow/import.ts, loaded when first needed (as apache-arrow itself is): it makes vecs and
+ * names this class in its types, so importing it here would make an import circle.
+ */
+function arrowImport(): ArrowImport {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./arrow/import.js') as ArrowImport
+}
 
 /** `open`, `create` and `temp`: the vec open.ts makes, of the class specialised for its schema. */
 function make<S extends Schema>(how: Making, path: string, schema: S | undefined, options: OpenOptions | undefined): MmapVec<S> {
