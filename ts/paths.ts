@@ -2,12 +2,13 @@
  * Paths given to the library: the checks of a vec's path and of a file name, outputs that would
  * land inside a vec (an export, an Arrow file or a new vec written into a vec's own directory
  * would overwrite its files, `export V --out V/header`, or clutter it), and how an output file
- * is written (beside it and renamed over it, or into a pipe or device as it is).
+ * is written (beside it and renamed over it, or into a pipe or device as it is: replaceFile,
+ * outputKind).
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { MmapVecError, invalid } from './errors.js'
+import { MmapVecError, fromSystemError, invalid } from './errors.js'
 import { notUnicode, notUnicodeMessage } from './schema.js'
 
 /** The first bytes of every vec's header file (docs/FORMAT.md). */
@@ -99,4 +100,49 @@ export function outputKind(file: string): 'replace' | 'into' {
   }
   if (st.isDirectory()) throw invalid(`${file}: is a directory; give the path of a file to write`, file)
   return st.isFile() ? 'replace' : 'into'
+}
+
+/**
+ * Writes `file` whole or not at all: `write` fills `tmp` (a new file beside it, from
+ * {@link tempBeside}; `write` gets its descriptor), which is then synced, closed and renamed
+ * over `file`. On failure `tmp` is removed, and an operating system error is named as that of
+ * creating, writing or renaming `what` (see `fromSystemError`). With an async `write`, it
+ * returns a Promise.
+ */
+export function replaceFile(file: string, tmp: string, what: string, write: (fd: number) => Promise<void>): Promise<void>
+export function replaceFile(file: string, tmp: string, what: string, write: (fd: number) => void): void
+export function replaceFile(file: string, tmp: string, what: string, write: (fd: number) => void | Promise<void>): void | Promise<void> {
+  let fd: number | undefined
+  let doing = `creating ${what}`
+  const fail = (err: unknown): never => {
+    try {
+      if (fd !== undefined) closeSync(fd)
+      rmSync(tmp, { force: true })
+    } catch {
+      // A failure to clean up must not hide the error that matters.
+    }
+    throw fromSystemError(err, file, doing)
+  }
+  const finish = (written: number): void => {
+    try {
+      fsyncSync(written)
+      closeSync(written)
+      fd = undefined
+      doing = `renaming ${what} into place`
+      renameSync(tmp, file)
+    } catch (err) {
+      fail(err)
+    }
+  }
+  let writing: void | Promise<void>
+  let opened: number
+  try {
+    opened = fd = openSync(tmp, 'wx')
+    doing = `writing ${what}`
+    writing = write(opened)
+  } catch (err) {
+    return fail(err)
+  }
+  if (writing instanceof Promise) return writing.then(() => finish(opened), fail)
+  finish(opened)
 }

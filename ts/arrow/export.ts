@@ -3,12 +3,12 @@
  * {@link writeArrowIPC} / {@link writeArrowIPCSync} (an Arrow IPC file, written one record batch
  * at a time, beside the target and renamed over it when whole).
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, openSync, writeSync } from 'node:fs'
 import { open, rename, rm, type FileHandle } from 'node:fs/promises'
 import type * as Arrow from 'apache-arrow'
 import { MmapVecError, fromSystemError, invalid } from '../errors.js'
 import { checkOptionNames } from '../open.js'
-import { checkFileName, outputKind, refuseInsideVec, tempBeside } from '../paths.js'
+import { checkFileName, outputKind, refuseInsideVec, replaceFile, tempBeside } from '../paths.js'
 import { ARRAY_TYPES, normalizeSchema, type AnyColumn, type ColumnSpec, type Schema } from '../schema.js'
 import { MmapVec } from '../vec.js'
 import { SCHEMA_METADATA_KEY, arrowType, loadArrow, type ArrowModule, type ArrowTable, type RowRange, type ToArrowOptions, type WriteArrowOptions } from './types.js'
@@ -288,25 +288,7 @@ export function writeArrowIPCSync<S extends Schema>(vec: MmapVec<S>, file: strin
     }
     return
   }
-  const tmp = tempBeside(file)
-  let fd: number | undefined
-  let doing = 'creating the Arrow file'
-  try {
-    fd = openSync(tmp, 'wx')
-    doing = 'writing the Arrow file'
+  replaceFile(file, tempBeside(file), 'the Arrow file', (fd) => {
     for (const piece of pieces) for (let o = 0; o < piece.length; ) o += writeSync(fd, piece, o)
-    fsyncSync(fd)
-    closeSync(fd)
-    fd = undefined
-    doing = 'renaming the Arrow file into place'
-    renameSync(tmp, file)
-  } catch (err) {
-    try {
-      if (fd !== undefined) closeSync(fd)
-      rmSync(tmp, { force: true })
-    } catch {
-      // A failure to clean up must not hide the error that matters.
-    }
-    throw fromSystemError(err, file, doing)
-  }
+  })
 }

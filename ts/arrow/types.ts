@@ -89,31 +89,14 @@ export function loadArrow(): ArrowModule {
   return arrowCache
 }
 
+/** The apache-arrow class of each element type. */
+const ARROW_CLASSES = {
+  i8: 'Int8', u8: 'Uint8', i16: 'Int16', u16: 'Uint16', i32: 'Int32', u32: 'Uint32',
+  i64: 'Int64', u64: 'Uint64', f32: 'Float32', f64: 'Float64', bool: 'Bool',
+} as const satisfies Record<ScalarType, keyof ArrowModule>
+
 function arrowElementType(arrow: ArrowModule, t: ScalarType): Arrow.DataType {
-  switch (t) {
-    case 'i8':
-      return new arrow.Int8()
-    case 'u8':
-      return new arrow.Uint8()
-    case 'i16':
-      return new arrow.Int16()
-    case 'u16':
-      return new arrow.Uint16()
-    case 'i32':
-      return new arrow.Int32()
-    case 'u32':
-      return new arrow.Uint32()
-    case 'i64':
-      return new arrow.Int64()
-    case 'u64':
-      return new arrow.Uint64()
-    case 'f32':
-      return new arrow.Float32()
-    case 'f64':
-      return new arrow.Float64()
-    case 'bool':
-      return new arrow.Bool()
-  }
+  return new arrow[ARROW_CLASSES[t]]()
 }
 
 export function arrowType(arrow: ArrowModule, c: ColumnSpec): Arrow.DataType {

@@ -2,12 +2,12 @@
  * The `mmapvec` command: look at, check, print, export and import vecs.
  * `main(args)` runs one command and resolves to its exit code (see exit-codes.ts).
  */
-import { closeSync, createWriteStream, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmdirSync, rmSync } from 'node:fs'
+import { createWriteStream, lstatSync, readFileSync, rmdirSync, rmSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { fromSystemError, systemCode } from '../errors.js'
 import { MmapVec, MmapVecError, type Schema, type VecInfo } from '../index.js'
-import { outputKind, refuseInsideVec, tempBeside } from '../paths.js'
+import { outputKind, refuseInsideVec, replaceFile, tempBeside } from '../paths.js'
 import { normalizeSchema } from '../schema.js'
 import { EXIT_CODES, exitCodeHelp } from './exit-codes.js'
 import { FORMATS, UsageError, columnsOf, findFormat, jsonLine, type Format, type Slice } from './formats.js'
@@ -346,8 +346,6 @@ async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promi
     return
   }
   const tmp = tempBeside(out)
-  let fd: number | undefined
-  let doing = 'creating the output file'
   // Interrupted (Ctrl-C): the new file goes, then the signal ends the process as it would have.
   const interrupted = (signal: NodeJS.Signals) => {
     for (const s of SIGNALS) process.off(s, interrupted)
@@ -359,25 +357,12 @@ async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promi
   }
   for (const s of SIGNALS) process.on(s, interrupted)
   try {
-    fd = openSync(tmp, 'wx')
-    doing = 'writing the output file'
-    // The descriptor stays open after the stream ends, to be synced before the rename.
-    const sink = new Sink(createWriteStream(tmp, { fd, autoClose: false }))
-    await body(sink)
-    await sink.end()
-    fsyncSync(fd)
-    closeSync(fd)
-    fd = undefined
-    doing = 'renaming the output file into place'
-    renameSync(tmp, out)
-  } catch (err) {
-    try {
-      if (fd !== undefined) closeSync(fd)
-      rmSync(tmp, { force: true })
-    } catch {
-      // A failure to clean up must not hide the error that matters.
-    }
-    throw fromSystemError(err, out, doing)
+    await replaceFile(out, tmp, 'the output file', async (fd) => {
+      // The descriptor stays open after the stream ends, to be synced before the rename.
+      const sink = new Sink(createWriteStream(tmp, { fd, autoClose: false }))
+      await body(sink)
+      await sink.end()
+    })
   } finally {
     for (const s of SIGNALS) process.off(s, interrupted)
   }

@@ -4,13 +4,14 @@
  * columns share one ArrayBuffer (packed), each at its own byte offset.
  */
 import { constants as bufferConstants } from 'node:buffer'
+import type { NativeVec } from '../../native/binding.js'
 import { callNative } from '../errors.js'
 import { setColumns, type VecInternals } from '../internals.js'
 import { ARRAY_TYPES, type AnyColumn } from '../schema.js'
-import type { Storage } from './storage.js'
+import type { Mode, Storage } from './storage.js'
 
 /** A dropped write, for the message of a detached view (see `checkBuffers`). */
-export const MAPPED_LOSES = 'every write the vec made to that column since was dropped'
+const MAPPED_LOSES = 'every write the vec made to that column since was dropped'
 
 /**
  * Views of the vec's columns, `capacity` rows each, over the native `buffers` (one per stored
@@ -26,23 +27,23 @@ export function rowCountView(vec: VecInternals, header: () => ArrayBuffer): Floa
 }
 
 export class MappedStorage implements Storage<VecInternals> {
-  readonly mode = 'mmap'
+  readonly mode: Mode = 'mmap'
   // Node 20 cannot make an ArrayBuffer over native memory past 4 GiB; the capacity of a column
   // stays within what a view of it can show.
-  readonly maxViewBytes = bufferConstants.MAX_LENGTH
+  readonly maxViewBytes: number = bufferConstants.MAX_LENGTH
   // One ArrayBuffer for all columns of a large vec: V8 marks the heap for each new buffer that
   // adds 64 MiB of external memory (docs/DESIGN.md, "Packed columns").
-  readonly pack = true
+  readonly pack: boolean = true
   readonly writesThrough = true
   readonly detachedLoses = MAPPED_LOSES
 
-  opened(): void {}
+  opened(_native: NativeVec): void {}
 
   header(vec: VecInternals): Float64Array {
     return rowCountView(vec, () => vec._native.headerBuffer())
   }
 
-  refresh(vec: VecInternals): void {
+  refresh(vec: VecInternals, _fromFiles?: boolean): void {
     const nv = vec._native
     vec._cap = nv.capacity
     vec._limit = vec._readOnly ? -1 : vec._cap

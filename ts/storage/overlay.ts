@@ -2,36 +2,34 @@
  * Overlay mode (opt-in, experimental): each column is a WebAssembly memory that V8 allocated,
  * with the column's file mapped over it, so the views are the files' pages with no copy and no
  * external buffer (for Electron's V8 memory cage). The memories are replaced, and the views
- * emptied, on every growth; a column holds at most 4 GiB.
+ * emptied, on every growth; a column holds at most 4 GiB. Otherwise as mmap mode (mapped.ts).
  */
 import { constants as bufferConstants } from 'node:buffer'
 import type { NativeVec } from '../../native/binding.js'
 import { callNative } from '../errors.js'
 import { setColumns, type VecInternals } from '../internals.js'
-import { MAPPED_LOSES, rowCountView, viewsOver } from './mapped.js'
+import { MappedStorage, rowCountView, viewsOver } from './mapped.js'
 import { isMarkedAsUntransferable } from './marks.js'
-import type { Storage } from './storage.js'
 
 /** A WebAssembly memory holds at most 4 GiB (65,536 pages); a column's pages stay within it. */
 const OVERLAY_MAX_BYTES = 2 ** 32 - 2 ** 16
 
-export class OverlayStorage implements Storage<VecInternals> {
-  readonly mode = 'overlay'
-  readonly maxViewBytes = Math.min(bufferConstants.MAX_LENGTH, OVERLAY_MAX_BYTES)
-  readonly pack = false
-  readonly writesThrough = true
-  readonly detachedLoses = MAPPED_LOSES
+/** mmap mode's storage, but for where the views come from (and a failed shrink closing the vec). */
+export class OverlayStorage extends MappedStorage {
+  override readonly mode = 'overlay'
+  override readonly maxViewBytes = Math.min(bufferConstants.MAX_LENGTH, OVERLAY_MAX_BYTES)
+  override readonly pack = false
 
-  opened(native: NativeVec): void {
+  override opened(native: NativeVec): void {
     // Growing a memory whose buffer Node 24 marked untransferable aborts: the addon asks first.
     if (typeof isMarkedAsUntransferable === 'function') native.askMarks(isMarkedAsUntransferable)
   }
 
-  header(vec: VecInternals): Float64Array {
+  override header(vec: VecInternals): Float64Array {
     return rowCountView(vec, () => vec._native.overlayHeader())
   }
 
-  refresh(vec: VecInternals): void {
+  override refresh(vec: VecInternals): void {
     // New views first: if a memory cannot be made, the old views, capacity and limit stay.
     const nv = vec._native
     const cap = nv.capacity
@@ -44,17 +42,7 @@ export class OverlayStorage implements Storage<VecInternals> {
     setColumns(vec, cols)
   }
 
-  attach(): void {}
-
-  reshape(vec: VecInternals): void {
-    // The header file was replaced: the row count must keep landing in the live one.
-    vec._hdr = this.header(vec)
-    this.refresh(vec)
-  }
-
-  writeBack(): void {}
-
-  shrinkToFit(vec: VecInternals): void {
+  override shrinkToFit(vec: VecInternals): void {
     vec._cap = callNative(vec._path, () => vec._native.shrinkToFit())
     try {
       this.refresh(vec)
@@ -65,9 +53,5 @@ export class OverlayStorage implements Storage<VecInternals> {
       vec.close()
       throw e
     }
-  }
-
-  release(vec: VecInternals): void {
-    vec._native.close()
   }
 }
