@@ -189,14 +189,17 @@ function storedSpec(json: string): NormalizedSchema {
   return { scalar: s.scalar, columns: s.columns.map(({ name, type, count }) => ({ name, type, count })) }
 }
 
-/** A new vec's storage for `mode`. */
-function storageFor(mode: Mode): Storage<VecInternals> {
+/** A new vec's storage for `mode` (`where` and `path` name the vec in a refusal). */
+function storageFor(mode: Mode, where: string, path: string): Storage<VecInternals> {
   switch (mode) {
     case 'mmap':
       return new MappedStorage()
     case 'buffered':
       return new BufferedStorage()
     case 'overlay':
+      if (process.platform === 'win32') {
+        throw invalid(`${where}: overlay mode needs mmap(MAP_FIXED) and runs on Linux and macOS only; use mode 'mmap' or 'buffered'`, path || undefined)
+      }
       return new OverlayStorage()
   }
 }
@@ -232,16 +235,13 @@ export function openVec(how: Making, path: string, schema: Schema | undefined, o
   const stored = how === 'open' && schema === undefined
   const requested = stored ? undefined : normalizeSchema(schema)
   if (typeof requested === 'string') throw invalid(`${where}: ${requested}`, path || undefined)
-  // Resolved before anything touches the disk: a bad MMAPVEC_MODE fails here.
-  const mode = o.mode ?? defaultMode()
-  if (mode === 'overlay' && process.platform === 'win32') {
-    throw invalid(`${where}: overlay mode needs mmap(MAP_FIXED) and runs on Linux and macOS only; use mode 'mmap' or 'buffered'`, path || undefined)
-  }
+  // The storage for the mode, chosen once for the vec's life, before anything touches the
+  // disk: a bad MMAPVEC_MODE fails here.
+  const storage = storageFor(o.mode ?? defaultMode(), where, path)
   // A new vec inside another vec's directory would be deleted by removing that one while
   // open (the CLI refuses it too); checked only where something will be created.
   if (how !== 'temp' && !stored && o.create !== false && !existsSync(path)) refuseInsideVec(dirname(path), "a new vec's parent directory", path)
   hookSignals()
-  const storage = storageFor(mode)
   const args = nativeOpenArgs(how, o, storage, stored)
   const nv = callNative(path || undefined, () => NativeVec.open(path, requested === undefined ? undefined : JSON.stringify(requested), args))
   const spec = requested ?? storedSpec(nv.schemaJson)

@@ -1,14 +1,17 @@
 /**
- * The class {@link MmapVec}: the public methods and their documentation (typedoc validates that
- * every public member is documented, which is why this file is long). Bodies longer than a few
- * lines live in files of their own and are called with the vec's internals (internals.ts).
+ * The class {@link MmapVec}, the one public class: its public methods with their documentation
+ * (typedoc validates that every public member is documented; the docs are most of this file's
+ * length, which is why it passes 500 lines), and the underscore methods the generated code
+ * calls. Bodies longer than a few lines live in files of their own (bulk.ts, schema-change.ts,
+ * durability.ts, info.ts, open.ts, rows.ts, storage/), which take the vec as `VecInternals`
+ * (internals.ts) and never import this file.
  */
 import type { NativeVec } from '../native/binding.js'
 import type { ArrowTable, FromArrowOptions } from './arrow/types.js'
 import * as bulk from './bulk.js'
 import { setBaseClass } from './codegen.js'
 import * as durability from './durability.js'
-import { MmapVecError, checkCount, callNative, invalid } from './errors.js'
+import { MmapVecError, callNative, checkCount, invalid } from './errors.js'
 import { inspect as inspectVec, verify as verifyVec, type VecInfo, type VerifyProblem } from './info.js'
 import type { Opening, VecInternals } from './internals.js'
 import { openVec, removeVec, type CloseOptions, type Making, type OpenOptions } from './open.js'
@@ -59,6 +62,8 @@ import { checkBuffers, type Mode, type Storage } from './storage/storage.js'
  * ```
  */
 export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
+  // What these fields hold, and what the other modules and the generated code may rely on, is
+  // `VecInternals` (internals.ts); `setBaseClass(MmapVec)` below checks that this class has it.
   /** @internal */ declare _native: NativeVec
   /** @internal */ declare _path: string
   /** @internal */ declare _schema: S
@@ -378,7 +383,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._open()
     const c = this._columnsCache
     if (c !== undefined && c.len === this._len && c.gen === this._gen) return c.value as ColumnsOf<S>
-    // A column buffer the program detached (see buffered.ts) has no views left to give.
+    // A column buffer the program detached (see checkBuffers) has no views left to give.
     this._checkViews()
     const value: Record<string, AnyColumn> = {}
     this._spec.columns.forEach((col, k) => {
