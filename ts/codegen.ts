@@ -1,8 +1,11 @@
 /**
  * Per-schema code generation: `push`, `get` and `set` are compiled once per schema layout with
  * `new Function`, so a push is a handful of TypedArray stores with no loop over fields and no
- * allocation, about what hand-written code for that schema costs.
+ * allocation, about what hand-written code for that schema costs. What the generated code reads
+ * and calls on the vec (`_c0`..., `_len`, `_limit`, `_hdr`, `_spec`, the underscore helpers) is
+ * `VecInternals` (internals.ts).
  */
+import type { Opening, VecInternals } from './internals.js'
 import type { ColumnSpec, NormalizedSchema } from './schema.js'
 
 /** Arrays up to this long are unrolled in the generated code. */
@@ -134,17 +137,30 @@ export function classSource(schema: NormalizedSchema): string {
   return `return class extends Base {\n${push.join('\n')}\n${stage.join('\n')}\n${get.join('\n')}\n${set.join('\n')}\n}`
 }
 
-const cache = new Map<string, unknown>()
+/** A class of vecs: `MmapVec` (vec.ts), or one of the subclasses made here. */
+export type VecClass = new (o: Opening) => VecInternals
 
-/** The subclass of `Base` specialised for `schema`, made once per layout. */
-export function specialise<B extends abstract new (...args: never[]) => unknown>(Base: B, schema: NormalizedSchema): B {
+let base: VecClass | undefined
+const cache = new Map<string, VecClass>()
+
+/**
+ * vec.ts hands its class over once, as it loads: the modules that make vecs (open.ts) or change
+ * their layout (schema-change.ts) cannot import vec.ts, which imports them.
+ */
+export function setBaseClass(Base: VecClass): void {
+  base = Base
+}
+
+/** The subclass of the vec class specialised for `schema`, made once per layout. */
+export function specialise(schema: NormalizedSchema): VecClass {
   const id = JSON.stringify(schema)
   let cls = cache.get(id)
   if (cls === undefined) {
+    if (base === undefined) throw new Error('mmapvec: vec.ts was not loaded (import the package entry, not its modules)')
     // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the whole point: code compiled per schema layout
-    const make = new Function('Base', classSource(schema)) as (base: B) => B
-    cls = make(Base)
+    const make = new Function('Base', classSource(schema)) as (base: VecClass) => VecClass
+    cls = make(base)
     cache.set(id, cls)
   }
-  return cls as B
+  return cls
 }

@@ -96,11 +96,54 @@ export function fromNative(err: unknown, path: string | undefined): never {
   throw err
 }
 
-/** Runs a native call, converting its error. */
-export function native<T>(path: string | undefined, call: () => T): T {
+/** Runs `call` (a call of the native binding), turning its error into a {@link MmapVecError}. */
+export function callNative<T>(path: string | undefined, call: () => T): T {
   try {
     return call()
   } catch (err) {
     fromNative(err, path)
   }
+}
+
+/** The `EINVAL` error of a bad argument, schema, option or value. */
+export function invalid(message: string, path?: string): MmapVecError {
+  return new MmapVecError('EINVAL', message, path)
+}
+
+/** Throws EINVAL unless `n` is a whole number >= 0 (`what` names it); returns it. */
+export function checkCount(n: unknown, what: string, path: string): number {
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+    throw invalid(`${path}: ${what} must be a whole number >= 0, got ${String(n)}`, path)
+  }
+  return n
+}
+
+/** The library's code for an operating system error code, with what to do about it. */
+const SYSTEM_CODES: Record<string, [ErrorCode, string]> = {
+  ENOENT: ['ENOENT', 'check the path'],
+  ENOTDIR: ['ENOENT', 'check the path'],
+  EACCES: ['EACCES', 'check the permissions'],
+  EPERM: ['EACCES', 'check the permissions'],
+  EROFS: ['EACCES', 'the file system is read-only'],
+  ENOSPC: ['ENOSPC', 'free some disk space'],
+  EDQUOT: ['ENOSPC', 'the disk quota is used up'],
+  EFBIG: ['ENOSPC', 'the file size limit (ulimit -f) is reached'],
+  EEXIST: ['EEXIST', 'give another path, or remove what is there'],
+}
+
+/** The {@link ErrorCode} of an operating system error code (`errno` such as `EACCES`): `EIO` for the ones without their own. */
+export function systemCode(errno: string): ErrorCode {
+  return SYSTEM_CODES[errno]?.[0] ?? 'EIO'
+}
+
+/**
+ * An operating system error (one with an errno code such as EACCES, from `node:fs`) as an
+ * {@link MmapVecError} naming `file` and what was being done, with the original as its `cause`;
+ * any other error is returned unchanged. The Rust core maps its own I/O errors the same way (`Error::io`).
+ */
+export function fromSystemError(err: unknown, file: string, doing: string): unknown {
+  const e = err as NodeJS.ErrnoException
+  if (e instanceof MmapVecError || typeof e?.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code)) return err
+  const [code, hint] = SYSTEM_CODES[e.code] ?? ['EIO', undefined]
+  return new MmapVecError(code, `${file}: ${doing} failed: ${e.message}${hint === undefined ? '' : `; ${hint}`}`, file, { cause: err })
 }

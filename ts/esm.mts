@@ -2,7 +2,8 @@
 // share one module instance.
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { missingArrow, toArrowWith, type ArrowTable, type ToArrowOptions } from './arrow.js'
+import { toArrowWith } from './arrow/export.js'
+import { missingArrow, type ArrowTable, type ToArrowOptions } from './arrow/types.js'
 import type { MmapVec, Schema } from './index.js'
 
 export { MmapVec, MmapVecError, fromArrowIPC, writeArrowIPC, writeArrowIPCSync } from './index.js'

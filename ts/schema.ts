@@ -225,6 +225,12 @@ export function schemaOf(spec: NormalizedSchema): Schema {
   return fields
 }
 
+/** The stored column index of each column of `spec`, from the stored schema (`NativeVec.schemaJson`). */
+export function storedOrder(spec: NormalizedSchema, storedJson: string): number[] {
+  const stored = JSON.parse(storedJson) as NormalizedSchema
+  return spec.columns.map((c) => stored.columns.findIndex((s) => s.name === c.name))
+}
+
 /** The constructor of each element type's TypedArray. */
 export const ARRAY_TYPES = {
   i8: Int8Array,

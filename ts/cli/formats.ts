@@ -9,8 +9,9 @@ import { closeSync, createReadStream, fstatSync, open, type ReadStream } from 'n
 import { createInterface } from 'node:readline'
 import { Transform, type Readable, type Writable } from 'node:stream'
 import { promisify } from 'node:util'
-import { fromArrowIPC, ioError, writeArrowIPC } from '../arrow.js'
-import { MmapVec, MmapVecError, type Schema } from '../index.js'
+import { fromSystemError } from '../errors.js'
+import { MmapVec, MmapVecError, fromArrowIPC, writeArrowIPC, type Schema } from '../index.js'
+import { createFilled } from '../open.js'
 import { normalizeSchema, type AnyColumn, type NormalizedSchema } from '../schema.js'
 import { Progress, Sink } from './io.js'
 import { cellFormatter, elementFormatter, keepLostNumbers, parseElement } from './values.js'
@@ -173,7 +174,7 @@ async function openInput(file: string): Promise<number> {
   try {
     fd = await promisify(open)(file, 'r')
   } catch (err) {
-    throw ioError(err, file, 'opening the input')
+    throw fromSystemError(err, file, 'opening the input')
   }
   if (fstatSync(fd).isDirectory()) {
     closeSync(fd)
@@ -194,27 +195,27 @@ async function importRows(file: string, path: string, schema: Schema, source: Ro
   let input: ReadStream | undefined
   try {
     const size = fstatSync(fd).size
-    const v = MmapVec.create(path, schema)
-    const progress = new Progress('import', size, 'bytes')
-    try {
-      input = createReadStream(file, { fd })
-      const stream = input
-      for await (const row of source(stream, file, spec)) {
-        v.push(row as never)
-        if ((v.length & 0xfff) === 0) progress.update(stream.bytesRead)
+    let n = 0
+    await createFilled(path, schema, {}, async (v) => {
+      const progress = new Progress('import', size, 'bytes')
+      try {
+        input = createReadStream(file, { fd })
+        const stream = input
+        for await (const row of source(stream, file, spec)) {
+          v.push(row as never)
+          if ((v.length & 0xfff) === 0) progress.update(stream.bytesRead)
+        }
+        progress.update(size)
+        n = v.length
+        v.close()
+      } catch (err) {
+        // A read error (EIO mid-file, say) comes as the operating system's error: name the file.
+        throw fromSystemError(err, file, 'reading the input')
+      } finally {
+        progress.stop()
       }
-      progress.update(size)
-      const n = v.length
-      v.close()
-      return n
-    } catch (err) {
-      v.close({ flush: false })
-      MmapVec.remove(path)
-      // A read error (EIO mid-file, say) comes as the operating system's error: name the file.
-      throw ioError(err, file, 'reading the input')
-    } finally {
-      progress.stop()
-    }
+    })
+    return n
   } finally {
     // Closes the input however the reading ended (a bad row stops it early).
     if (input !== undefined) input.destroy()

@@ -1,6 +1,12 @@
-/** Streaming output with backpressure, and the progress bar. */
+/**
+ * Output: streaming with backpressure (Sink), standard output, an output file written whole
+ * or not at all (writeOut), and the progress bar.
+ */
 import { SingleBar, Presets } from 'cli-progress'
+import { createWriteStream, rmSync } from 'node:fs'
 import type { Writable } from 'node:stream'
+import { MmapVecError, fromSystemError } from '../errors.js'
+import { outputKind, replaceFile, tempBeside } from '../paths.js'
 
 /** Bytes of text gathered before one write to the stream. */
 const CHUNK = 64 * 1024
@@ -79,6 +85,82 @@ export class Sink {
     if (this.error !== undefined) throw this.error
   }
 }
+
+/**
+ * Writes `text` to standard output, waiting until it is written: a write error (EPIPE when the
+ * reader went away) is thrown here, where main turns EPIPE into a quiet end (exit 141).
+ */
+export async function print(text: string): Promise<void> {
+  await toStdout((sink) => sink.write(text))
+}
+
+/**
+ * Runs `body` writing to standard output and waits until all is written. A write error is
+ * named as standard output's (ENOSPC from > /dev/full); EPIPE stays as it is, for main.
+ */
+export async function toStdout(body: (sink: Sink) => Promise<void>): Promise<void> {
+  const sink = new Sink(process.stdout)
+  try {
+    await body(sink)
+    await sink.done()
+  } catch (err) {
+    if (isEpipe(err)) throw err
+    throw fromSystemError(err, 'standard output', 'writing')
+  }
+}
+
+/**
+ * Whether `err` is the error of a reader that went away (`mmapvec cat v | head`), itself or as
+ * the cause of the library's EIO (writeArrowIPC into a pipe).
+ */
+export function isEpipe(err: unknown): boolean {
+  return (err as { code?: unknown } | null | undefined)?.code === 'EPIPE' || (err instanceof MmapVecError && isEpipe(err.cause))
+}
+
+/**
+ * Writes `out` through `body`: into a new file beside it, synced, then renamed over it, so
+ * that `out` is whole or as it was (on failure the new file is removed); a named pipe or a
+ * device, which has no such thing, is written directly.
+ */
+export async function writeOut(out: string, body: (sink: Sink) => Promise<void>): Promise<void> {
+  if (outputKind(out) === 'into') {
+    // A named pipe or a device (/dev/stdout): written as it is.
+    try {
+      const sink = new Sink(createWriteStream(out))
+      await body(sink)
+      await sink.end()
+    } catch (err) {
+      // The reader of a pipe went away: a quiet end, as on standard output.
+      if (isEpipe(err)) throw err
+      throw fromSystemError(err, out, 'writing the output')
+    }
+    return
+  }
+  const tmp = tempBeside(out)
+  // Interrupted (Ctrl-C): the new file goes, then the signal ends the process as it would have.
+  const interrupted = (signal: NodeJS.Signals) => {
+    for (const s of SIGNALS) process.off(s, interrupted)
+    try {
+      rmSync(tmp, { force: true })
+    } finally {
+      process.kill(process.pid, signal)
+    }
+  }
+  for (const s of SIGNALS) process.on(s, interrupted)
+  try {
+    await replaceFile(out, tmp, 'the output file', async (fd) => {
+      // The descriptor stays open after the stream ends, to be synced before the rename.
+      const sink = new Sink(createWriteStream(tmp, { fd, autoClose: false }))
+      await body(sink)
+      await sink.end()
+    })
+  } finally {
+    for (const s of SIGNALS) process.off(s, interrupted)
+  }
+}
+
+/** The signals that end the command: caught only to clean up, then raised again. */
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
 /** How long a run goes before its progress bar appears. */
 const SHOW_AFTER_MS = 1000

@@ -1,0 +1,233 @@
+/**
+ * Buffered mode: the columns live in memory V8 allocated (where the runtime forbids views of
+ * other memory: Electron's V8 memory cage), read from the files at open and copied back to them
+ * (compared page by page natively, so unchanged pages stay clean) on flush, autoFlush, shrink,
+ * schema change and close. It costs memory equal to the data.
+ *
+ * A vec collected without `close`, or still open when the process exits normally, is written
+ * back here, so that buffered mode loses rows only in a crash, as its documentation says (mmap
+ * mode loses nothing then either: its rows are already in the page cache).
+ */
+import { constants as bufferConstants } from 'node:buffer'
+import { markAsUntransferable } from 'node:worker_threads'
+import { detachBuffer, type NativeVec } from '../../native/binding.js'
+import { callNative } from '../errors.js'
+import { setColumns, type VecInternals } from '../internals.js'
+import { ARRAY_TYPES, type AnyColumn, type ScalarType } from '../schema.js'
+import { marksBlockDetaching } from './marks.js'
+import { checkBuffers, isDetached, type Storage } from './storage.js'
+
+/**
+ * Whether column buffers are marked untransferable, as Node itself marks the external buffers
+ * of mmap mode: a `structuredClone` or `postMessage` with the buffer in its transfer list then
+ * copies it (Node 20) or throws (Node 22 and later) instead of taking the rows away. Where the
+ * mark also keeps this module from detaching its own buffers ({@link marksBlockDetaching}),
+ * they stay unmarked, and a transfer is caught at the next write-back instead
+ * (`checkBuffers`).
+ */
+const marking = !marksBlockDetaching
+
+/** A new zeroed column of `n` values in memory V8 allocates (marked; see {@link marking}). */
+function newColumn(type: ScalarType, n: number): AnyColumn {
+  const a = new ARRAY_TYPES[type](n)
+  if (marking) markAsUntransferable(a.buffer)
+  return a
+}
+
+/** Empties every view of a column buffer this module made (a replaced or closed column). */
+function detachColumn(a: AnyColumn): void {
+  if (isDetached(a)) return // transferred away by the program (see checkBuffers)
+  try {
+    if (marking) detachBuffer(a.buffer)
+    else structuredClone(a.buffer, { transfer: [a.buffer] })
+  } catch {
+    // The program marked it untransferable itself (Node 24): the stale view keeps reading its
+    // copy, which is V8's memory and never the file's.
+  }
+}
+
+/** What writing a buffered vec back needs, held apart from the vec so that the vec can be collected. */
+interface BufferedState {
+  native: NativeVec
+  path: string
+  /** Full-capacity columns, in schema order. */
+  cols: AnyColumn[]
+  /** Values per row of each column. */
+  counts: number[]
+  /** Stored column index of each column. */
+  stored: number[]
+  /** Each column's name, for errors. */
+  names: string[]
+  /** The row count, at index 0. */
+  hdr: Float64Array
+}
+
+/** What a transferred column took with it, for the message of `checkBuffers`. */
+const BUFFERED_LOSES = 'the rows written since the last flush left with it'
+
+/** Copies every row and the row count into the mapped files (compared page by page natively). */
+function writeRowsBack(s: BufferedState): void {
+  checkBuffers(s.path, (k) => s.names[k], s.cols, BUFFERED_LOSES)
+  const len = s.hdr[0]
+  s.cols.forEach((a, k) => {
+    s.native.writeColumn(s.stored[k], new Uint8Array(a.buffer, a.byteOffset, len * s.counts[k] * a.BYTES_PER_ELEMENT))
+  })
+  s.native.setLength(len)
+}
+
+const live = new Set<BufferedState>()
+const registry = new FinalizationRegistry<BufferedState>((s) => {
+  if (live.delete(s)) finish(s)
+})
+let exitHooked = false
+
+function finish(s: BufferedState): void {
+  try {
+    writeRowsBack(s)
+  } catch (e) {
+    process.emitWarning(`${s.path}: rows of a buffered vec that was not closed could not be written back: ${String(e)}`)
+  } finally {
+    s.native.close()
+  }
+}
+
+/**
+ * Writes `s` back when `owner` (its vec) is collected unclosed, at a normal process exit, or
+ * when the thread's environment is torn down with it open (see {@link followTeardown}).
+ */
+function track(owner: object, s: BufferedState): void {
+  followTeardown(s)
+  live.add(s)
+  registry.register(owner, s, s)
+  if (!exitHooked) {
+    exitHooked = true
+    process.on('exit', () => {
+      for (const s of live) finish(s)
+      live.clear()
+    })
+  }
+}
+
+/**
+ * Tells the native side which buffers hold `s`'s rows now (call again whenever they change): a
+ * worker thread terminated from outside (`worker.terminate()`, `process.exit()` in the main
+ * thread) runs no JavaScript, not even its `exit` event, so the addon writes them back from an
+ * environment cleanup hook instead.
+ */
+function followTeardown(s: BufferedState): void {
+  s.native.keepForTeardown(s.hdr, s.cols, s.stored)
+}
+
+/** The vec was closed: nothing is left to write back. */
+function untrack(s: BufferedState): void {
+  live.delete(s)
+  registry.unregister(s)
+}
+
+export class BufferedStorage implements Storage<VecInternals> {
+  readonly mode = 'buffered'
+  readonly maxViewBytes = bufferConstants.MAX_LENGTH
+  readonly pack = false
+  // The columns are V8's memory, not the file's: pushMany copies into them.
+  readonly writesThrough = false
+  readonly detachedLoses = BUFFERED_LOSES
+  /** What writing back needs (undefined when read-only, and once closed), kept apart from the vec so that the vec can be collected. */
+  private writeBackState: BufferedState | undefined = undefined
+
+  opened(): void {}
+
+  header(vec: VecInternals): Float64Array {
+    const hdr = new Float64Array(1)
+    hdr[0] = vec._native.length
+    return hdr
+  }
+
+  /**
+   * New V8-allocated buffers, filled from the old ones after a growth, or from the files at
+   * open and after a shrink (`fromFiles`).
+   */
+  refresh(vec: VecInternals, fromFiles: boolean): void {
+    vec._cap = vec._native.capacity
+    vec._limit = vec._readOnly ? -1 : vec._cap
+    const first = vec._cols.length === 0
+    const cols = vec._spec.columns.map((c, k) => {
+      const fresh = newColumn(c.type, vec._cap * c.count)
+      const bytes = new Uint8Array(fresh.buffer)
+      const old = vec._cols[k]
+      if (first || fromFiles) {
+        // Only the rows: past the length the files hold nothing a vec reads, and a new
+        // buffer is zero already (and costs no memory until written).
+        const used = bytes.subarray(0, vec._len * c.count * fresh.BYTES_PER_ELEMENT)
+        callNative(vec._path, () => vec._native.readColumn(vec._stored[k], used))
+      } else {
+        // Only the rows: copying the whole old capacity would touch (and fault in) every page
+        // of it, rows or not.
+        const rows = Math.min(vec._len * c.count * fresh.BYTES_PER_ELEMENT, old.byteLength, bytes.byteLength)
+        bytes.set(new Uint8Array(old.buffer, old.byteOffset, rows))
+      }
+      // The old buffer is detached, as a moved mapping's views are: a stale view reads as
+      // empty instead of silently missing every later change.
+      if (!first) detachColumn(old)
+      return fresh
+    })
+    setColumns(vec, cols)
+    this.follow(vec)
+  }
+
+  /** A read-write vec is written back when it is collected unclosed or the process exits. */
+  attach(vec: VecInternals): void {
+    if (vec._readOnly) return
+    this.writeBackState = {
+      native: vec._native,
+      path: vec._path,
+      cols: vec._cols,
+      counts: vec._spec.columns.map((c) => c.count),
+      stored: vec._stored,
+      names: vec._spec.columns.map((c) => c.name),
+      hdr: vec._hdr,
+    }
+    track(vec, this.writeBackState)
+  }
+
+  reshape(vec: VecInternals, from: readonly number[]): void {
+    // The capacity is unchanged: kept columns keep their buffers, a new one starts at zero.
+    const old = vec._cols
+    setColumns(
+      vec,
+      vec._spec.columns.map((c, k) => (from[k] >= 0 ? old[from[k]] : newColumn(c.type, vec._cap * c.count))),
+    )
+    old.forEach((a, j) => {
+      if (!from.includes(j)) detachColumn(a)
+    })
+    this.follow(vec)
+  }
+
+  writeBack(vec: VecInternals): void {
+    const s = this.writeBackState
+    if (s !== undefined) callNative(vec._path, () => writeRowsBack(s))
+  }
+
+  shrinkToFit(vec: VecInternals): void {
+    this.writeBack(vec)
+    vec._cap = callNative(vec._path, () => vec._native.shrinkToFit())
+    this.refresh(vec, true)
+  }
+
+  release(vec: VecInternals): void {
+    if (this.writeBackState !== undefined) untrack(this.writeBackState)
+    this.writeBackState = undefined
+    vec._native.close()
+    for (const c of vec._cols) detachColumn(c)
+  }
+
+  /** What a write-back at collection, exit or teardown sees follows the vec's new views. */
+  private follow(vec: VecInternals): void {
+    const s = this.writeBackState
+    if (s === undefined) return
+    s.cols = vec._cols
+    s.stored = vec._stored
+    s.counts = vec._spec.columns.map((c) => c.count)
+    s.names = vec._spec.columns.map((c) => c.name)
+    callNative(vec._path, () => followTeardown(s))
+  }
+}

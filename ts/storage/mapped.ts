@@ -1,0 +1,72 @@
+/**
+ * mmap mode, the default: the columns are views of the files' pages, so nothing is copied and
+ * every write is in the page cache at once. The views come from the native layer; a large vec's
+ * columns share one ArrayBuffer (packed), each at its own byte offset.
+ */
+import { constants as bufferConstants } from 'node:buffer'
+import type { NativeVec } from '../../native/binding.js'
+import { callNative } from '../errors.js'
+import { setColumns, type VecInternals } from '../internals.js'
+import { ARRAY_TYPES, type AnyColumn } from '../schema.js'
+import type { Mode, Storage } from './storage.js'
+
+/** A dropped write, for the message of a detached view (see `checkBuffers`). */
+const MAPPED_LOSES = 'every write the vec made to that column since was dropped'
+
+/**
+ * Views of the vec's columns, `capacity` rows each, over the native `buffers` (one per stored
+ * column, shared when packed) from the byte `offsets` of the stored columns.
+ */
+export function viewsOver(vec: VecInternals, buffers: readonly ArrayBuffer[], offsets: readonly number[], capacity: number): AnyColumn[] {
+  return vec._spec.columns.map((c, k) => new ARRAY_TYPES[c.type](buffers[vec._stored[k]], offsets[vec._stored[k]], capacity * c.count))
+}
+
+/** The view of the header's row count over `header` (the mapped header, or its overlay memory). */
+export function rowCountView(vec: VecInternals, header: () => ArrayBuffer): Float64Array {
+  return new Float64Array(callNative(vec._path, header), vec._native.lengthOffset, 1)
+}
+
+export class MappedStorage implements Storage<VecInternals> {
+  readonly mode: Mode = 'mmap'
+  // Node 20 cannot make an ArrayBuffer over native memory past 4 GiB; the capacity of a column
+  // stays within what a view of it can show.
+  readonly maxViewBytes: number = bufferConstants.MAX_LENGTH
+  // One ArrayBuffer for all columns of a large vec: V8 marks the heap for each new buffer that
+  // adds 64 MiB of external memory (docs/DESIGN.md, "Packed columns").
+  readonly pack: boolean = true
+  readonly writesThrough = true
+  readonly detachedLoses = MAPPED_LOSES
+
+  opened(_native: NativeVec): void {}
+
+  header(vec: VecInternals): Float64Array {
+    return rowCountView(vec, () => vec._native.headerBuffer())
+  }
+
+  refresh(vec: VecInternals, _fromFiles?: boolean): void {
+    const nv = vec._native
+    vec._cap = nv.capacity
+    vec._limit = vec._readOnly ? -1 : vec._cap
+    const bufs = callNative(vec._path, () => nv.columnBuffers())
+    setColumns(vec, viewsOver(vec, bufs, nv.columnOffsets, vec._cap))
+  }
+
+  attach(): void {}
+
+  reshape(vec: VecInternals): void {
+    // The header file was replaced: the row count must keep landing in the live one.
+    vec._hdr = this.header(vec)
+    this.refresh(vec)
+  }
+
+  writeBack(): void {}
+
+  shrinkToFit(vec: VecInternals): void {
+    vec._cap = callNative(vec._path, () => vec._native.shrinkToFit())
+    this.refresh(vec)
+  }
+
+  release(vec: VecInternals): void {
+    vec._native.close()
+  }
+}
