@@ -3,6 +3,7 @@
 // open and written back on flush and close. Same API, locks and file format as mmap mode.
 import test from 'ava'
 import { MmapVec, type MmapVecError, type Mode } from 'mmapvec'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fingerprint, runChild, scratch, startChild } from './helpers/util.mjs'
 
@@ -154,4 +155,23 @@ test('a worker ended with an empty buffered vec open says nothing', (t) => {
   t.is(child.stderr, '', 'no false report of a detached buffer')
   using v = MmapVec.open(path, { id: 'u32' })
   t.is(v.length, 0)
+})
+
+test('a growth or an open whose buffers V8 cannot allocate is EIO, keeps every row, and leaves no new vec', (t) => {
+  if (process.platform !== 'linux') return t.pass('the address-space limit is set with prlimit and read from /proc')
+  const dir = join(scratch(), 'alloc')
+  mkdirSync(dir)
+  type Outcome = { ok?: unknown; code?: string; name?: string }
+  const grow = JSON.parse(runChild('alloc-failure.mjs', [dir, 'grow']).stdout) as Record<string, Outcome> & { capacity: number; length: number }
+  t.is(grow.reserve.code, 'EIO', 'an MmapVecError, not a raw RangeError')
+  t.is(grow.capacity, 1024, 'the vec keeps its capacity')
+  t.true(grow.push.code === 'EIO' || grow.push.ok === 3000, 'a push past the capacity works or throws: it is never dropped')
+  t.deepEqual(grow.last.ok, { a: grow.length - 1 })
+  t.deepEqual(grow.close, { ok: null })
+  using v = MmapVec.open(join(dir, 'grow.mvec'), { a: 'f64' })
+  t.is(v.length, grow.length, 'every row the vec reported is in the files')
+  t.deepEqual(v.get(v.length - 1), { a: v.length - 1 })
+  const open = JSON.parse(runChild('alloc-failure.mjs', [dir, 'open']).stdout) as Record<string, Outcome>
+  t.is(open.open.code, 'EIO')
+  t.false(existsSync(join(dir, 'x')), 'the failed open removed the vec it created, and the directory made for it')
 })

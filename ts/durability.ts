@@ -84,6 +84,8 @@ function autoFlush(vec: VecInternals): void {
 
 /** The body of `MmapVec.close`. */
 export function close(vec: VecInternals, options: { flush?: boolean } | undefined): void {
+  // Read first: a getter that pushes, or closes the vec, runs before anything is written back.
+  const flush = options?.flush !== false
   if (vec._closed) return
   if (vec._timer !== undefined) clearInterval(vec._timer)
   vec._timer = undefined
@@ -92,7 +94,7 @@ export function close(vec: VecInternals, options: { flush?: boolean } | undefine
     // that unchanged pages stay clean: writes through views leave no trace the vec could see.
     if (!vec._readOnly) vec._checkViews()
     vec._storage.writeBack(vec) // nothing to write back for a read-only vec
-    if (options?.flush !== false && !vec._readOnly) callNative(vec._path, () => vec._native.flushSync())
+    if (flush && !vec._readOnly) callNative(vec._path, () => vec._native.flushSync())
   } finally {
     vec._storage.release(vec)
     vec._closed = true

@@ -160,10 +160,23 @@ export function checkOptionNames(options: unknown, known: readonly string[], whe
   for (const k of Object.keys(options ?? {})) if (!known.includes(k)) throw unknownOption(k, known, where)
 }
 
+/**
+ * The options as a plain object whose values were each read once, after checking that
+ * `options` is an object (or undefined) with only options named in `known`: a getter (or a
+ * Proxy) runs here, before anything it could change (the vec, its length) is looked at, and
+ * never again.
+ */
+export function readOptions<T extends object>(options: T | undefined, known: readonly string[], where: string): Partial<T> {
+  checkOptionNames(options, known, where)
+  return Object.fromEntries(Object.entries(options ?? {})) as Partial<T>
+}
+
 /** Checks the options of an open (`path` names the vec in messages). */
-function checkOptions(path: string, options: unknown): OpenOptions {
-  if (options === undefined) return {}
-  checkOptionsObject(options, path)
+function checkOptions(path: string, given: unknown): OpenOptions {
+  if (given === undefined) return {}
+  checkOptionsObject(given, path)
+  // Each value read once (getters run once), then checked and used from the copy.
+  const options = Object.fromEntries(Object.entries(given))
   for (const [k, v] of Object.entries(options)) {
     const want = OPTION_TYPES[k as keyof OpenOptions]
     if (want === undefined) throw unknownOption(k, Object.keys(OPTION_TYPES), path)
@@ -258,8 +271,9 @@ export function openVec(how: Making, path: string, schema: Schema | undefined, o
       temp: how === 'temp',
     })
   } catch (e) {
-    // Overlay mode may fail to make its memories: release the lock at once, not at collection.
-    nv.close()
+    // Overlay mode may fail to make its memories, buffered mode its buffers: release the lock
+    // at once, not at collection, and remove the vec if this open created it.
+    nv.discard()
     throw e
   }
 }

@@ -311,6 +311,13 @@ impl NativeVec {
     pub fn close(&mut self, env: &Env) {
         self.detach_and_close(env);
     }
+
+    /// Closes the vec, and removes it again when this open created it: the facade's open failed
+    /// after the native one (memory for buffered columns, say), and must leave nothing behind.
+    #[napi]
+    pub fn discard(&mut self, env: &Env) {
+        self.detach_and_discard(env);
+    }
 }
 
 impl ObjectFinalize for NativeVec {

@@ -134,6 +134,20 @@ impl NativeVec {
     /// closes the files and releases the lock. The header's mapping goes when the last
     /// ArrayBuffer over it is collected.
     pub(super) fn detach_and_close(&mut self, env: &Env) {
+        self.detach_all(env);
+        self.inner = None;
+    }
+
+    /// As [`detach_and_close`](Self::detach_and_close), and a vec this open created is removed
+    /// again (see [`MmapVec::discard`]).
+    pub(super) fn detach_and_discard(&mut self, env: &Env) {
+        self.detach_all(env);
+        if let Some(v) = self.inner.take() {
+            v.discard();
+        }
+    }
+
+    fn detach_all(&mut self, env: &Env) {
         self.write_back = None;
         self.header_views.detach_all(env, true);
         for views in &mut self.column_views {
@@ -146,7 +160,6 @@ impl NativeVec {
             v.unmap_columns();
             v.unguard();
         }
-        self.inner = None;
     }
 
     /// For the garbage collector's finalizer, where JavaScript cannot run: releases the lock and

@@ -7,7 +7,7 @@ import { closeSync, openSync, writeSync } from 'node:fs'
 import { open, rename, rm, type FileHandle } from 'node:fs/promises'
 import type * as Arrow from 'apache-arrow'
 import { MmapVecError, fromSystemError, invalid } from '../errors.js'
-import { checkOptionNames } from '../open.js'
+import { readOptions } from '../open.js'
 import { checkFileName, outputKind, refuseInsideVec, replaceFile, tempBeside } from '../paths.js'
 import { ARRAY_TYPES, normalizeSchema, type AnyColumn, type ColumnSpec, type Schema } from '../schema.js'
 import { MmapVec } from '../vec.js'
@@ -98,16 +98,17 @@ export function toArrow<S extends Schema>(vec: MmapVec<S>, options?: ToArrowOpti
  * {@link toArrow}, loading apache-arrow with `load` unless the options give it: the ES
  * module entry loads the build that `import` gets.
  */
-export function toArrowWith<S extends Schema>(load: () => ArrowModule, vec: MmapVec<S>, options?: ToArrowOptions): ArrowTable {
+export function toArrowWith<S extends Schema>(load: () => ArrowModule, vec: MmapVec<S>, given?: ToArrowOptions): ArrowTable {
   checkVec(vec, 'toArrow')
   const v = vec as unknown as MmapVec<Schema>
+  // Read once, before the vec's state is: an option's getter may change the vec.
+  const options = readOptions(given, ['from', 'to', 'arrow'], v.path)
   v._open() // throws ECLOSED with the vec's path
-  checkOptionNames(options, ['from', 'to', 'arrow'], v.path)
-  const given = options?.arrow
-  if (given !== undefined && (typeof given?.makeData !== 'function' || typeof given?.Table !== 'function')) {
+  const module = options.arrow
+  if (module !== undefined && (typeof module?.makeData !== 'function' || typeof module?.Table !== 'function')) {
     throw invalid(`${v.path}: the arrow option must be the apache-arrow module (import * as arrow from 'apache-arrow')`, v.path)
   }
-  const arrow = given ?? load()
+  const arrow = module ?? load()
   const [from, to] = checkRange(v, options)
   const { schema, columns } = arrowSchema(arrow, v)
   return new arrow.Table(schema, recordBatch(arrow, v, schema, columns, from, to))
@@ -143,10 +144,9 @@ function chunkSink(arrow: ArrowModule): ChunkSink {
   return new Cls()
 }
 
-function checkWriteOptions(vec: MmapVec<Schema>, file: unknown, options: WriteArrowOptions | undefined) {
+function checkWriteOptions(vec: MmapVec<Schema>, file: unknown, options: WriteArrowOptions) {
   if (typeof file !== 'string' || file === '') throw invalid(`${vec.path}: the Arrow file must be a non-empty path, got ${String(file)}`, vec.path)
   checkFileName(file, 'the Arrow file')
-  checkOptionNames(options, ['from', 'to', 'batchRows', 'onProgress'], vec.path)
   if (options?.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalid(`${vec.path}: onProgress must be a function`, vec.path)
   const b = options?.batchRows
   if (b !== undefined && (typeof b !== 'number' || !Number.isSafeInteger(b) || b < 1)) {
@@ -164,8 +164,10 @@ function checkVec(vec: unknown, what: string): void {
  * the footer), each built from the vec when it is asked for. The checks run at once, before
  * any file is made.
  */
-function ipcPieces(vec: MmapVec<Schema>, file: unknown, options: WriteArrowOptions | undefined): Generator<Buffer> {
+function ipcPieces(vec: MmapVec<Schema>, file: unknown, given: WriteArrowOptions | undefined): Generator<Buffer> {
   checkVec(vec, 'writeArrowIPC')
+  // Read once, before the vec's state is: an option's getter may change the vec.
+  const options = readOptions(given, ['from', 'to', 'batchRows', 'onProgress'], vec.path)
   vec._open() // throws ECLOSED with the vec's path
   checkWriteOptions(vec, file, options)
   const arrow = loadArrow()

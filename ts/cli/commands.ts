@@ -11,7 +11,7 @@ import { refuseInsideVec } from '../paths.js'
 import { normalizeSchema } from '../schema.js'
 import { EXIT_CODES } from './exit-codes.js'
 import { FORMATS, UsageError, columnsOf, findFormat, jsonLine, type Format, type Slice } from './formats.js'
-import { print, toStdout, writeOut, type Sink } from './io.js'
+import { interruptible, print, toStdout, writeOut, type Sink } from './io.js'
 import { cellFormatter } from './values.js'
 
 const FORMAT_NAMES = FORMATS.map((f) => f.name).join('|')
@@ -343,10 +343,13 @@ async function importFile(file: string, path: string, o: Record<string, string |
   const made = missingParents(path)
   let n: number
   try {
-    n = await f.read!(file, path, schema)
+    // Interrupted (Ctrl-C), it fails as any import does: the partial vec and the directories
+    // made for it go, and then the signal ends the process.
+    n = await interruptible(
+      (stop) => f.read!(file, path, schema, stop),
+      () => removeEmpty(made),
+    )
   } catch (err) {
-    // The failed import removed its vec; the directories made for it go too.
-    removeEmpty(made)
     throw forTheCommand(err)
   }
   await print(`${path}: imported ${n} rows from ${file}\n`)

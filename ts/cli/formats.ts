@@ -13,7 +13,7 @@ import { fromSystemError } from '../errors.js'
 import { MmapVec, MmapVecError, fromArrowIPC, writeArrowIPC, type Schema } from '../index.js'
 import { createFilled } from '../open.js'
 import { normalizeSchema, type AnyColumn, type NormalizedSchema } from '../schema.js'
-import { Progress, Sink } from './io.js'
+import { Interrupted, Progress, Sink } from './io.js'
 import { cellFormatter, elementFormatter, keepLostNumbers, parseElement } from './values.js'
 
 /** Rows `[from, to)` of an open vec, with its columns in schema order. */
@@ -34,7 +34,7 @@ export interface Format {
   /** For binary formats written whole: writes the rows of `slice` to `file` (whole or not at all). */
   writeFile?: (slice: Slice, file: string) => Promise<void>
   /** Reads the rows of `file` into a new vec at `path`; returns the row count. */
-  read?: (file: string, path: string, schema: Schema | undefined) => Promise<number>
+  read?: (file: string, path: string, schema: Schema | undefined, stop: () => void) => Promise<number>
 }
 
 /** The vec's columns in schema order (`values` of a scalar vec is its one column). */
@@ -89,7 +89,7 @@ const csv: Format = {
       await sink.write(parts.join(',') + '\n')
     })
   },
-  read: (file, path, schema) => importRows(file, path, needSchema(schema, 'csv'), csvRows),
+  read: (file, path, schema, stop) => importRows(file, path, needSchema(schema, 'csv'), csvRows, stop),
 }
 
 const jsonl: Format = {
@@ -100,7 +100,7 @@ const jsonl: Format = {
     const line = jsonLine(slice)
     await forRows(slice, 'export', (i) => sink.write(line(i) + '\n'))
   },
-  read: (file, path, schema) => importRows(file, path, needSchema(schema, 'jsonl'), jsonlRows),
+  read: (file, path, schema, stop) => importRows(file, path, needSchema(schema, 'jsonl'), jsonlRows, stop),
 }
 
 const arrow: Format = {
@@ -115,11 +115,17 @@ const arrow: Format = {
       progress.stop()
     }
   },
-  async read(file, path, schema) {
+  async read(file, path, schema, stop) {
     const progress = new Progress('import', 0, 'rows')
     try {
       // The Arrow file says its types; --schema, when given, must match it (and orders the fields).
-      const v = await fromArrowIPC(path, file, { schema, onProgress: (done, total) => progress.update(done, total) })
+      const v = await fromArrowIPC(path, file, {
+        schema,
+        onProgress: (done, total) => {
+          stop()
+          progress.update(done, total)
+        },
+      })
       const n = v.length
       v.close()
       return n
@@ -188,7 +194,7 @@ async function openInput(file: string): Promise<number> {
  * new vec is removed, so a failed import leaves nothing behind (an import killed half-way
  * leaves a vec of the rows read so far).
  */
-async function importRows(file: string, path: string, schema: Schema, source: RowSource): Promise<number> {
+async function importRows(file: string, path: string, schema: Schema, source: RowSource, stop: () => void): Promise<number> {
   const spec = normalizeSchema(schema)
   if (typeof spec === 'string') throw new MmapVecError('EINVAL', `--schema: ${spec}`)
   const fd = await openInput(file)
@@ -203,14 +209,17 @@ async function importRows(file: string, path: string, schema: Schema, source: Ro
         const stream = input
         for await (const row of source(stream, file, spec)) {
           v.push(row as never)
-          if ((v.length & 0xfff) === 0) progress.update(stream.bytesRead)
+          if ((v.length & 0xfff) === 0) {
+            stop()
+            progress.update(stream.bytesRead)
+          }
         }
         progress.update(size)
         n = v.length
         v.close()
       } catch (err) {
         // A read error (EIO mid-file, say) comes as the operating system's error: name the file.
-        throw fromSystemError(err, file, 'reading the input')
+        throw err instanceof Interrupted ? err : fromSystemError(err, file, 'reading the input')
       } finally {
         progress.stop()
       }

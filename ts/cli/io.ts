@@ -162,6 +162,43 @@ export async function writeOut(out: string, body: (sink: Sink) => Promise<void>)
 /** The signals that end the command: caught only to clean up, then raised again. */
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
+/** What `stop()` throws once a signal came: the work unwinds, cleaning up as after a failure. */
+export class Interrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`)
+  }
+}
+
+/**
+ * Runs `body` so that SIGINT, SIGTERM or SIGHUP end it as a failure would (its cleanup runs),
+ * then end the process as the signal would have: `body` calls `stop()` between pieces of work,
+ * which throws {@link Interrupted} once a signal came. `cleanup` runs after any failure.
+ */
+export async function interruptible<T>(body: (stop: () => void) => Promise<T>, cleanup: () => void): Promise<T> {
+  let came: NodeJS.Signals | undefined
+  const caught = (signal: NodeJS.Signals) => {
+    came = signal
+  }
+  for (const s of SIGNALS) process.on(s, caught)
+  try {
+    return await body(() => {
+      if (came !== undefined) throw new Interrupted(came)
+    })
+  } catch (err) {
+    cleanup()
+    const signal = err instanceof Interrupted ? err.signal : came
+    if (signal !== undefined) {
+      for (const s of SIGNALS) process.off(s, caught)
+      process.kill(process.pid, signal)
+      // The signal ends the process; nothing after it may run.
+      await new Promise(() => {})
+    }
+    throw err
+  } finally {
+    for (const s of SIGNALS) process.off(s, caught)
+  }
+}
+
 /** How long a run goes before its progress bar appears. */
 const SHOW_AFTER_MS = 1000
 

@@ -11,7 +11,7 @@
 import { constants as bufferConstants } from 'node:buffer'
 import { markAsUntransferable } from 'node:worker_threads'
 import { detachBuffer, type NativeVec } from '../../native/binding.js'
-import { callNative } from '../errors.js'
+import { MmapVecError, callNative } from '../errors.js'
 import { setColumns, type VecInternals } from '../internals.js'
 import { ARRAY_TYPES, type AnyColumn, type ScalarType } from '../schema.js'
 import { marksBlockDetaching } from './marks.js'
@@ -32,6 +32,25 @@ function newColumn(type: ScalarType, n: number): AnyColumn {
   const a = new ARRAY_TYPES[type](n)
   if (marking) markAsUntransferable(a.buffer)
   return a
+}
+
+/**
+ * {@link newColumn}, with V8's failure to allocate it (the memory or the address space is
+ * exhausted: buffered mode holds every row in memory) as an MmapVecError.
+ */
+function allocate(path: string, name: string, type: ScalarType, n: number): AnyColumn {
+  try {
+    return newColumn(type, n)
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e
+    const bytes = n * ARRAY_TYPES[type].BYTES_PER_ELEMENT
+    throw new MmapVecError(
+      'EIO',
+      `${path}: could not allocate ${bytes} bytes of memory for column '${name}' (${e.message}): buffered mode holds every row in memory; nothing was lost, and the vec keeps its rows and its capacity. Free memory or raise the process's limits, or reserve less at once`,
+      path,
+      { cause: e },
+    )
+  }
 }
 
 /** Empties every view of a column buffer this module made (a replaced or closed column). */
@@ -147,31 +166,34 @@ export class BufferedStorage implements Storage<VecInternals> {
    * open and after a shrink (`fromFiles`).
    */
   refresh(vec: VecInternals, fromFiles: boolean): void {
-    vec._cap = vec._native.capacity
-    vec._limit = vec._readOnly ? -1 : vec._cap
+    const cap = vec._native.capacity
     const first = vec._cols.length === 0
-    const cols = vec._spec.columns.map((c, k) => {
-      const fresh = newColumn(c.type, vec._cap * c.count)
-      const bytes = new Uint8Array(fresh.buffer)
-      const old = vec._cols[k]
+    // Every new buffer first: when V8 cannot allocate one, the vec keeps its buffers, capacity
+    // and limit (the files keep the room they grew by, for the next growth).
+    const fresh = vec._spec.columns.map((c) => allocate(vec._path, c.name, c.type, cap * c.count))
+    const old = vec._cols
+    vec._spec.columns.forEach((c, k) => {
+      const bytes = new Uint8Array(fresh[k].buffer)
       if (first || fromFiles) {
         // Only the rows: past the length the files hold nothing a vec reads, and a new
         // buffer is zero already (and costs no memory until written).
-        const used = bytes.subarray(0, vec._len * c.count * fresh.BYTES_PER_ELEMENT)
+        const used = bytes.subarray(0, vec._len * c.count * fresh[k].BYTES_PER_ELEMENT)
         callNative(vec._path, () => vec._native.readColumn(vec._stored[k], used))
       } else {
         // Only the rows: copying the whole old capacity would touch (and fault in) every page
         // of it, rows or not.
-        const rows = Math.min(vec._len * c.count * fresh.BYTES_PER_ELEMENT, old.byteLength, bytes.byteLength)
-        bytes.set(new Uint8Array(old.buffer, old.byteOffset, rows))
+        const rows = Math.min(vec._len * c.count * fresh[k].BYTES_PER_ELEMENT, old[k].byteLength, bytes.byteLength)
+        bytes.set(new Uint8Array(old[k].buffer, old[k].byteOffset, rows))
       }
-      // The old buffer is detached, as a moved mapping's views are: a stale view reads as
-      // empty instead of silently missing every later change.
-      if (!first) detachColumn(old)
-      return fresh
     })
-    setColumns(vec, cols)
+    vec._cap = cap
+    vec._limit = vec._readOnly ? -1 : cap
+    setColumns(vec, fresh)
+    // The new buffers are what a teardown writes back before the old ones go.
     this.follow(vec)
+    // The old buffers are detached, as a moved mapping's views are: a stale view reads as
+    // empty instead of silently missing every later change.
+    if (!first) for (const a of old) detachColumn(a)
   }
 
   /** A read-write vec is written back when it is collected unclosed or the process exits. */
@@ -194,12 +216,12 @@ export class BufferedStorage implements Storage<VecInternals> {
     const old = vec._cols
     setColumns(
       vec,
-      vec._spec.columns.map((c, k) => (from[k] >= 0 ? old[from[k]] : newColumn(c.type, vec._cap * c.count))),
+      vec._spec.columns.map((c, k) => (from[k] >= 0 ? old[from[k]] : allocate(vec._path, c.name, c.type, vec._cap * c.count))),
     )
+    this.follow(vec)
     old.forEach((a, j) => {
       if (!from.includes(j)) detachColumn(a)
     })
-    this.follow(vec)
   }
 
   writeBack(vec: VecInternals): void {

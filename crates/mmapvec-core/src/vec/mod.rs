@@ -77,6 +77,9 @@ pub struct MmapVec {
     /// is closed (the next holder of the lock may do so), so that a flush job made before does
     /// not take that for another program's doing.
     rewrites: Arc<AtomicU64>,
+    /// Whether this handle's open created the vec, and the highest parent directory it made
+    /// (see [`discard`](Self::discard)).
+    created: Option<Option<PathBuf>>,
     // Declared last, so dropped last: the lock is released after everything else is dropped.
     /// The lock on the header file (none for a temp vec, which nobody else can reach).
     lock: Option<Held>,
@@ -149,8 +152,16 @@ impl MmapVec {
                 Ok(made) => {
                     // A vec this call made and then could not open (no address space for its
                     // reservation, say) is removed again.
-                    return Self::open_existing(path, Some(schema), opts)
-                        .inspect_err(|_| dir::remove_created(path, made.as_deref()));
+                    return match Self::open_existing(path, Some(schema), opts) {
+                        Ok(mut v) => {
+                            v.created = Some(made);
+                            Ok(v)
+                        }
+                        Err(e) => {
+                            dir::remove_created(path, made.as_deref());
+                            Err(e)
+                        }
+                    };
                 }
                 Err(e) if e.code == Code::Exists => continue,
                 Err(e) => return Err(e),
@@ -212,6 +223,19 @@ impl MmapVec {
             v.grow(opts.capacity, false)?;
         }
         Ok(v)
+    }
+
+    /// Closes the vec and, when this handle's open created it, removes it again with the parent
+    /// directories made for it: for a program whose first use of a vec it just made failed (a
+    /// binding that could not allocate what it needs beside the files), so that a failed open
+    /// leaves nothing behind. A vec that existed before is only closed.
+    pub fn discard(self) {
+        let path = self.path.clone();
+        let created = self.created.clone();
+        drop(self);
+        if let Some(made) = created {
+            dir::remove_created(&path, made.as_deref());
+        }
     }
 
     /// Deletes the vec at `path`; fails with ELOCKED while any handle has it open.
@@ -348,6 +372,7 @@ impl MmapVec {
             prefaults: Vec::new(),
             jobs: Arc::new(()),
             rewrites: Arc::new(AtomicU64::new(0)),
+            created: None,
             lock: held,
             header_file: Arc::new(header_file),
         })

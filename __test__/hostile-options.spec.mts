@@ -1,0 +1,84 @@
+// Options objects are the program's code too: a getter (or a Proxy) in an options object runs
+// when the option is read. Every call reads its options once, first, before it looks at the
+// vec, so a getter that changes the vec (closes it, truncates it, pushes) is seen by the checks
+// that follow instead of slipping between them. Runs in every mode the suite runs in.
+import test from 'ava'
+import { MmapVec, toArrow, writeArrowIPCSync } from 'mmapvec'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { scratch } from './helpers/util.mjs'
+
+const fresh = (() => {
+  const dir = scratch()
+  let n = 0
+  return () => join(dir, `o${n++}.mvec`)
+})()
+
+function filled(path: string, rows = 1000) {
+  const v = MmapVec.open(path, { a: 'u32' })
+  for (let i = 0; i < rows; i++) v.push({ a: i })
+  return v
+}
+
+test('an Arrow export whose option getter closes the vec is ECLOSED and writes no file', (t) => {
+  const v = filled(fresh())
+  const file = join(scratch(), 'closed.arrow')
+  const options = {
+    get batchRows() {
+      v.close()
+      return 100
+    },
+  }
+  t.throws(() => writeArrowIPCSync(v, file, options), { code: 'ECLOSED' } as object)
+  t.false(existsSync(file), 'no Arrow file of 0 rows claims to be the export')
+})
+
+test('toArrow whose `from` getter truncates the vec sees the new length (ERANGE), never a table with missing values', (t) => {
+  using v = filled(fresh())
+  const options = {
+    get from() {
+      v.truncate(5)
+      return 0
+    },
+    to: 100,
+  }
+  t.throws(() => toArrow(v, options), { code: 'ERANGE' } as object)
+  const table = toArrow(v, { from: 0, to: 5 })
+  t.is(table.numRows, 5)
+})
+
+test('close reads its options first: a row pushed by the flush getter is kept, a close inside it is harmless', (t) => {
+  const path = fresh()
+  const v = filled(path, 1)
+  v.close({
+    get flush() {
+      v.push({ a: 7 })
+      return true
+    },
+  })
+  using r = MmapVec.open(path, { a: 'u32' })
+  t.is(r.length, 2, 'the row pushed before close wrote back is in the files')
+  t.deepEqual(r.get(1), { a: 7 })
+  r.close()
+  const w = MmapVec.open(path, { a: 'u32' })
+  t.notThrows(() =>
+    w.close({
+      get flush() {
+        w.close()
+        return true
+      },
+    }),
+  )
+})
+
+test('open reads each option once', (t) => {
+  let reads = 0
+  using v = MmapVec.open(fresh(), { a: 'u32' }, {
+    get capacity() {
+      reads++
+      return reads === 1 ? 10 : 1e15
+    },
+  })
+  t.is(reads, 1)
+  t.true(v.capacity >= 10 && v.capacity < 1e6)
+})
