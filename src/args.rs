@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use crate::error::Result;
 use mmapvec_core::vec::{DEFAULT_RESERVATION, PACK_MIN_BYTES};
 use mmapvec_core::{Code, Error, OpenOptions};
-use napi::Result;
 use napi_derive::napi;
+
+use crate::layout::StorageMode;
 
 use crate::error::js_error;
 
@@ -26,6 +28,8 @@ pub struct OpenArgs {
     pub pack: Option<bool>,
     /// From how many mapped bytes a vec is packed (tests lower it); default `PACK_MIN_BYTES`.
     pub pack_min_bytes: Option<f64>,
+    /// Which buffers `layout()` shows; default mmap.
+    pub mode: Option<StorageMode>,
 }
 
 impl OpenArgs {

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use crate::error::Result;
 use mmapvec_core::inspect::{self, Info, Problem};
-use napi::Result;
 use napi_derive::napi;
 
 use crate::error::js_error;

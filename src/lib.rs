@@ -14,7 +14,9 @@
 
 use std::path::Path;
 
-use napi::{Env, Result};
+use napi::Env;
+
+use crate::error::Result;
 use napi_derive::napi;
 
 use crate::error::js_error;
@@ -23,9 +25,10 @@ use crate::error::js_error;
 pub mod args;
 pub mod flush;
 pub mod info;
+pub mod layout;
 pub mod native_vec;
 
-mod error;
+pub mod error;
 #[allow(unsafe_code)]
 mod napi_calls;
 #[allow(unsafe_code)]

@@ -17,10 +17,10 @@ use std::ffi::CStr;
 use std::ptr;
 
 use napi::bindgen_prelude::{Uint8Array, Unknown};
-use napi::{sys, Env, JsValue, Status, ValueType};
+use napi::{sys, Env, JsValue, ValueType};
 
 /// Fails with an EIO error naming `what` when a Node-API call did not return `napi_ok`.
-pub(crate) fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
+pub(crate) fn check(status: sys::napi_status, what: &str) -> crate::error::Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
@@ -29,10 +29,10 @@ pub(crate) fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
 }
 
 /// The EIO error of a Node-API call that returned `status` while doing `what`.
-pub(crate) fn failed(status: sys::napi_status, what: &str) -> napi::Error {
-    napi::Error::new(
-        Status::from(status),
-        format!("EIO: Node-API call failed while {what} (status {status})"),
+pub(crate) fn failed(status: sys::napi_status, what: &str) -> crate::error::JsError {
+    crate::error::JsError::new(
+        crate::error::ErrorCode::Io,
+        format!("Node-API call failed while {what} (status {status})"),
     )
 }
 
@@ -45,7 +45,7 @@ unsafe fn made<'e>(
     env: &'e Env,
     what: &str,
     call: impl FnOnce(sys::napi_env, *mut sys::napi_value) -> sys::napi_status,
-) -> napi::Result<Unknown<'e>> {
+) -> crate::error::Result<Unknown<'e>> {
     let mut out = ptr::null_mut();
     check(call(env.raw(), &mut out), what)?;
     // SAFETY: the caller's promise: Node-API just wrote `out`, a value of this env.
@@ -53,7 +53,7 @@ unsafe fn made<'e>(
 }
 
 /// The global object.
-pub(crate) fn global(env: &Env) -> napi::Result<Unknown<'_>> {
+pub(crate) fn global(env: &Env) -> crate::error::Result<Unknown<'_>> {
     // SAFETY: `napi_get_global` writes one value of the env.
     unsafe {
         made(env, "reading the global object", |raw, out| {
@@ -63,7 +63,7 @@ pub(crate) fn global(env: &Env) -> napi::Result<Unknown<'_>> {
 }
 
 /// `obj[name]`, for a property that holds a value.
-pub(crate) fn property<'e>(env: &'e Env, obj: Unknown<'e>, name: &CStr) -> napi::Result<Unknown<'e>> {
+pub(crate) fn property<'e>(env: &'e Env, obj: Unknown<'e>, name: &CStr) -> crate::error::Result<Unknown<'e>> {
     // SAFETY: `name` is NUL-terminated; the call writes one value of the env.
     unsafe {
         made(env, "reading a property", |raw, out| {
@@ -73,7 +73,7 @@ pub(crate) fn property<'e>(env: &'e Env, obj: Unknown<'e>, name: &CStr) -> napi:
 }
 
 /// `globalThis.a.b...`, for `path` `[a, b, ...]`.
-pub(crate) fn global_path<'e>(env: &'e Env, path: &[&CStr]) -> napi::Result<Unknown<'e>> {
+pub(crate) fn global_path<'e>(env: &'e Env, path: &[&CStr]) -> crate::error::Result<Unknown<'e>> {
     path.iter()
         .try_fold(global(env)?, |obj, name| property(env, obj, name))
 }
@@ -84,14 +84,14 @@ pub(crate) fn set_property<'e>(
     obj: Unknown<'e>,
     name: &CStr,
     value: Unknown<'e>,
-) -> napi::Result<()> {
+) -> crate::error::Result<()> {
     // SAFETY: `name` is NUL-terminated.
     let status = unsafe { sys::napi_set_named_property(env.raw(), obj.raw(), name.as_ptr(), value.raw()) };
     check(status, "setting a property")
 }
 
 /// A new empty object.
-pub(crate) fn object(env: &Env) -> napi::Result<Unknown<'_>> {
+pub(crate) fn object(env: &Env) -> crate::error::Result<Unknown<'_>> {
     // SAFETY: `napi_create_object` writes one value of the env.
     unsafe {
         made(env, "making an object", |raw, out| {
@@ -101,7 +101,7 @@ pub(crate) fn object(env: &Env) -> napi::Result<Unknown<'_>> {
 }
 
 /// `n` as a JavaScript number.
-pub(crate) fn uint32(env: &Env, n: u32) -> napi::Result<Unknown<'_>> {
+pub(crate) fn uint32(env: &Env, n: u32) -> crate::error::Result<Unknown<'_>> {
     // SAFETY: `napi_create_uint32` writes one value of the env.
     unsafe {
         made(env, "making a number", |raw, out| {
@@ -117,7 +117,7 @@ pub(crate) fn call<'e, const N: usize>(
     this: Unknown<'e>,
     f: Unknown<'e>,
     args: [Unknown<'e>; N],
-) -> napi::Result<Unknown<'e>> {
+) -> crate::error::Result<Unknown<'e>> {
     let argv = args.map(|a| a.raw());
     // SAFETY: `argv` holds `N` live values and outlives the call, which writes one value.
     unsafe {
@@ -132,7 +132,7 @@ pub(crate) fn new_instance<'e, const N: usize>(
     env: &'e Env,
     ctor: Unknown<'e>,
     args: [Unknown<'e>; N],
-) -> napi::Result<Unknown<'e>> {
+) -> crate::error::Result<Unknown<'e>> {
     let argv = args.map(|a| a.raw());
     // SAFETY: as in `call`.
     unsafe {
@@ -156,7 +156,7 @@ pub(crate) fn is_function(v: Unknown<'_>) -> bool {
 }
 
 /// A JavaScript boolean's value.
-pub(crate) fn bool_value(env: &Env, v: Unknown<'_>) -> napi::Result<bool> {
+pub(crate) fn bool_value(env: &Env, v: Unknown<'_>) -> crate::error::Result<bool> {
     let mut yes = false;
     // SAFETY: writes the value into `yes` (or fails for a value that is not a boolean).
     let status = unsafe { sys::napi_get_value_bool(env.raw(), v.raw(), &mut yes) };
@@ -190,7 +190,7 @@ pub(crate) fn detach_arraybuffer(env: &Env, v: Unknown<'_>) -> sys::napi_status 
 }
 
 /// ArrayBuffer `v`'s memory: where it starts and its length in bytes.
-pub(crate) fn arraybuffer_info(env: &Env, v: Unknown<'_>) -> napi::Result<(*mut u8, usize)> {
+pub(crate) fn arraybuffer_info(env: &Env, v: Unknown<'_>) -> crate::error::Result<(*mut u8, usize)> {
     let mut data = ptr::null_mut();
     let mut len = 0usize;
     // SAFETY: writes the start and length into `data` and `len`; nothing is read through them.
@@ -203,7 +203,7 @@ pub(crate) fn arraybuffer_info(env: &Env, v: Unknown<'_>) -> napi::Result<(*mut 
 pub(crate) fn typedarray_info<'e>(
     env: &'e Env,
     v: Unknown<'e>,
-) -> napi::Result<(*mut u8, Unknown<'e>, usize)> {
+) -> crate::error::Result<(*mut u8, Unknown<'e>, usize)> {
     let mut ty = 0;
     let mut n = 0usize;
     let mut data = ptr::null_mut();
@@ -226,16 +226,16 @@ pub(crate) struct Ref {
 
 impl Ref {
     /// A strong reference: `v` lives at least as long as this.
-    pub(crate) fn strong(env: &Env, v: Unknown<'_>, what: &str) -> napi::Result<Ref> {
+    pub(crate) fn strong(env: &Env, v: Unknown<'_>, what: &str) -> crate::error::Result<Ref> {
         Self::new(env, v, 1, what)
     }
 
     /// A weak reference: `v` may be collected meanwhile (see [`value`](Self::value)).
-    pub(crate) fn weak(env: &Env, v: Unknown<'_>, what: &str) -> napi::Result<Ref> {
+    pub(crate) fn weak(env: &Env, v: Unknown<'_>, what: &str) -> crate::error::Result<Ref> {
         Self::new(env, v, 0, what)
     }
 
-    fn new(env: &Env, v: Unknown<'_>, count: u32, what: &str) -> napi::Result<Ref> {
+    fn new(env: &Env, v: Unknown<'_>, count: u32, what: &str) -> crate::error::Result<Ref> {
         let mut raw = ptr::null_mut();
         // SAFETY: writes the new reference into `raw`; `Drop` deletes it once.
         let status = unsafe { sys::napi_create_reference(env.raw(), v.raw(), count, &mut raw) };

@@ -25,7 +25,7 @@ use crate::napi_calls::{self, failed, Ref};
 /// WebAssembly's page: memories are sized in these.
 const WASM_PAGE: usize = 65536;
 
-fn overlay_error(message: String) -> napi::Error {
+fn overlay_error(message: String) -> crate::error::JsError {
     js_error(Error::new(Code::Io, message))
 }
 
@@ -54,7 +54,7 @@ pub(crate) struct Overlay {
 impl Overlay {
     /// Makes a `WebAssembly.Memory` of at least `len` bytes (whole pages) and maps `file`'s
     /// first `len` bytes over its start.
-    pub(crate) fn attach(env: &Env, file: &File, len: usize, mode: MapMode) -> napi::Result<Overlay> {
+    pub(crate) fn attach(env: &Env, file: &File, len: usize, mode: MapMode) -> crate::error::Result<Overlay> {
         if !sys::OVERLAY {
             return Err(js_error(Error::new(
                 Code::Invalid,
@@ -148,13 +148,13 @@ impl Overlay {
     }
 
     /// The memory object.
-    fn memory<'e>(&self, env: &'e Env) -> napi::Result<Unknown<'e>> {
+    fn memory<'e>(&self, env: &'e Env) -> crate::error::Result<Unknown<'e>> {
         let memory = self.memory.as_ref().and_then(|m| m.value(env));
         memory.ok_or_else(|| failed(napi::sys::Status::napi_generic_failure, "reading a memory"))
     }
 
     /// The memory's current buffer.
-    pub(crate) fn buffer<'e>(&self, env: &'e Env) -> napi::Result<Unknown<'e>> {
+    pub(crate) fn buffer<'e>(&self, env: &'e Env) -> crate::error::Result<Unknown<'e>> {
         napi_calls::property(env, self.memory(env)?, c"buffer")
     }
 
@@ -220,7 +220,7 @@ pub(crate) struct Marks(Option<Ref>);
 
 impl Marks {
     /// Keeps `is_marked`, replacing the function kept before.
-    pub(crate) fn keep(&mut self, env: &Env, is_marked: Unknown<'_>) -> napi::Result<()> {
+    pub(crate) fn keep(&mut self, env: &Env, is_marked: Unknown<'_>) -> crate::error::Result<()> {
         if !napi_calls::is_function(is_marked) {
             return Err(js_error(Error::new(
                 Code::Invalid,

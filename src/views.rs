@@ -131,7 +131,7 @@ impl Views {
         ptr: *mut u8,
         len: usize,
         keep: Keep,
-    ) -> napi::Result<Unknown<'e>> {
+    ) -> crate::error::Result<Unknown<'e>> {
         self.prune(env);
         let mem = keep.clone();
         let hint = Box::into_raw(Box::new(keep));
@@ -173,7 +173,11 @@ impl Views {
     }
 
     /// An ArrayBuffer over the whole mapped header `map`.
-    pub(crate) fn header<'e>(&mut self, env: &'e Env, map: Arc<FileMap>) -> napi::Result<Unknown<'e>> {
+    pub(crate) fn header<'e>(
+        &mut self,
+        env: &'e Env,
+        map: Arc<FileMap>,
+    ) -> crate::error::Result<Unknown<'e>> {
         let (ptr, len) = (map.ptr(), map.len());
         // SAFETY: the header mapping is `len` bytes of read-write memory (shared, or private for
         // readOnly vecs) that lives as long as the Arc handed to the finalizer.
@@ -181,7 +185,7 @@ impl Views {
     }
 
     /// An ArrayBuffer over the whole of `pack`, which shows each of its columns at its offset.
-    pub(crate) fn pack<'e>(&mut self, env: &'e Env, pack: Arc<Pack>) -> napi::Result<Unknown<'e>> {
+    pub(crate) fn pack<'e>(&mut self, env: &'e Env, pack: Arc<Pack>) -> crate::error::Result<Unknown<'e>> {
         let (ptr, len) = (pack.base(), pack.len());
         // SAFETY: the pack's `len` bytes from its base are mapped read-write (its windows to
         // their files, zero pages between them) while the Arc lives; before a column leaves its
@@ -190,7 +194,12 @@ impl Views {
     }
 
     /// An ArrayBuffer over column `i` of `v`, covering its `capacity` rows from their start.
-    pub(crate) fn column<'e>(&mut self, env: &'e Env, v: &MmapVec, i: usize) -> napi::Result<Unknown<'e>> {
+    pub(crate) fn column<'e>(
+        &mut self,
+        env: &'e Env,
+        v: &MmapVec,
+        i: usize,
+    ) -> crate::error::Result<Unknown<'e>> {
         let (region, offset, len) = v.column_region(i);
         let ptr = region.base().wrapping_add(offset);
         // SAFETY: the `capacity * row_size` bytes from `offset` on in a column's reservation

@@ -1,3 +1,5 @@
+import { ErrorCode as NativeErrorCode } from '../native/binding.js'
+
 /**
  * Every `code` a {@link MmapVecError} can carry. The codes are stable: a program can switch on
  * them without parsing messages. The command-line tool maps each one to its own exit code.
@@ -44,10 +46,16 @@ export type ErrorCode =
   /** An optional dependency is missing: `apache-arrow`, for the Arrow functions. The message says what to install. */
   | 'EDEPENDENCY'
 
-const CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  'ELOCKED', 'EEXIST', 'ENOENT', 'EFORMAT', 'ESCHEMA', 'EVERSION', 'EARCH',
-  'ECLOSED', 'EREADONLY', 'ERANGE', 'ENOSPC', 'EINVAL', 'EACCES', 'EIO', 'EDEPENDENCY',
-])
+/**
+ * The codes are defined once, in Rust (src/error.rs), as the binding's `ErrorCode`; the union
+ * above restates them with their documentation, and this fails to compile unless it is exactly
+ * the binding's codes and the facade's own EDEPENDENCY.
+ */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+const SAME_CODES: Same<ErrorCode, `${NativeErrorCode}` | 'EDEPENDENCY'> = true
+
+/** The codes errors of the binding carry, as the binding lists them. */
+const NATIVE_CODES: ReadonlySet<string> = new Set<string>(SAME_CODES ? Object.values(NativeErrorCode) : [])
 
 /**
  * The error every failing call of mmapvec throws. `code` is stable (see {@link ErrorCode});
@@ -84,14 +92,14 @@ export class MmapVecError extends Error {
 }
 
 /**
- * Native errors arrive as `"CODE: message"`; this turns them into {@link MmapVecError}s.
- * Anything else is rethrown unchanged.
+ * Native errors arrive with their stable `code` set; this turns them into
+ * {@link MmapVecError}s. Anything else is rethrown unchanged.
  */
 export function fromNative(err: unknown, path: string | undefined): never {
-  if (err instanceof Error) {
-    const m = /^([A-Z]+): ([\s\S]*)$/.exec(err.message)
+  const code = (err as { code?: unknown } | null | undefined)?.code
+  if (err instanceof Error && typeof code === 'string' && NATIVE_CODES.has(code)) {
     // Every message names the path; the core's schema checks do not know it.
-    if (m && CODES.has(m[1])) throw new MmapVecError(m[1] as ErrorCode, path === undefined || m[2].includes(path) ? m[2] : `${path}: ${m[2]}`, path)
+    throw new MmapVecError(code as ErrorCode, path === undefined || err.message.includes(path) ? err.message : `${path}: ${err.message}`, path)
   }
   throw err
 }

@@ -5,7 +5,7 @@
  * vec.ts imports them, none of them imports vec.ts. And {@link setColumns}, the one place that
  * writes the column fields `_c0`... which the generated code reads.
  */
-import type { NativeVec } from '../native/binding.js'
+import type { Layout, NativeVec } from '../native/binding.js'
 import type { MmapVecError } from './errors.js'
 import type { AnyColumn, NormalizedSchema, Schema } from './schema.js'
 import type { Storage } from './storage/storage.js'
@@ -13,6 +13,8 @@ import type { Storage } from './storage/storage.js'
 /** What the vec's constructor is given (open.ts makes it). */
 export interface Opening<S extends Schema = Schema> {
   native: NativeVec
+  /** The native vec's state as it opened. */
+  layout: Layout
   /** The schema as the program gave it (or the stored one), in its field order. */
   schema: S
   spec: NormalizedSchema

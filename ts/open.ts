@@ -6,12 +6,12 @@
  */
 import { existsSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { NativeVec, externalBuffersAllowed, guardSignals, remove as nativeRemove, type OpenArgs } from '../native/binding.js'
+import { NativeVec, StorageMode, externalBuffersAllowed, guardSignals, remove as nativeRemove, type Layout, type OpenArgs, type SchemaRequest } from '../native/binding.js'
 import { specialise } from './codegen.js'
 import { callNative, checkCount, invalid, type MmapVecError } from './errors.js'
 import type { VecInternals } from './internals.js'
 import { checkPath, refuseInsideVec } from './paths.js'
-import { normalizeSchema, schemaOf, type NormalizedSchema, type Schema } from './schema.js'
+import { normalizeSchema, schemaOf, type NormalizedSchema, type ScalarType, type Schema } from './schema.js'
 import { BufferedStorage } from './storage/buffered.js'
 import { MappedStorage } from './storage/mapped.js'
 import { OverlayStorage } from './storage/overlay.js'
@@ -197,9 +197,8 @@ function checkOptions(path: string, given: unknown): OpenOptions {
 export type Making = 'open' | 'create' | 'temp'
 
 /** The stored schema as the facade works with it: names, types and widths in stored order. */
-function storedSpec(json: string): NormalizedSchema {
-  const s = JSON.parse(json) as NormalizedSchema
-  return { scalar: s.scalar, columns: s.columns.map(({ name, type, count }) => ({ name, type, count })) }
+function storedSpec(layout: Layout): NormalizedSchema {
+  return { scalar: layout.scalar, columns: layout.columns.map(({ name, type, count }) => ({ name, type: type as ScalarType, count })) }
 }
 
 /** A new vec's storage for `mode` (`where` and `path` name the vec in a refusal). */
@@ -231,7 +230,16 @@ function nativeOpenArgs(how: Making, o: OpenOptions, storage: Storage<VecInterna
     maxViewBytes: storage.maxViewBytes,
     pack: storage.pack,
     packMinBytes: packMinBytes(),
+    mode: STORAGE_MODES[storage.mode],
   }
+}
+
+/** The binding's name for each storage mode (which buffers its layouts show). */
+const STORAGE_MODES: Record<Mode, StorageMode> = { mmap: StorageMode.Mapped, buffered: StorageMode.Buffered, overlay: StorageMode.Overlay }
+
+/** A normalized schema as the binding takes it. */
+function schemaRequest(spec: NormalizedSchema): SchemaRequest {
+  return { scalar: spec.scalar, fields: spec.columns.map(({ name, type, count }) => ({ name, type, count })) }
 }
 
 /**
@@ -256,13 +264,16 @@ export function openVec(how: Making, path: string, schema: Schema | undefined, o
   if (how !== 'temp' && !stored && o.create !== false && !existsSync(path)) refuseInsideVec(dirname(path), "a new vec's parent directory", path)
   hookSignals()
   const args = nativeOpenArgs(how, o, storage, stored)
-  const nv = callNative(path || undefined, () => NativeVec.open(path, requested === undefined ? undefined : JSON.stringify(requested), args))
-  const spec = requested ?? storedSpec(nv.schemaJson)
-  const Cls = specialise(spec)
+  const nv = callNative(path || undefined, () => NativeVec.open(path, requested === undefined ? undefined : schemaRequest(requested), args))
   try {
     storage.opened(nv)
+    // The one read of the vec's state: schema, length, capacity and the storage's buffers.
+    const layout = callNative(path || undefined, () => nv.layout())
+    const spec = requested ?? storedSpec(layout)
+    const Cls = specialise(spec)
     return new Cls({
       native: nv,
+      layout,
       schema: schema ?? schemaOf(spec),
       spec,
       storage,

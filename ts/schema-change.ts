@@ -3,14 +3,12 @@
  * their checks and messages, and what follows a change (the per-schema code regenerated, the
  * views taken again). The native layer makes the change atomic on disk (docs/DESIGN.md).
  */
+import { MAX_COLUMNS, MAX_NAME_BYTES, type Layout } from '../native/binding.js'
 import { specialise } from './codegen.js'
 import { MmapVecError, callNative, invalid } from './errors.js'
 import type { VecInternals } from './internals.js'
 import { field, notUnicode, notUnicodeMessage, storedOrder, type ColumnSpec, type FieldType, type NormalizedSchema, type Schema } from './schema.js'
 
-/** The longest field name in bytes, and the most fields (the core enforces the same). */
-const MAX_NAME_BYTES = 255
-const MAX_COLUMNS = 1024
 
 function checkName(name: unknown, method: string, what: string, path: string): void {
   if (typeof name !== 'string' || name === '') {
@@ -115,26 +113,44 @@ export function renameColumn(vec: VecInternals, from: string, to: string): void 
  * and `from[k]`, the old position of new column `k` or -1 for a new one) when the stored schema
  * changed, even if the call then failed (making it durable), else nothing.
  */
-function change(vec: VecInternals, call: () => void, schema: Record<string, FieldType>, columns: ColumnSpec[], from: number[]): void {
+function change(vec: VecInternals, call: () => Layout, schema: Record<string, FieldType>, columns: ColumnSpec[], from: number[]): void {
   // Buffered columns go to the files first: the change makes everything before it durable.
   vec._storage.writeBack(vec)
-  const before = vec._native.schemaJson
+  const spec: NormalizedSchema = { scalar: false, columns }
+  let layout: Layout | undefined
   try {
-    callNative(vec._path, call)
+    layout = callNative(vec._path, call)
   } finally {
-    if (vec._native.schemaJson !== before) reshape(vec, schema, { scalar: false, columns }, from)
+    // A change can fail after its commit point (making it durable): what the files hold then
+    // says whether the new schema is in place.
+    layout ??= afterFailure(vec)
+    if (layout !== undefined && inPlace(spec, layout)) reshape(vec, schema, spec, from, layout)
   }
+}
+
+/** The vec's layout after a failed change, unless it cannot be read (the vec is damaged). */
+function afterFailure(vec: VecInternals): Layout | undefined {
+  try {
+    return vec._native.layout()
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether the stored columns are exactly `spec`'s fields. */
+function inPlace(spec: NormalizedSchema, layout: Layout): boolean {
+  return layout.columns.length === spec.columns.length && storedOrder(spec, layout.columns).every((i) => i >= 0)
 }
 
 /**
  * Regenerates the per-schema code and the views after a schema change. The native layer has
  * detached the views of a dropped column and of the replaced header already.
  */
-function reshape(vec: VecInternals, schema: Schema, spec: NormalizedSchema, from: number[]): void {
+function reshape(vec: VecInternals, schema: Schema, spec: NormalizedSchema, from: number[], layout: Layout): void {
   vec._schema = schema
   vec._spec = spec
-  vec._stored = storedOrder(spec, vec._native.schemaJson)
+  vec._stored = storedOrder(spec, layout.columns)
   Object.setPrototypeOf(vec, specialise(spec).prototype as object)
-  vec._storage.reshape(vec, from)
+  vec._storage.reshape(vec, from, layout)
   vec._columnsCache = undefined
 }

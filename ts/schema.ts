@@ -1,3 +1,5 @@
+import { MAX_COUNT } from '../native/binding.js'
+
 /**
  * The element types a field can have: signed and unsigned integers of 8 to 64 bits, 32- and
  * 64-bit floats, and `bool`. `i64`/`u64` values are `bigint`s; `bool` takes one byte (0 or 1).
@@ -151,8 +153,8 @@ const TYPES: ReadonlySet<string> = new Set<ScalarType>([
   'i8', 'u8', 'i16', 'u16', 'i32', 'u32', 'i64', 'u64', 'f32', 'f64', 'bool',
 ])
 
-/** The most values one array field may hold (the native layer enforces the same). */
-export const MAX_COUNT = 1 << 20
+// MAX_COUNT, the most values one array field may hold, is defined in Rust (the binding's).
+export { MAX_COUNT }
 
 function describeValue(v: unknown): string {
   try {
@@ -225,10 +227,9 @@ export function schemaOf(spec: NormalizedSchema): Schema {
   return fields
 }
 
-/** The stored column index of each column of `spec`, from the stored schema (`NativeVec.schemaJson`). */
-export function storedOrder(spec: NormalizedSchema, storedJson: string): number[] {
-  const stored = JSON.parse(storedJson) as NormalizedSchema
-  return spec.columns.map((c) => stored.columns.findIndex((s) => s.name === c.name))
+/** The stored column index of each column of `spec`, from the stored columns (a `Layout`'s). */
+export function storedOrder(spec: NormalizedSchema, stored: readonly { name: string }[]): number[] {
+  return spec.columns.map((c) => stored.findIndex((s) => s.name === c.name))
 }
 
 /** The constructor of each element type's TypedArray. */

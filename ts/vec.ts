@@ -66,6 +66,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   // `VecInternals` (internals.ts); `setBaseClass(MmapVec)` below checks that this class has it.
   /** @internal */ declare _native: NativeVec
   /** @internal */ declare _path: string
+  /** @internal The data version stored in the header. */ declare _version: number
   /** @internal */ declare _schema: S
   /** @internal */ declare _spec: NormalizedSchema
   /** @internal */ declare _readOnly: boolean
@@ -94,15 +95,16 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._readOnly = o.readOnly
     // One field for every mode, in the same place: every vec has the same hidden class.
     this._storage = o.storage
-    this._path = o.native.path
+    this._path = o.layout.path
+    this._version = o.layout.version
     this._closed = false
     this._timer = undefined
     this._flushing = false
     this._flushError = undefined
     this._columnsCache = undefined
     this._gen = 0
-    this._stored = storedOrder(o.spec, o.native.schemaJson)
-    this._hdr = o.storage.header(this)
+    this._stored = storedOrder(o.spec, o.layout.columns)
+    this._hdr = o.storage.header(this, o.layout)
     // Keep the length a small integer where it fits: a field that once held a double stays a
     // boxed double in V8, which makes every push several times slower.
     const stored = this._hdr[0]
@@ -114,7 +116,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     // setColumns), not set to undefined here first: V8 treats a field written once as a
     // constant, so while no vec of this schema has grown, optimised code can embed the columns
     // (2x faster random `get`).
-    o.storage.refresh(this, false)
+    o.storage.refresh(this, o.layout, false)
     o.storage.attach(this)
     if (o.autoFlushMs !== undefined && !this._readOnly) this._timer = durability.autoFlushEvery(this, o.autoFlushMs)
   }
@@ -368,7 +370,7 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    */
   get version(): number {
     this._open()
-    return this._native.appVersion
+    return this._version
   }
 
   /**
@@ -780,8 +782,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     // will be written through the file (pushMany), so the new pages are not faulted in.
     // Buffered columns are copied into the grown ones: a transferred one has nothing to copy.
     this._checkViews()
-    callNative(this._path, () => (forWrites ? this._native.growForWrites(n) : this._native.grow(n, geometric)))
-    this._storage.refresh(this, false)
+    const layout = callNative(this._path, () => (forWrites ? this._native.growForWrites(n) : this._native.grow(n, geometric)))
+    this._storage.refresh(this, layout, false)
   }
 
   /** @internal Throws EINVAL when the program detached one of the column buffers (see `checkBuffers`). */

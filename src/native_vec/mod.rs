@@ -9,14 +9,17 @@ use std::path::Path;
 
 use mmapvec_core::header::HEADER_FILE;
 use mmapvec_core::sys;
-use mmapvec_core::{Code, ElemType, Error, MmapVec, Schema};
+use mmapvec_core::{Code, ElemType, Error, MmapVec};
 use napi::bindgen_prelude::{ObjectFinalize, TypedArray, Uint8Array, Unknown};
-use napi::{Env, Result};
+use napi::Env;
+
+use crate::error::Result;
 use napi_derive::napi;
 
 use crate::args::{whole, OpenArgs};
 use crate::error::{closed, js_error};
 use crate::flush::FlushJob;
+use crate::layout::{Layout, SchemaRequest, StorageMode};
 use crate::napi_calls;
 use crate::overlay::{Marks, Overlay};
 use crate::views::Views;
@@ -46,17 +49,17 @@ pub struct NativeVec {
     write_back: Option<teardown::WriteBack>,
     /// Overlay mode: `worker_threads.isMarkedAsUntransferable`, where the runtime has it.
     marks: Marks,
+    /// Which buffers [`layout`](Self::layout) shows.
+    mode: StorageMode,
 }
 
 #[napi]
 impl NativeVec {
-    /// Without `schema_json`, opens an existing vec with its stored schema (never creates).
+    /// Without `schema`, opens an existing vec with its stored schema (never creates). Read
+    /// its [`layout`](Self::layout) next.
     #[napi(factory)]
-    pub fn open(path: String, schema_json: Option<String>, args: OpenArgs) -> Result<Self> {
-        let schema = schema_json
-            .map(|j| Schema::parse_request(&j))
-            .transpose()
-            .map_err(js_error)?;
+    pub fn open(path: String, schema: Option<SchemaRequest>, args: OpenArgs) -> Result<Self> {
+        let schema = schema.map(|s| s.schema()).transpose()?;
         let opts = args.options()?;
         let path = Path::new(&path);
         let v = match (schema.as_ref(), args.temp) {
@@ -76,52 +79,48 @@ impl NativeVec {
             column_overlays: (0..n).map(|_| None).collect(),
             write_back: None,
             marks: Marks::default(),
+            mode: args.mode.unwrap_or(StorageMode::Mapped),
         })
     }
 
-    /// The stored schema (fields in stored order, with their files), as JSON.
-    #[napi(getter)]
-    pub fn schema_json(&self) -> Result<String> {
-        Ok(self.vec()?.schema().to_json())
+    /// Everything the facade needs of the vec as it is now: schema, length, capacity, and the
+    /// buffers its storage mode shows.
+    #[napi]
+    pub fn layout<'e>(&mut self, env: &'e Env) -> Result<Layout<'e>> {
+        let (header, buffers, offsets) = match self.mode {
+            StorageMode::Buffered => (None, Vec::new(), Vec::new()),
+            StorageMode::Mapped => (
+                Some(self.header_buffer(env)?),
+                self.column_buffers(env)?,
+                self.column_offsets()?,
+            ),
+            StorageMode::Overlay => {
+                // A fault under the current memories marks the vec damaged; new memories must
+                // not replace them (and forget that) before the damage is reported.
+                self.vec_mut()?;
+                let header = self.overlay_header(env)?;
+                let buffers = self.overlay_columns(env)?;
+                let offsets = self
+                    .vec()?
+                    .schema()
+                    .columns
+                    .iter()
+                    .map(|c| f64::from(c.offset))
+                    .collect();
+                (Some(header), buffers, offsets)
+            }
+        };
+        Ok(Layout::of(self.vec()?, header, buffers, offsets))
     }
 
-    #[napi(getter)]
-    pub fn path(&self) -> Result<String> {
-        Ok(self.vec()?.path().display().to_string())
-    }
-
-    /// The stored row count (buffered mode reads it once at open).
-    #[napi(getter)]
-    pub fn length(&self) -> Result<f64> {
-        Ok(self.vec()?.len() as f64)
-    }
-
-    #[napi(getter)]
-    pub fn capacity(&self) -> Result<f64> {
-        Ok(self.vec()?.capacity() as f64)
-    }
-
-    #[napi(getter)]
-    pub fn app_version(&self) -> Result<f64> {
-        Ok(self.vec()?.app_version() as f64)
-    }
-
-    /// Byte offset of the row count (an f64) in the header buffer.
-    #[napi(getter)]
-    pub fn length_offset(&self) -> Result<u32> {
-        Ok(self.vec()?.header_region().1 as u32)
-    }
-
-    #[napi(ts_return_type = "ArrayBuffer")]
-    pub fn header_buffer<'e>(&mut self, env: &'e Env) -> Result<Unknown<'e>> {
+    fn header_buffer<'e>(&mut self, env: &'e Env) -> Result<Unknown<'e>> {
         let v = self.inner.as_ref().ok_or_else(closed)?;
         self.header_views.header(env, v.header_region().0)
     }
 
     /// One ArrayBuffer per stored column, covering `capacity` rows from the byte offset
     /// `columnOffsets` gives; the columns of a packed vec share one.
-    #[napi(ts_return_type = "ArrayBuffer[]")]
-    pub fn column_buffers<'e>(&mut self, env: &'e Env) -> Result<Vec<Unknown<'e>>> {
+    fn column_buffers<'e>(&mut self, env: &'e Env) -> Result<Vec<Unknown<'e>>> {
         let v = self.inner.as_ref().ok_or_else(closed)?;
         let mut out = Vec::with_capacity(self.column_views.len());
         // The pack's buffer is made once, and again only once JavaScript detached it.
@@ -143,8 +142,7 @@ impl NativeVec {
     }
 
     /// Where each stored column's rows start in its buffer from `columnBuffers`, in bytes.
-    #[napi(getter)]
-    pub fn column_offsets(&self) -> Result<Vec<f64>> {
+    fn column_offsets(&self) -> Result<Vec<f64>> {
         let v = self.vec()?;
         Ok((0..self.column_views.len())
             .map(|i| v.column_pack(i).map_or(0.0, |(_, at)| at as f64))
@@ -152,8 +150,7 @@ impl NativeVec {
     }
 
     /// Overlay mode: the header's WebAssembly memory, with the header file mapped over it.
-    #[napi(ts_return_type = "ArrayBuffer")]
-    pub fn overlay_header<'e>(&mut self, env: &'e Env) -> Result<Unknown<'e>> {
+    fn overlay_header<'e>(&mut self, env: &'e Env) -> Result<Unknown<'e>> {
         let v = self.inner.as_ref().ok_or_else(closed)?;
         let overlay = match &mut self.header_overlay {
             Some(o) => o,
@@ -171,8 +168,7 @@ impl NativeVec {
     /// Overlay mode: one WebAssembly memory's buffer per stored column, the column file mapped
     /// over it from the file's start (rows start at the column's offset), covering `capacity`
     /// rows. Views of a column whose memory is replaced are detached.
-    #[napi(ts_return_type = "ArrayBuffer[]")]
-    pub fn overlay_columns<'e>(&mut self, env: &'e Env) -> Result<Vec<Unknown<'e>>> {
+    fn overlay_columns<'e>(&mut self, env: &'e Env) -> Result<Vec<Unknown<'e>>> {
         self.replace_overlays(env)?;
         self.column_overlays
             .iter()
@@ -181,40 +177,65 @@ impl NativeVec {
             .collect()
     }
 
-    /// Grows to at least `min_capacity` rows (geometrically, or exactly); returns the capacity.
+    /// Grows to at least `min_capacity` rows (geometrically, or exactly); returns the new layout.
     #[napi]
-    pub fn grow(&mut self, env: &Env, min_capacity: f64, geometric: bool) -> Result<f64> {
+    pub fn grow<'e>(&mut self, env: &'e Env, min_capacity: f64, geometric: bool) -> Result<Layout<'e>> {
         let min = whole(min_capacity, "capacity")?;
         let growth = self.vec_mut()?.grow(min, geometric).map_err(js_error)?;
-        Ok(self.after_growth(env, growth) as f64)
+        self.after_growth(env, growth);
+        self.layout(env)
     }
 
+    /// Gives back the files' space past the last row.
     #[napi]
-    pub fn shrink_to_fit(&mut self, env: &Env) -> Result<f64> {
-        Ok(self.shrink(env)? as f64)
+    pub fn shrink_to_fit<'e>(&mut self, env: &'e Env) -> Result<Layout<'e>> {
+        self.shrink(env)?;
+        self.layout(env).inspect_err(|_| {
+            if self.mode == StorageMode::Overlay {
+                // The old memories are gone (they mapped pages the files no longer have) and
+                // no new ones could be made: the rows are safe in the files, and the vec closes
+                // rather than keep views whose writes would go nowhere.
+                self.detach_and_close(env);
+            }
+        })
+    }
+
+    /// False once closed (by `close`, or by a shrink that could not make new memories).
+    #[napi]
+    pub fn is_open(&self) -> bool {
+        self.inner.is_some()
     }
 
     /// Adds a column of `count` values of `ty` per row (existing rows read zero in it).
     #[napi]
-    pub fn add_column(&mut self, env: &Env, name: String, ty: String, count: u32) -> Result<()> {
+    pub fn add_column<'e>(
+        &mut self,
+        env: &'e Env,
+        name: String,
+        ty: String,
+        count: u32,
+    ) -> Result<Layout<'e>> {
         let ty = ElemType::parse(&ty).ok_or_else(|| {
             js_error(Error::new(
                 Code::Invalid,
                 format!("addColumn: unknown type '{ty}'"),
             ))
         })?;
-        self.change_schema(env, |v| v.add_column(&name, ty, count))
+        self.change_schema(env, |v| v.add_column(&name, ty, count))?;
+        self.layout(env)
     }
 
     /// Removes a column and its data; its views become empty.
     #[napi]
-    pub fn drop_column(&mut self, env: &Env, name: String) -> Result<()> {
-        self.change_schema(env, |v| v.drop_column(&name))
+    pub fn drop_column<'e>(&mut self, env: &'e Env, name: String) -> Result<Layout<'e>> {
+        self.change_schema(env, |v| v.drop_column(&name))?;
+        self.layout(env)
     }
 
     #[napi]
-    pub fn rename_column(&mut self, env: &Env, from: String, to: String) -> Result<()> {
-        self.change_schema(env, |v| v.rename_column(&from, &to))
+    pub fn rename_column<'e>(&mut self, env: &'e Env, from: String, to: String) -> Result<Layout<'e>> {
+        self.change_schema(env, |v| v.rename_column(&from, &to))?;
+        self.layout(env)
     }
 
     #[napi]
@@ -252,12 +273,13 @@ impl NativeVec {
     }
 
     /// Grows geometrically to at least `min_capacity` rows for rows `writeRows` will write:
-    /// the new pages are not faulted in. Returns the capacity.
+    /// the new pages are not faulted in. Returns the new layout.
     #[napi]
-    pub fn grow_for_writes(&mut self, env: &Env, min_capacity: f64) -> Result<f64> {
+    pub fn grow_for_writes<'e>(&mut self, env: &'e Env, min_capacity: f64) -> Result<Layout<'e>> {
         let min = whole(min_capacity, "capacity")?;
         let growth = self.vec_mut()?.grow_for_writes(min).map_err(js_error)?;
-        Ok(self.after_growth(env, growth) as f64)
+        self.after_growth(env, growth);
+        self.layout(env)
     }
 
     /// Writes `src`'s bytes (whole rows) into stored column `i` from row `first_row` on,
@@ -321,7 +343,7 @@ impl NativeVec {
 }
 
 impl ObjectFinalize for NativeVec {
-    fn finalize(mut self, env: Env) -> Result<()> {
+    fn finalize(mut self, env: Env) -> napi::Result<()> {
         self.release(&env);
         Ok(())
     }

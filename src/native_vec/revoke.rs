@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use mmapvec_core::{Growth, MmapVec};
-use napi::{Env, Result};
+use napi::Env;
+
+use crate::error::Result;
 
 use super::NativeVec;
 use crate::error::{closed, js_error};

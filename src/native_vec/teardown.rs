@@ -78,7 +78,7 @@ impl NativeVec {
         env: &Env,
         length: Unknown,
         columns: &[(usize, Unknown)],
-    ) -> napi::Result<()> {
+    ) -> crate::error::Result<()> {
         let stored = &self.vec()?.schema().columns;
         let files = columns
             .iter()
@@ -99,7 +99,7 @@ impl NativeVec {
             .iter()
             .zip(files)
             .map(|(&(_, c), file)| Ok((file, Ref::strong(env, c, what)?)))
-            .collect::<napi::Result<Vec<_>>>()?;
+            .collect::<crate::error::Result<Vec<_>>>()?;
         let length = Ref::strong(env, length, what)?;
         let arg = (self as *mut NativeVec).cast::<c_void>();
         // SAFETY: the hook and its argument follow the module's rules: `self` is the boxed
@@ -156,7 +156,7 @@ impl NativeVec {
 impl WriteBack {
     /// Copies the registered buffers' rows into the files and stores the row count; nothing if
     /// one was detached (its rows left with it, as the facade's write-back refuses too).
-    fn copy_into(&self, env: &Env, v: &mut MmapVec) -> napi::Result<()> {
+    fn copy_into(&self, env: &Env, v: &mut MmapVec) -> crate::error::Result<()> {
         let count = typed_array_bytes(env, &self.length)?
             .filter(|&(_, n)| n >= 8)
             // SAFETY: at least 8 bytes of the live Float64Array's memory; no JavaScript runs.
@@ -200,7 +200,7 @@ impl WriteBack {
 
 /// A TypedArray's bytes from its first element to its buffer's end, or `None` when its buffer
 /// is detached. An empty buffer (a vec of capacity 0) may have no data pointer: 0 bytes.
-fn typed_array_bytes(env: &Env, r: &Ref) -> napi::Result<Option<(*const u8, usize)>> {
+fn typed_array_bytes(env: &Env, r: &Ref) -> crate::error::Result<Option<(*const u8, usize)>> {
     let what = "reading a buffered column";
     let value = r
         .value(env)

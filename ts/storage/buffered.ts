@@ -10,7 +10,7 @@
  */
 import { constants as bufferConstants } from 'node:buffer'
 import { markAsUntransferable } from 'node:worker_threads'
-import { detachBuffer, type NativeVec } from '../../native/binding.js'
+import { detachBuffer, type Layout, type NativeVec } from '../../native/binding.js'
 import { MmapVecError, callNative } from '../errors.js'
 import { setColumns, type VecInternals } from '../internals.js'
 import { ARRAY_TYPES, type AnyColumn, type ScalarType } from '../schema.js'
@@ -155,9 +155,9 @@ export class BufferedStorage implements Storage<VecInternals> {
 
   opened(): void {}
 
-  header(vec: VecInternals): Float64Array {
+  header(_vec: VecInternals, layout: Layout): Float64Array {
     const hdr = new Float64Array(1)
-    hdr[0] = vec._native.length
+    hdr[0] = layout.length
     return hdr
   }
 
@@ -165,8 +165,8 @@ export class BufferedStorage implements Storage<VecInternals> {
    * New V8-allocated buffers, filled from the old ones after a growth, or from the files at
    * open and after a shrink (`fromFiles`).
    */
-  refresh(vec: VecInternals, fromFiles: boolean): void {
-    const cap = vec._native.capacity
+  refresh(vec: VecInternals, layout: Layout, fromFiles: boolean): void {
+    const cap = layout.capacity
     const first = vec._cols.length === 0
     // Every new buffer first: when V8 cannot allocate one, the vec keeps its buffers, capacity
     // and limit (the files keep the room they grew by, for the next growth).
@@ -211,7 +211,7 @@ export class BufferedStorage implements Storage<VecInternals> {
     track(vec, this.writeBackState)
   }
 
-  reshape(vec: VecInternals, from: readonly number[]): void {
+  reshape(vec: VecInternals, from: readonly number[], _layout: Layout): void {
     // The capacity is unchanged: kept columns keep their buffers, a new one starts at zero.
     const old = vec._cols
     setColumns(
@@ -231,8 +231,7 @@ export class BufferedStorage implements Storage<VecInternals> {
 
   shrinkToFit(vec: VecInternals): void {
     this.writeBack(vec)
-    vec._cap = callNative(vec._path, () => vec._native.shrinkToFit())
-    this.refresh(vec, true)
+    this.refresh(vec, callNative(vec._path, () => vec._native.shrinkToFit()), true)
   }
 
   release(vec: VecInternals): void {

@@ -4,7 +4,7 @@
  * columns share one ArrayBuffer (packed), each at its own byte offset.
  */
 import { constants as bufferConstants } from 'node:buffer'
-import type { NativeVec } from '../../native/binding.js'
+import type { Layout, NativeVec } from '../../native/binding.js'
 import { callNative } from '../errors.js'
 import { setColumns, type VecInternals } from '../internals.js'
 import { ARRAY_TYPES, type AnyColumn } from '../schema.js'
@@ -22,8 +22,8 @@ export function viewsOver(vec: VecInternals, buffers: readonly ArrayBuffer[], of
 }
 
 /** The view of the header's row count over `header` (the mapped header, or its overlay memory). */
-export function rowCountView(vec: VecInternals, header: () => ArrayBuffer): Float64Array {
-  return new Float64Array(callNative(vec._path, header), vec._native.lengthOffset, 1)
+export function rowCountView(layout: Layout): Float64Array {
+  return new Float64Array(layout.header as ArrayBuffer, layout.lengthOffset, 1)
 }
 
 export class MappedStorage implements Storage<VecInternals> {
@@ -39,31 +39,28 @@ export class MappedStorage implements Storage<VecInternals> {
 
   opened(_native: NativeVec): void {}
 
-  header(vec: VecInternals): Float64Array {
-    return rowCountView(vec, () => vec._native.headerBuffer())
+  header(_vec: VecInternals, layout: Layout): Float64Array {
+    return rowCountView(layout)
   }
 
-  refresh(vec: VecInternals, _fromFiles?: boolean): void {
-    const nv = vec._native
-    vec._cap = nv.capacity
+  refresh(vec: VecInternals, layout: Layout, _fromFiles?: boolean): void {
+    vec._cap = layout.capacity
     vec._limit = vec._readOnly ? -1 : vec._cap
-    const bufs = callNative(vec._path, () => nv.columnBuffers())
-    setColumns(vec, viewsOver(vec, bufs, nv.columnOffsets, vec._cap))
+    setColumns(vec, viewsOver(vec, layout.buffers, layout.offsets, vec._cap))
   }
 
   attach(): void {}
 
-  reshape(vec: VecInternals): void {
+  reshape(vec: VecInternals, _from: readonly number[], layout: Layout): void {
     // The header file was replaced: the row count must keep landing in the live one.
-    vec._hdr = this.header(vec)
-    this.refresh(vec)
+    vec._hdr = this.header(vec, layout)
+    this.refresh(vec, layout, false)
   }
 
   writeBack(): void {}
 
   shrinkToFit(vec: VecInternals): void {
-    vec._cap = callNative(vec._path, () => vec._native.shrinkToFit())
-    this.refresh(vec)
+    this.refresh(vec, callNative(vec._path, () => vec._native.shrinkToFit()), true)
   }
 
   release(vec: VecInternals): void {

@@ -7,8 +7,8 @@
 import { constants as bufferConstants } from 'node:buffer'
 import type { NativeVec } from '../../native/binding.js'
 import { callNative } from '../errors.js'
-import { setColumns, type VecInternals } from '../internals.js'
-import { MappedStorage, rowCountView, viewsOver } from './mapped.js'
+import type { VecInternals } from '../internals.js'
+import { MappedStorage } from './mapped.js'
 import { isMarkedAsUntransferable } from './marks.js'
 
 /** A WebAssembly memory holds at most 4 GiB (65,536 pages); a column's pages stay within it. */
@@ -25,32 +25,13 @@ export class OverlayStorage extends MappedStorage {
     if (typeof isMarkedAsUntransferable === 'function') native.askMarks(isMarkedAsUntransferable)
   }
 
-  override header(vec: VecInternals): Float64Array {
-    return rowCountView(vec, () => vec._native.overlayHeader())
-  }
-
-  override refresh(vec: VecInternals): void {
-    // New views first: if a memory cannot be made, the old views, capacity and limit stay.
-    const nv = vec._native
-    const cap = nv.capacity
-    const bufs = callNative(vec._path, () => nv.overlayColumns())
-    // A memory starts at its file's start: each column's rows start at its offset in the file.
-    const offsets = (JSON.parse(nv.schemaJson) as { columns: { offset: number }[] }).columns.map((c) => c.offset)
-    const cols = viewsOver(vec, bufs, offsets, cap)
-    vec._cap = cap
-    vec._limit = vec._readOnly ? -1 : cap
-    setColumns(vec, cols)
-  }
-
   override shrinkToFit(vec: VecInternals): void {
-    vec._cap = callNative(vec._path, () => vec._native.shrinkToFit())
     try {
-      this.refresh(vec)
+      this.refresh(vec, callNative(vec._path, () => vec._native.shrinkToFit()), true)
     } catch (e) {
-      // The old memories are gone (they mapped pages the files no longer have) and no new ones
-      // could be made; the rows are safe in the files, so the vec closes rather than keep views
-      // whose writes would go nowhere.
-      vec.close()
+      // The shrink went through but no new memories could be made: the native vec closed
+      // itself (the old memories mapped pages the files no longer have), and so does this one.
+      if (!vec._native.isOpen()) vec.close({ flush: false })
       throw e
     }
   }

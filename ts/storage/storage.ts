@@ -12,7 +12,7 @@
  * path (the generated `push`, `get`, `set`) never does: it reads the fields a storage sets
  * (`_c0`..., `_limit`, `_hdr`).
  */
-import type { NativeVec } from '../../native/binding.js'
+import type { Layout, NativeVec } from '../../native/binding.js'
 import { MmapVecError } from '../errors.js'
 import type { AnyColumn } from '../schema.js'
 
@@ -44,19 +44,19 @@ export interface Storage<V> {
   /** Called once the native vec is open, before the vec is made over it. */
   opened(native: NativeVec): void
   /** The row count's view: an f64 at index 0, which the native side reads as the header's. */
-  header(vec: V): Float64Array
+  header(vec: V, layout: Layout): Float64Array
   /**
-   * Takes new full-capacity views and the capacity: at open, after a growth, and after a shrink
-   * (`fromFiles`: the files hold the rows, the old views do not).
+   * Takes new full-capacity views and the capacity from `layout`: at open, after a growth, and
+   * after a shrink (`fromFiles`: the files hold the rows, the old views do not).
    */
-  refresh(vec: V, fromFiles: boolean): void
+  refresh(vec: V, layout: Layout, fromFiles: boolean): void
   /** Called once the vec is made (its views taken). */
   attach(vec: V): void
   /**
    * After a schema change (the vec's schema, spec and stored order are the new ones): the new
    * views, `from[k]` being the old position of new column `k`, or -1 for a new column.
    */
-  reshape(vec: V, from: readonly number[]): void
+  reshape(vec: V, from: readonly number[], layout: Layout): void
   /** Puts every row and the row count in the files, before a flush, shrink, schema change or close. */
   writeBack(vec: V): void
   /** Gives back the files' space past the last row and takes the new views. */

@@ -23,6 +23,11 @@ pub enum ElemType {
 }
 
 impl ElemType {
+    /// The name schemas write (`"f32"`).
+    pub fn name(self) -> String {
+        type_name(self)
+    }
+
     /// The type of a name as schemas write it (`"f32"`), or None.
     pub fn parse(name: &str) -> Option<ElemType> {
         serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
@@ -92,6 +97,29 @@ impl Schema {
             c.file.clear();
             c.offset = 0;
         }
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// A schema as a program asks for it, field by field (name, element type, values per row),
+    /// validated; `scalar` for a vec of plain values (one field, named `value`).
+    pub fn request(
+        scalar: bool,
+        fields: impl IntoIterator<Item = (String, ElemType, u32)>,
+    ) -> Result<Schema> {
+        let s = Schema {
+            scalar,
+            columns: fields
+                .into_iter()
+                .map(|(name, ty, count)| Column {
+                    name,
+                    ty,
+                    count,
+                    file: String::new(),
+                    offset: 0,
+                })
+                .collect(),
+        };
         s.validate()?;
         Ok(s)
     }
