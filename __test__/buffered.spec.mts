@@ -175,3 +175,31 @@ test('a growth or an open whose buffers V8 cannot allocate is EIO, keeps every r
   t.is(open.open.code, 'EIO')
   t.false(existsSync(join(dir, 'x')), 'the failed open removed the vec it created, and the directory made for it')
 })
+
+test("rows a program's own exit listener pushes are written back, and its close there works", (t) => {
+  for (const [ending, when] of [['close', 'now'], ['close', 'later'], ['open', 'later']]) {
+    const path = fresh()
+    const child = runChild('exit-listener.mjs', [path, ending, when])
+    t.is(child.status, 0, child.stderr)
+    t.is(child.stderr, '', `${ending}, ${when}: no ECLOSED, no warning`)
+    using v = MmapVec.open(path, { a: 'u32' })
+    t.is(v.length, 2, `${ending}, ${when}: the row pushed at exit is in the files`)
+  }
+})
+
+test('a shrinkToFit or addColumn that runs out of memory leaves a vec whose every reported row is in the files', (t) => {
+  if (process.platform !== 'linux') return t.pass('the address-space limit is set with prlimit and read from /proc')
+  for (const scenario of ['shrink', 'add']) {
+    const dir = join(scratch(), `alloc-${scenario}`)
+    mkdirSync(dir)
+    type Outcome = { ok?: unknown; code?: string }
+    const out = JSON.parse(runChild('alloc-failure.mjs', [dir, scenario]).stdout) as Record<string, Outcome> & { length: number; schema: unknown }
+    for (const k of ['change', 'push']) t.true(out[k].code === undefined || out[k].code === 'EIO', `${scenario} ${k}: ${JSON.stringify(out[k])}`)
+    t.deepEqual(out.schema, { a: 'f64' }, 'the vec shows the schema it can hold')
+    t.deepEqual(out.last.ok, { a: 2 })
+    t.deepEqual(out.close, { ok: null })
+    using v = MmapVec.open(join(dir, `${scenario}.mvec`), { a: 'f64' }, { readOnly: true })
+    t.is(v.length, out.length, `${scenario}: every row the vec reported is in the files`)
+    t.is(v.get(v.length - 1).a, 2)
+  }
+})

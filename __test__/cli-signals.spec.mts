@@ -3,8 +3,8 @@
 // sound, and make the next run fail with EEXIST) and none of the directories it made.
 import test from 'ava'
 import { MmapVec } from 'mmapvec'
-import { spawn } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { scratch } from './helpers/util.mjs'
@@ -49,3 +49,41 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     t.deepEqual(v.get(ROWS - 1), { a: ROWS - 1, b: (ROWS - 1) % 7 })
   })
 }
+
+test('an import waiting on an idle pipe ends at SIGINT, leaving nothing', async (t) => {
+  if (process.platform === 'win32') return t.pass('FIFOs are POSIX')
+  const fifo = join(dir, 'idle.fifo')
+  const target = join(dir, 'from-pipe', 'v.mvec')
+  t.is(spawnSync('mkfifo', [fifo]).status, 0)
+  // The writer sends a header and two rows, then keeps the pipe open without writing.
+  const writer = spawn('bash', ['-c', `{ printf 'a\\n1\\n2\\n'; sleep 30; } > ${JSON.stringify(fifo)}`], { stdio: 'ignore' })
+  const child = spawn(process.execPath, [BIN, 'import', fifo, target, '--schema', '{"a":"u32"}', '--format', 'csv'], { stdio: 'ignore' })
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)))
+  while (!existsSync(target)) await new Promise((resolve) => setTimeout(resolve, 20))
+  child.kill('SIGINT')
+  const signal = await exited
+  writer.kill()
+  t.is(signal, 'SIGINT', 'the process ends as SIGINT ends it, without waiting for the pipe')
+  t.false(existsSync(join(dir, 'from-pipe')), 'no partial vec, nor the directory made for it')
+})
+
+test('an Arrow export ended by SIGINT leaves no temporary file', async (t) => {
+  const vec = join(dir, 'arrow-src.mvec')
+  const n = 5_000_000
+  {
+    using v = MmapVec.open(vec, { a: 'u32', b: 'f64' })
+    v.pushMany({ a: new Uint32Array(n), b: new Float64Array(n) })
+  }
+  const outDir = join(dir, 'arrow-out')
+  mkdirSync(outDir)
+  const child = spawn(process.execPath, [BIN, 'export', vec, '--format', 'arrow', '--out', join(outDir, 'v.arrow')], { stdio: 'ignore' })
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)))
+  let done = false
+  void exited.then(() => (done = true))
+  while (!done && readdirSync(outDir).length === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+  child.kill('SIGINT')
+  const signal = await exited
+  if (signal === null) return t.deepEqual(readdirSync(outDir), ['v.arrow'], 'finished before the signal: only the whole file')
+  t.is(signal, 'SIGINT')
+  t.deepEqual(readdirSync(outDir), [], 'neither the temporary file nor a partial output')
+})

@@ -82,3 +82,22 @@ test('open reads each option once', (t) => {
   t.is(reads, 1)
   t.true(v.capacity >= 10 && v.capacity < 1e6)
 })
+
+test('fields named like members of Object.prototype are read as the row gives them', (t) => {
+  for (const name of ['toString', 'constructor', 'valueOf', '__proto__', 'hasOwnProperty']) {
+    using v = MmapVec.temp({ [name]: 'u8', hp: 'u16' })
+    v.push(JSON.parse(`{ ${JSON.stringify(name)}: 1, "hp": 2 }`) as never)
+    v.set(0, { hp: 5 })
+    t.deepEqual(Object.entries(v.get(0) as object), [[name, 1], ['hp', 5]], `${name}: a partial set leaves it alone`)
+    const e = t.throws(() => v.push({ hp: 5 }), { code: 'EINVAL' } as object)
+    t.regex(e.message, /got undefined/, `${name}: a row without it is refused for the missing field, not for Object.prototype's`)
+  }
+})
+
+test('a Symbol (or any non-number) index is EINVAL in every row call', (t) => {
+  using v = MmapVec.temp({ a: 'u32' })
+  v.push({ a: 1 })
+  const s = Symbol('i') as unknown as number
+  for (const call of [() => v.get(s), () => v.set(s, { a: 2 }), () => v.swapRemove(s), () => v.at(s)]) t.throws(call, { code: 'EINVAL' } as object)
+  t.deepEqual(v.get(0), { a: 1 })
+})

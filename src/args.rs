@@ -30,6 +30,8 @@ pub struct OpenArgs {
     pub pack_min_bytes: Option<f64>,
     /// Which buffers `layout()` shows; default mmap.
     pub mode: Option<StorageMode>,
+    /// What lifts `max_view_bytes` here, for the message of a column past it.
+    pub view_limit_fix: Option<String>,
 }
 
 impl OpenArgs {
@@ -47,6 +49,10 @@ impl OpenArgs {
                 None => DEFAULT_RESERVATION,
             },
             max_view_bytes: whole(self.max_view_bytes, "maxViewBytes")?,
+            view_limit_fix: self
+                .view_limit_fix
+                .clone()
+                .unwrap_or_else(|| "split the data".to_string()),
             pack_min_bytes: match (self.pack, self.pack_min_bytes) {
                 (Some(true), Some(n)) => Some(whole(n, "packMinBytes")? as usize),
                 (Some(true), None) => Some(PACK_MIN_BYTES),

@@ -84,12 +84,19 @@ function read(c: ColumnSpec, k: number): [string, string] {
   return [prelude, `this._readArray(c${k}, o${k}, ${c.count}, ${c.type === 'bool'})`]
 }
 
-const INDEX_OK = '(i >= 0 && i < this._len && Number.isInteger(i))'
+// typeof first: a Symbol (or an object whose valueOf throws) must not be compared.
+const INDEX_OK = "(typeof i === 'number' && i >= 0 && i < this._len && Number.isInteger(i))"
 
 /** Source of the class body specialised for `schema`. */
 export function classSource(schema: NormalizedSchema): string {
   const cols = schema.columns
-  const val = (k: number) => (schema.scalar ? 'r' : `r[${JSON.stringify(cols[k].name)}]`)
+  // A field named like a member of Object.prototype (toString, constructor...) is read only as
+  // the row's own property: a row without it does not give it the inherited function.
+  const val = (k: number) => {
+    if (schema.scalar) return 'r'
+    const name = JSON.stringify(cols[k].name)
+    return cols[k].name in Object.prototype ? `(Object.prototype.hasOwnProperty.call(r, ${name}) ? r[${name}] : undefined)` : `r[${name}]`
+  }
   const rowCheck = schema.scalar ? '' : `if (r === null || typeof r !== 'object') throw this._rowError(r);`
   const reads = cols.map((c, k) => readValue(c, k, val(k), false))
   // A getter may also change the schema: this code then no longer matches the columns.

@@ -228,6 +228,7 @@ function nativeOpenArgs(how: Making, o: OpenOptions, storage: Storage<VecInterna
     version: o.version,
     reservation: o.reservation,
     maxViewBytes: storage.maxViewBytes,
+    viewLimitFix: storage.viewLimitFix,
     pack: storage.pack,
     packMinBytes: packMinBytes(),
     mode: STORAGE_MODES[storage.mode],

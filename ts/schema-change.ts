@@ -147,10 +147,21 @@ function inPlace(spec: NormalizedSchema, layout: Layout): boolean {
  * detached the views of a dropped column and of the replaced header already.
  */
 function reshape(vec: VecInternals, schema: Schema, spec: NormalizedSchema, from: number[], layout: Layout): void {
+  const before = { schema: vec._schema, spec: vec._spec, stored: vec._stored, proto: Object.getPrototypeOf(vec) as object }
   vec._schema = schema
   vec._spec = spec
   vec._stored = storedOrder(spec, layout.columns)
   Object.setPrototypeOf(vec, specialise(spec).prototype as object)
-  vec._storage.reshape(vec, from, layout)
+  try {
+    vec._storage.reshape(vec, from, layout)
+  } catch (e) {
+    // No memory for the new column's buffer: the vec goes on as it was (the files hold the new
+    // column too, which it does not show until it is opened again).
+    vec._schema = before.schema
+    vec._spec = before.spec
+    vec._stored = before.stored
+    Object.setPrototypeOf(vec, before.proto)
+    throw e
+  }
   vec._columnsCache = undefined
 }

@@ -299,7 +299,12 @@ async function exportVec(path: string, o: Record<string, string | boolean | unde
   const writeFile = f.writeFile
   if (writeFile !== undefined) {
     if (out === undefined) throw new UsageError(`--format ${f.name} is binary: say where to write it with --out FILE`)
-    await withSlice(path, from, to, (s) => writeFile(s, out))
+    // Interrupted, it fails as any export does: its temporary file goes (the library removes it
+    // when the export stops), then the signal ends the process.
+    await interruptible(
+      (stop) => withSlice(path, from, to, (s) => writeFile(s, out, stop)),
+      () => {},
+    )
     return EXIT_CODES.OK
   }
   if (out === undefined) {
@@ -346,7 +351,7 @@ async function importFile(file: string, path: string, o: Record<string, string |
     // Interrupted (Ctrl-C), it fails as any import does: the partial vec and the directories
     // made for it go, and then the signal ends the process.
     n = await interruptible(
-      (stop) => f.read!(file, path, schema, stop),
+      (stop, aborted) => f.read!(file, path, schema, stop, aborted),
       () => removeEmpty(made),
     )
   } catch (err) {

@@ -32,9 +32,9 @@ export interface Format {
   /** Writes the rows of `slice` to `sink`. */
   write?: (slice: Slice, sink: Sink) => Promise<void>
   /** For binary formats written whole: writes the rows of `slice` to `file` (whole or not at all). */
-  writeFile?: (slice: Slice, file: string) => Promise<void>
+  writeFile?: (slice: Slice, file: string, stop: () => void) => Promise<void>
   /** Reads the rows of `file` into a new vec at `path`; returns the row count. */
-  read?: (file: string, path: string, schema: Schema | undefined, stop: () => void) => Promise<number>
+  read?: (file: string, path: string, schema: Schema | undefined, stop: () => void, aborted: AbortSignal) => Promise<number>
 }
 
 /** The vec's columns in schema order (`values` of a scalar vec is its one column). */
@@ -89,7 +89,7 @@ const csv: Format = {
       await sink.write(parts.join(',') + '\n')
     })
   },
-  read: (file, path, schema, stop) => importRows(file, path, needSchema(schema, 'csv'), csvRows, stop),
+  read: (file, path, schema, stop, aborted) => importRows(file, path, needSchema(schema, 'csv'), csvRows, stop, aborted),
 }
 
 const jsonl: Format = {
@@ -100,17 +100,21 @@ const jsonl: Format = {
     const line = jsonLine(slice)
     await forRows(slice, 'export', (i) => sink.write(line(i) + '\n'))
   },
-  read: (file, path, schema, stop) => importRows(file, path, needSchema(schema, 'jsonl'), jsonlRows, stop),
+  read: (file, path, schema, stop, aborted) => importRows(file, path, needSchema(schema, 'jsonl'), jsonlRows, stop, aborted),
 }
 
 const arrow: Format = {
   name: 'arrow',
   extensions: ['.arrow', '.feather', '.ipc'],
   description: 'Apache Arrow IPC file (binary; needs --out, and the apache-arrow package)',
-  async writeFile(slice, file) {
+  async writeFile(slice, file, stop) {
     const progress = new Progress('export', slice.to - slice.from, 'rows')
     try {
-      await writeArrowIPC(slice.vec, file, { from: slice.from, to: slice.to, onProgress: (done) => progress.update(done) })
+      const onProgress = (done: number) => {
+        stop()
+        progress.update(done)
+      }
+      await writeArrowIPC(slice.vec, file, { from: slice.from, to: slice.to, onProgress })
     } finally {
       progress.stop()
     }
@@ -194,20 +198,52 @@ async function openInput(file: string): Promise<number> {
  * new vec is removed, so a failed import leaves nothing behind (an import killed half-way
  * leaves a vec of the rows read so far).
  */
-async function importRows(file: string, path: string, schema: Schema, source: RowSource, stop: () => void): Promise<number> {
+/**
+ * `rows`, ending with `aborted`'s reason as soon as it fires, also while a read waits for more
+ * input (a pipe whose writer is idle: the read itself cannot be cancelled).
+ */
+async function* abortable<T>(rows: AsyncIterable<T>, aborted: AbortSignal): AsyncGenerator<T> {
+  const it = rows[Symbol.asyncIterator]()
+  let onAbort: () => void = () => {}
+  const stopped = new Promise<never>((_, reject) => {
+    onAbort = () => reject(aborted.reason as Error)
+    aborted.addEventListener('abort', onAbort, { once: true })
+  })
+  // Observed here, so that an abort after the last row is no unhandled rejection.
+  stopped.catch(() => {})
+  try {
+    for (;;) {
+      const next = await Promise.race([it.next(), stopped])
+      if (next.done === true) return
+      yield next.value
+    }
+  } finally {
+    aborted.removeEventListener('abort', onAbort)
+    // Not awaited once aborted: the source may still wait in its read.
+    if (aborted.aborted) void it.return?.()
+    else await it.return?.()
+  }
+}
+
+async function importRows(file: string, path: string, schema: Schema, source: RowSource, stop: () => void, aborted: AbortSignal): Promise<number> {
   const spec = normalizeSchema(schema)
   if (typeof spec === 'string') throw new MmapVecError('EINVAL', `--schema: ${spec}`)
   const fd = await openInput(file)
   let input: ReadStream | undefined
   try {
-    const size = fstatSync(fd).size
+    const stat = fstatSync(fd)
+    const size = stat.size
+    const regular = stat.isFile()
     let n = 0
     await createFilled(path, schema, {}, async (v) => {
       const progress = new Progress('import', size, 'bytes')
       try {
         input = createReadStream(file, { fd })
         const stream = input
-        for await (const row of source(stream, file, spec)) {
+        // A regular file never keeps a read waiting: its rows are read as they come, and a
+        // signal is seen at the next stop(). A pipe's read can wait for good.
+        const rows = regular ? source(stream, file, spec) : abortable(source(stream, file, spec), aborted)
+        for await (const row of rows) {
           v.push(row as never)
           if ((v.length & 0xfff) === 0) {
             stop()

@@ -172,18 +172,21 @@ export class Interrupted extends Error {
 /**
  * Runs `body` so that SIGINT, SIGTERM or SIGHUP end it as a failure would (its cleanup runs),
  * then end the process as the signal would have: `body` calls `stop()` between pieces of work,
- * which throws {@link Interrupted} once a signal came. `cleanup` runs after any failure.
+ * which throws {@link Interrupted} once a signal came, and ends what waits (an input stream
+ * from a pipe) when `aborted` fires. `cleanup` runs after any failure.
  */
-export async function interruptible<T>(body: (stop: () => void) => Promise<T>, cleanup: () => void): Promise<T> {
+export async function interruptible<T>(body: (stop: () => void, aborted: AbortSignal) => Promise<T>, cleanup: () => void): Promise<T> {
   let came: NodeJS.Signals | undefined
+  const abort = new AbortController()
   const caught = (signal: NodeJS.Signals) => {
     came = signal
+    abort.abort(new Interrupted(signal))
   }
   for (const s of SIGNALS) process.on(s, caught)
   try {
     return await body(() => {
       if (came !== undefined) throw new Interrupted(came)
-    })
+    }, abort.signal)
   } catch (err) {
     cleanup()
     const signal = err instanceof Interrupted ? err.signal : came

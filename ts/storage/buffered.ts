@@ -14,6 +14,7 @@ import { detachBuffer, type Layout, type NativeVec } from '../../native/binding.
 import { MmapVecError, callNative } from '../errors.js'
 import { setColumns, type VecInternals } from '../internals.js'
 import { ARRAY_TYPES, type AnyColumn, type ScalarType } from '../schema.js'
+import { VIEW_LIMIT_FIX } from './mapped.js'
 import { marksBlockDetaching } from './marks.js'
 import { checkBuffers, isDetached, type Storage } from './storage.js'
 
@@ -120,10 +121,33 @@ function track(owner: object, s: BufferedState): void {
   registry.register(owner, s, s)
   if (!exitHooked) {
     exitHooked = true
-    process.on('exit', () => {
-      for (const s of live) finish(s)
-      live.clear()
+    process.on('exit', atExit)
+    // Last among the exit listeners, so that rows a program's own listener pushes are written
+    // back too: a listener added later is moved behind once it is in place (until then this
+    // one still runs, where it was).
+    process.on('newListener', (event: string | symbol, listener: unknown) => {
+      if (event === 'exit' && listener !== atExit) {
+        queueMicrotask(() => {
+          process.off('exit', atExit)
+          process.on('exit', atExit)
+        })
+      }
     })
+  }
+}
+
+/**
+ * Writes every open buffered vec back as the process exits. The vecs stay open (their lock is
+ * the process's until it ends): an exit listener of the program that runs after this one may
+ * still push and close.
+ */
+function atExit(): void {
+  for (const s of live) {
+    try {
+      writeRowsBack(s)
+    } catch (e) {
+      process.emitWarning(`${s.path}: rows of a buffered vec that was not closed could not be written back: ${String(e)}`)
+    }
   }
 }
 
@@ -146,6 +170,7 @@ function untrack(s: BufferedState): void {
 export class BufferedStorage implements Storage<VecInternals> {
   readonly mode = 'buffered'
   readonly maxViewBytes = bufferConstants.MAX_LENGTH
+  readonly viewLimitFix = VIEW_LIMIT_FIX
   readonly pack = false
   // The columns are V8's memory, not the file's: pushMany copies into them.
   readonly writesThrough = false
@@ -169,8 +194,17 @@ export class BufferedStorage implements Storage<VecInternals> {
     const cap = layout.capacity
     const first = vec._cols.length === 0
     // Every new buffer first: when V8 cannot allocate one, the vec keeps its buffers, capacity
-    // and limit (the files keep the room they grew by, for the next growth).
-    const fresh = vec._spec.columns.map((c) => allocate(vec._path, c.name, c.type, cap * c.count))
+    // and limit (the files keep the room they grew by, for the next growth). After a shrink,
+    // the old buffers still hold every row and more: they stay, with the files' capacity.
+    let fresh: AnyColumn[]
+    try {
+      fresh = vec._spec.columns.map((c) => allocate(vec._path, c.name, c.type, cap * c.count))
+    } catch (e) {
+      if (first || cap > vec._cap) throw e
+      vec._cap = cap
+      vec._limit = vec._readOnly ? -1 : cap
+      return
+    }
     const old = vec._cols
     vec._spec.columns.forEach((c, k) => {
       const bytes = new Uint8Array(fresh[k].buffer)

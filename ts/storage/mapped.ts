@@ -11,6 +11,9 @@ import { ARRAY_TYPES, type AnyColumn } from '../schema.js'
 import type { Mode, Storage } from './storage.js'
 
 /** A dropped write, for the message of a detached view (see `checkBuffers`). */
+/** What lifts the runtime's largest ArrayBuffer: Node 20's is 4 GiB, later ones' far larger. */
+export const VIEW_LIMIT_FIX = bufferConstants.MAX_LENGTH <= 2 ** 32 ? 'use Node 22 or newer, or split the data' : 'split the data'
+
 const MAPPED_LOSES = 'every write the vec made to that column since was dropped'
 
 /**
@@ -31,6 +34,7 @@ export class MappedStorage implements Storage<VecInternals> {
   // Node 20 cannot make an ArrayBuffer over native memory past 4 GiB; the capacity of a column
   // stays within what a view of it can show.
   readonly maxViewBytes: number = bufferConstants.MAX_LENGTH
+  readonly viewLimitFix: string = VIEW_LIMIT_FIX
   // One ArrayBuffer for all columns of a large vec: V8 marks the heap for each new buffer that
   // adds 64 MiB of external memory (docs/DESIGN.md, "Packed columns").
   readonly pack: boolean = true

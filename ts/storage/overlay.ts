@@ -18,6 +18,8 @@ const OVERLAY_MAX_BYTES = 2 ** 32 - 2 ** 16
 export class OverlayStorage extends MappedStorage {
   override readonly mode = 'overlay'
   override readonly maxViewBytes = Math.min(bufferConstants.MAX_LENGTH, OVERLAY_MAX_BYTES)
+  override readonly viewLimitFix = "a WebAssembly memory holds at most 4 GiB: open it with mode 'mmap' or 'buffered', or split the data"
+
   override readonly pack = false
 
   override opened(native: NativeVec): void {

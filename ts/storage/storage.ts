@@ -32,6 +32,8 @@ export interface Storage<V> {
   readonly mode: Mode
   /** The largest column, in bytes, that one view can show in this mode (for the native open). */
   readonly maxViewBytes: number
+  /** What a program can do about a column past {@link maxViewBytes}, for the message. */
+  readonly viewLimitFix: string
   /** Whether the native open packs a large vec's columns into one ArrayBuffer. */
   readonly pack: boolean
   /**

@@ -127,9 +127,10 @@ impl MmapVec {
             return Err(Error::new(
                 Code::Range,
                 format!(
-                    "{}: {min_capacity} rows would make a column larger than this runtime can show as one view ({} bytes); use Node 22 or newer, or split the data",
+                    "{}: {min_capacity} rows would make a column larger than this runtime can show as one view ({} bytes); {}",
                     self.path.display(),
-                    self.max_view_bytes
+                    self.max_view_bytes,
+                    self.view_limit_fix
                 ),
             ));
         }

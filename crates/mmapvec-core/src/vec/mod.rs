@@ -69,6 +69,7 @@ pub struct MmapVec {
     capacity: u64,
     reservation: usize,
     max_view_bytes: u64,
+    view_limit_fix: String,
     prefaults: Vec<Prefault>,
     /// One clone per [`SyncJob`] alive: jobs sync through the mappings, which
     /// [`unmap_columns`](Self::unmap_columns) must then leave alone.
@@ -309,11 +310,12 @@ impl MmapVec {
                 return Err(Error::new(
                     Code::Range,
                     format!(
-                        "{}: field '{}' holds {} bytes, more than this runtime can show as one view ({} bytes); open it with Node 22 or newer",
+                        "{}: field '{}' holds {} bytes, more than this runtime can show as one view ({} bytes); {}",
                         path.display(),
                         col.name,
                         length * col.row_size() as u64,
-                        opts.max_view_bytes
+                        opts.max_view_bytes,
+                        opts.view_limit_fix
                     ),
                 ));
             }
@@ -369,6 +371,7 @@ impl MmapVec {
             capacity,
             reservation: opts.reservation,
             max_view_bytes: opts.max_view_bytes,
+            view_limit_fix: opts.view_limit_fix.clone(),
             prefaults: Vec::new(),
             jobs: Arc::new(()),
             rewrites: Arc::new(AtomicU64::new(0)),

@@ -31,6 +31,9 @@ pub struct OpenOptions {
     /// The largest view the caller can make of one column, in bytes (Node 20 cannot make
     /// ArrayBuffers over memory it did not allocate past 4 GiB). Capacity never goes past it.
     pub max_view_bytes: u64,
+    /// What the message of a column past `max_view_bytes` tells the program to do (the binding
+    /// knows what lifts its limit); by default, to split the data.
+    pub view_limit_fix: String,
     /// Map the columns of a vec that opens with this many mapped bytes or more back to back in
     /// one [`crate::sys::Pack`], so that a caller can show all of them through one view (see
     /// [`MmapVec::column_pack`](super::MmapVec::column_pack)); the first growth moves them into reservations of their own.
@@ -57,6 +60,7 @@ impl Default for OpenOptions {
             version: None,
             reservation: DEFAULT_RESERVATION,
             max_view_bytes: u64::MAX,
+            view_limit_fix: "split the data".to_string(),
             pack_min_bytes: None,
         }
     }
@@ -74,10 +78,11 @@ pub(super) fn check_capacity(path: &Path, schema: &Schema, opts: &OpenOptions) -
         return Err(Error::new(
             Code::Range,
             format!(
-                "{}: a capacity of {} rows would make a column larger than this runtime can show as one view ({} bytes); use Node 22 or newer, or split the data",
+                "{}: a capacity of {} rows would make a column larger than this runtime can show as one view ({} bytes); {}",
                 path.display(),
                 opts.capacity,
-                opts.max_view_bytes
+                opts.max_view_bytes,
+                opts.view_limit_fix
             ),
         ));
     }

@@ -54,10 +54,11 @@ impl MmapVec {
             return Err(Error::new(
                 Code::Range,
                 format!(
-                    "{p}: addColumn: a column of {} rows of {} bytes would be larger than this runtime can show as one view ({} bytes); use Node 22 or newer",
+                    "{p}: addColumn: a column of {} rows of {} bytes would be larger than this runtime can show as one view ({} bytes); {}",
                     self.capacity,
                     col.row_size(),
-                    self.max_view_bytes
+                    self.max_view_bytes,
+                    self.view_limit_fix
                 ),
             ));
         }
