@@ -1,8 +1,9 @@
 //! An open vec: its directory's files (`dir.rs`), each column mapped into an address-space
 //! reservation of its own so that it grows without moving or copying.
 //!
-//! This file holds the type, opening it and its accessors; its other methods live beside it by
-//! concern: `options.rs` says how to open a vec, `io.rs` copies rows in and out of the mappings
+//! This file holds the type, opening it and its accessors (past 500 lines: opening is one
+//! concern with many cases: a stored schema or not, races with other creators, sparse copies);
+//! its other methods live beside it by concern: `options.rs` says how to open a vec, `io.rs` copies rows in and out of the mappings
 //! (the one module of the vec allowed `unsafe`), `grow.rs` grows and shrinks the files and
 //! mappings, `prefault.rs` faults new pages in ahead of the writer, `sync.rs` makes writes
 //! durable and lets go of the mappings at close, and `schema_change.rs` adds, drops and renames
