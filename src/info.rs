@@ -34,8 +34,8 @@ pub struct InfoJs {
     pub header_bytes: f64,
     pub length: f64,
     pub capacity: Option<f64>,
-    /// The stored schema, as JSON (fields in stored order, with their files).
-    pub schema_json: String,
+    /// A vec of plain values (one field, named `value`); the fields are `columns`.
+    pub scalar: bool,
     pub columns: Vec<ColumnInfoJs>,
     /// `none`, `shared` or `exclusive`.
     pub lock: String,
@@ -53,7 +53,7 @@ impl From<Info> for InfoJs {
             header_bytes: i.header_bytes as f64,
             length: i.length as f64,
             capacity: i.capacity.map(|c| c as f64),
-            schema_json: i.schema.to_json(),
+            scalar: i.schema.scalar,
             columns: i
                 .columns
                 .into_iter()

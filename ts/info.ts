@@ -75,7 +75,7 @@ export interface VerifyProblem {
 export function inspect(path: string): VecInfo {
   checkPath(path)
   const i = callNative(path, () => nativeInspect(path))
-  const stored = JSON.parse(i.schemaJson) as NormalizedSchema
+  const stored: NormalizedSchema = { scalar: i.scalar, columns: i.columns.map((c) => ({ name: c.name, type: c.type as ScalarType, count: c.count })) }
   return {
     path: i.path,
     formatVersion: i.formatVersion,
