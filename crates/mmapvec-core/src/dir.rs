@@ -1,6 +1,7 @@
 //! The vec directory on disk: a header file and one file per column (docs/FORMAT.md). Creating
 //! and removing it atomically (by renaming a work directory), opening and locking its header,
 //! opening its column files, and clearing what a crash left behind. Nothing here maps memory.
+//! One concern (the directory's life on disk), a little past 500 lines.
 
 use std::fs::{self, File};
 use std::io;
