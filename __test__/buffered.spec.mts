@@ -185,6 +185,12 @@ test("rows a program's own exit listener pushes are written back, and its close 
     using v = MmapVec.open(path, { a: 'u32' })
     t.is(v.length, 2, `${ending}, ${when}: the row pushed at exit is in the files`)
   }
+  for (const ending of ['reexit', 'throw']) {
+    const path = fresh()
+    runChild('exit-listener.mjs', [path, ending, 'later'])
+    using v = MmapVec.open(path, { a: 'u32' })
+    t.is(v.length, 1, `${ending}: a listener of the program that ends the exit event keeps mmapvec's write-back`)
+  }
 })
 
 test('a shrinkToFit or addColumn that runs out of memory leaves a vec whose every reported row is in the files', (t) => {
@@ -198,6 +204,7 @@ test('a shrinkToFit or addColumn that runs out of memory leaves a vec whose ever
     t.deepEqual(out.schema, { a: 'f64' }, 'the vec shows the schema it can hold')
     t.deepEqual(out.last.ok, { a: 2 })
     t.deepEqual(out.close, { ok: null })
+    if (scenario === 'add' && out.change.code !== undefined) t.deepEqual(MmapVec.inspect(join(dir, 'add.mvec')).schema, { a: 'f64' }, 'the refused addColumn left the files as they were')
     using v = MmapVec.open(join(dir, `${scenario}.mvec`), { a: 'f64' }, { readOnly: true })
     t.is(v.length, out.length, `${scenario}: every row the vec reported is in the files`)
     t.is(v.get(v.length - 1).a, 2)

@@ -101,3 +101,27 @@ test('a Symbol (or any non-number) index is EINVAL in every row call', (t) => {
   for (const call of [() => v.get(s), () => v.set(s, { a: 2 }), () => v.swapRemove(s), () => v.at(s)]) t.throws(call, { code: 'EINVAL' } as object)
   t.deepEqual(v.get(0), { a: 1 })
 })
+
+test('schema is what the vec holds, read once: a getter in the schema, or a change to it after open, changes nothing', (t) => {
+  let reads = 0
+  const given = {
+    get a() {
+      return reads++ === 0 ? 'u8' : 'f64'
+    },
+    b: 'u32',
+  } as unknown as { a: 'u8'; b: 'u32' }
+  using v = MmapVec.temp(given)
+  t.deepEqual(v.schema, { a: 'u8', b: 'u32' })
+  t.true(v.columns.a instanceof Uint8Array)
+  const plain: Record<string, string> = { x: 'f64' }
+  using w = MmapVec.temp(plain as { x: 'f64' })
+  plain.x = 'u8'
+  t.deepEqual(w.schema, { x: 'f64' })
+})
+
+test('truncate(-0) leaves a length of +0', (t) => {
+  using v = MmapVec.temp({ a: 'u32' })
+  v.push({ a: 1 })
+  v.truncate(-0)
+  t.true(Object.is(v.length, 0))
+})

@@ -275,7 +275,9 @@ export function openVec(how: Making, path: string, schema: Schema | undefined, o
     return new Cls({
       native: nv,
       layout,
-      schema: schema ?? schemaOf(spec),
+      // The schema as read once (normalized), never the caller's object: a getter in it, or a
+      // change to it after the open, must not change what `schema` says.
+      schema: schemaOf(spec),
       spec,
       storage,
       readOnly: o.readOnly === true,

@@ -117,6 +117,9 @@ function change(vec: VecInternals, call: () => Layout, schema: Record<string, Fi
   // Buffered columns go to the files first: the change makes everything before it durable.
   vec._storage.writeBack(vec)
   const spec: NormalizedSchema = { scalar: false, columns }
+  // What the new schema needs in memory (buffered mode: the new column's buffer) is made
+  // first: failing for want of memory, the change is refused before the files change.
+  const prepared = vec._storage.prepare(vec, spec, from)
   let layout: Layout | undefined
   try {
     layout = callNative(vec._path, call)
@@ -124,7 +127,29 @@ function change(vec: VecInternals, call: () => Layout, schema: Record<string, Fi
     // A change can fail after its commit point (making it durable): what the files hold then
     // says whether the new schema is in place.
     layout ??= afterFailure(vec)
-    if (layout !== undefined && inPlace(spec, layout)) reshape(vec, schema, spec, from, layout)
+    if (layout !== undefined && inPlace(spec, layout)) follow(vec, () => reshape(vec, schema, spec, from, layout!, prepared))
+    else if (layout !== undefined && !inPlace(vec._spec, layout)) follow(vec, () => {
+      throw new MmapVecError('EIO', `${vec._path}: the vec's files no longer hold the schema this handle shows; it was closed so that nothing is written into the wrong column. Open it again`, vec._path)
+    })
+  }
+}
+
+/**
+ * Runs `take` (taking on what the files hold now); if it fails, the vec closes without writing
+ * back (the change wrote everything back before it began), so that views and column positions
+ * that no longer match the files can write nothing into the wrong column.
+ */
+function follow(vec: VecInternals, take: () => void): void {
+  try {
+    take()
+  } catch (e) {
+    vec._storage.release(vec)
+    try {
+      vec.close({ flush: false })
+    } catch {
+      // The native vec is closed already: the facade's state is what remains.
+    }
+    throw e
   }
 }
 
@@ -146,22 +171,11 @@ function inPlace(spec: NormalizedSchema, layout: Layout): boolean {
  * Regenerates the per-schema code and the views after a schema change. The native layer has
  * detached the views of a dropped column and of the replaced header already.
  */
-function reshape(vec: VecInternals, schema: Schema, spec: NormalizedSchema, from: number[], layout: Layout): void {
-  const before = { schema: vec._schema, spec: vec._spec, stored: vec._stored, proto: Object.getPrototypeOf(vec) as object }
+function reshape(vec: VecInternals, schema: Schema, spec: NormalizedSchema, from: number[], layout: Layout, prepared: unknown): void {
   vec._schema = schema
   vec._spec = spec
   vec._stored = storedOrder(spec, layout.columns)
   Object.setPrototypeOf(vec, specialise(spec).prototype as object)
-  try {
-    vec._storage.reshape(vec, from, layout)
-  } catch (e) {
-    // No memory for the new column's buffer: the vec goes on as it was (the files hold the new
-    // column too, which it does not show until it is opened again).
-    vec._schema = before.schema
-    vec._spec = before.spec
-    vec._stored = before.stored
-    Object.setPrototypeOf(vec, before.proto)
-    throw e
-  }
+  vec._storage.reshape(vec, from, layout, prepared)
   vec._columnsCache = undefined
 }

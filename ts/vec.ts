@@ -336,7 +336,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
 
   /**
    * The schema the vec was opened with (its field order, not necessarily the stored one), or
-   * the stored schema when it was opened without one. Schema changes update it.
+   * the stored schema when it was opened without one, as read once at open (a copy: changing
+   * the object given to `open` changes nothing). Schema changes update it.
    */
   get schema(): S {
     return this._schema
@@ -561,7 +562,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   truncate(n: number): void {
     this._writable()
     checkCount(n, 'truncate length', this._path)
-    if (n < this._len) this._setLength(n)
+    // + 0: a length of -0 would print as -0.
+    if (n < this._len) this._setLength(n + 0)
   }
 
   /**

@@ -121,15 +121,16 @@ function track(owner: object, s: BufferedState): void {
   registry.register(owner, s, s)
   if (!exitHooked) {
     exitHooked = true
+    // Twice: first, before any listener of the program (one that throws or calls
+    // process.exit ends the exit event there), and last, so that rows a program's listener
+    // pushes are written back too: a listener added later is moved behind once it is in place.
     process.on('exit', atExit)
-    // Last among the exit listeners, so that rows a program's own listener pushes are written
-    // back too: a listener added later is moved behind once it is in place (until then this
-    // one still runs, where it was).
+    process.on('exit', atExitLast)
     process.on('newListener', (event: string | symbol, listener: unknown) => {
-      if (event === 'exit' && listener !== atExit) {
+      if (event === 'exit' && listener !== atExit && listener !== atExitLast) {
         queueMicrotask(() => {
-          process.off('exit', atExit)
-          process.on('exit', atExit)
+          process.off('exit', atExitLast)
+          process.on('exit', atExitLast)
         })
       }
     })
@@ -142,6 +143,15 @@ function track(owner: object, s: BufferedState): void {
  * still push and close.
  */
 function atExit(): void {
+  writeAllBack()
+}
+
+/** {@link atExit}, once more after the program's exit listeners. */
+function atExitLast(): void {
+  writeAllBack()
+}
+
+function writeAllBack(): void {
   for (const s of live) {
     try {
       writeRowsBack(s)
@@ -245,12 +255,19 @@ export class BufferedStorage implements Storage<VecInternals> {
     track(vec, this.writeBackState)
   }
 
-  reshape(vec: VecInternals, from: readonly number[], _layout: Layout): void {
-    // The capacity is unchanged: kept columns keep their buffers, a new one starts at zero.
+  /** The new columns' buffers (capacity rows of zeros), by new position. */
+  prepare(vec: VecInternals, spec: { columns: readonly { type: string; count: number; name: string }[] }, from: readonly number[]): (AnyColumn | undefined)[] {
+    return spec.columns.map((c, k) => (from[k] >= 0 ? undefined : allocate(vec._path, c.name, c.type as ScalarType, vec._cap * c.count)))
+  }
+
+  reshape(vec: VecInternals, from: readonly number[], _layout: Layout, prepared: unknown): void {
+    // The capacity is unchanged: kept columns keep their buffers, a new one is the zeroed
+    // buffer `prepare` made.
     const old = vec._cols
+    const fresh = prepared as (AnyColumn | undefined)[]
     setColumns(
       vec,
-      vec._spec.columns.map((c, k) => (from[k] >= 0 ? old[from[k]] : allocate(vec._path, c.name, c.type, vec._cap * c.count))),
+      vec._spec.columns.map((c, k) => (from[k] >= 0 ? old[from[k]] : (fresh[k] ?? allocate(vec._path, c.name, c.type, vec._cap * c.count)))),
     )
     this.follow(vec)
     old.forEach((a, j) => {

@@ -61,6 +61,10 @@ export class MappedStorage implements Storage<VecInternals> {
     this.refresh(vec, layout, false)
   }
 
+  prepare(): undefined {
+    return undefined
+  }
+
   writeBack(): void {}
 
   shrinkToFit(vec: VecInternals): void {

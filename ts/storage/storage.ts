@@ -58,7 +58,13 @@ export interface Storage<V> {
    * After a schema change (the vec's schema, spec and stored order are the new ones): the new
    * views, `from[k]` being the old position of new column `k`, or -1 for a new column.
    */
-  reshape(vec: V, from: readonly number[], layout: Layout): void
+  reshape(vec: V, from: readonly number[], layout: Layout, prepared: unknown): void
+  /**
+   * Before a schema change reaches the files: makes what the new schema (`spec`, `from` as for
+   * {@link reshape}) needs in memory, handed to `reshape` as `prepared`; throws to refuse the
+   * change while nothing has changed.
+   */
+  prepare(vec: V, spec: { columns: readonly { type: string; count: number; name: string }[] }, from: readonly number[]): unknown
   /** Puts every row and the row count in the files, before a flush, shrink, schema change or close. */
   writeBack(vec: V): void
   /** Gives back the files' space past the last row and takes the new views. */
