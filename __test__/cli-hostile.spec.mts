@@ -564,10 +564,9 @@ test("messages give the command's advice, not the library's (MmapVec.open, readO
   const holder = startChild('locker.mjs', [join(dir, 'held.mvec'), '0', '60000'])
   try {
     await holder.ready
+    // Beside a writer, the commands read (they open readOnly, which a writer never locks out).
     const r = cli('head', join(dir, 'held.mvec'))
-    t.is(r.status, 3, r.stderr)
-    t.regex(r.stderr, /run the command again once it has closed the vec/)
-    t.notRegex(r.stderr, api)
+    t.is(r.status, 0, r.stderr)
   } finally {
     holder.child.kill()
     await holder.exited

@@ -75,8 +75,8 @@ test('inspect reports the header, the files and the lock without taking it', (t)
   )
   t.is(i.capacity, Math.min(...i.columns.map((c) => c.rows ?? 0)))
   const w = MmapVec.open(path, Particle)
-  t.like(MmapVec.inspect(path), { lock: 'exclusive', lockedByThisProcess: true })
-  // inspect took nothing: the writer still works, and a reader is still refused.
+  t.like(MmapVec.inspect(path), { lock: 'exclusive', lockedByThisProcess: true, readers: false })
+  // inspect took nothing: the writer still works, and readers open beside it.
   w.push({ pos: [0, 0, 0], id: 0n, alive: true, hp: 0 })
   // The file's row count: at once in mmap mode; in buffered mode once the row is written back.
   if (mode === 'buffered') {
@@ -84,12 +84,14 @@ test('inspect reports the header, the files and the lock without taking it', (t)
     w.flushSync()
   }
   t.is(MmapVec.inspect(path).length, 11)
-  t.throws(() => MmapVec.open(path, Particle, { readOnly: true }), { code: 'ELOCKED' })
+  const beside = MmapVec.open(path, Particle, { readOnly: true })
+  t.like(MmapVec.inspect(path), { lock: 'exclusive', readers: true })
+  beside.close()
   w.close()
   const r1 = MmapVec.open(path, Particle, { readOnly: true })
-  t.like(MmapVec.inspect(path), { lock: 'shared', lockedByThisProcess: true })
+  t.like(MmapVec.inspect(path), { lock: 'shared', lockedByThisProcess: true, readers: true })
   r1.close()
-  t.like(MmapVec.inspect(path), { lock: 'none', lockedByThisProcess: false })
+  t.like(MmapVec.inspect(path), { lock: 'none', lockedByThisProcess: false, readers: false })
 })
 
 test('inspect of a missing or damaged vec throws as opening would', (t) => {

@@ -80,7 +80,7 @@ for (const [type, zero, value] of TYPES) {
     t.is(e.length, 5000)
     t.true([...e].every((x, i) => x.id === i))
     e.close()
-    t.deepEqual(readdirSync(path).sort(), ['c0.col', 'header'], 'the dropped column file is gone')
+    t.deepEqual(readdirSync(path).sort(), ['c0.col', 'header', 'live'], 'the dropped column file is gone')
   })
 }
 
@@ -90,7 +90,7 @@ test('a dropped and re-added column reads zero, not its old data', (t) => {
   for (let i = 0; i < 100; i++) v.push({ id: i, hp: i + 1 })
   const w = v.dropColumn('hp').addColumn('hp', 'u16')
   t.true([...w].every((r, i) => r.id === i && r.hp === 0))
-  t.deepEqual(readdirSync(path).sort(), ['c1.col', 'c2.col', 'header'], "a new column never takes a file name in use")
+  t.deepEqual(readdirSync(path).sort(), ['c1.col', 'c2.col', 'header', 'live'], "a new column never takes a file name in use")
 })
 
 test('pushMany, swapRemove, pop and iteration follow the new schema', (t) => {
@@ -231,13 +231,14 @@ test('read-only vecs refuse with EREADONLY, closed ones with ECLOSED', (t) => {
   t.deepEqual(fingerprint(path), before)
 })
 
-test('the lock follows the new header: other processes stay out until close, then see the new schema', (t) => {
+test('the lock follows the new header: other writers stay out until close; readers see the new schema at once', (t) => {
   const path = fresh()
   const v = MmapVec.open(path, { x: 'f64', y: 'u8' })
   v.push({ x: 1, y: 2 })
   const w = v.addColumn('z', 'i16').renameColumn('z', 'q')
   const held = JSON.parse(runChild('access.mjs', [path]).stdout) as { readWrite: string; readOnly: string }
-  t.deepEqual([held.readWrite, held.readOnly], ['ELOCKED', 'ELOCKED'])
+  // A reader opens beside the writer, and finds the new schema, not the one it asked for.
+  t.deepEqual([held.readWrite, held.readOnly], ['ELOCKED', 'ESCHEMA'])
   code(t, () => MmapVec.open(path, { x: 'f64', y: 'u8', q: 'i16' }), 'ELOCKED')
   w.close()
   const after = JSON.parse(runChild('access.mjs', [path]).stdout) as { readWrite: string; message: string }
@@ -320,7 +321,8 @@ async function lane(id: number, kills: number) {
       const colFiles = now.filter((f) => /^c\d+\.col$/.test(f)).length
       const tmp = now.filter((f) => /^\.header-.*\.tmp$/.test(f)).length
       const left = colFiles - cols + tmp
-      if (now.join(' ') !== files.sort().join(' ') || colFiles + tmp + 1 !== now.length || left < 0 || left > 2) {
+      // + 2: the header and the live file.
+      if (now.join(' ') !== files.sort().join(' ') || colFiles + tmp + 2 !== now.length || left < 0 || left > 2) {
         throw new Error(`after kill ${k} of lane ${id}: files ${now.join(' ')} (before the opens: ${files.join(' ')}) for ${cols} columns`)
       }
       if (left > 0) stats.leftovers++

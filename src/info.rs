@@ -40,6 +40,8 @@ pub struct InfoJs {
     /// `none`, `shared` or `exclusive`.
     pub lock: String,
     pub lock_held_here: bool,
+    /// Whether readers (`readOnly` handles) have it open, beside a writer or not.
+    pub readers: bool,
 }
 
 impl From<Info> for InfoJs {
@@ -69,6 +71,7 @@ impl From<Info> for InfoJs {
                 .collect(),
             lock: i.lock.as_str().to_string(),
             lock_held_here: i.lock_held_here,
+            readers: i.readers,
         }
     }
 }

@@ -92,6 +92,16 @@ pub struct Layout<'e> {
     #[napi(ts_type = "ArrayBuffer[]")]
     pub buffers: Vec<Unknown<'e>>,
     pub offsets: Vec<f64>,
+    /// The writer's live file (mmap and overlay modes), where JavaScript publishes the row
+    /// count for readers; absent for readers, in buffered mode, and without a live file.
+    #[napi(ts_type = "ArrayBuffer | undefined")]
+    pub live: Option<Unknown<'e>>,
+    /// Where the sequence counter (a u32) is in `live`.
+    pub live_seq_offset: u32,
+    /// Where the waiting readers' count (a u32) is in `live`.
+    pub live_waiters_offset: u32,
+    /// Where the published row count (an f64) is in `live`.
+    pub live_length_offset: u32,
 }
 
 impl<'e> Layout<'e> {
@@ -101,6 +111,7 @@ impl<'e> Layout<'e> {
         header: Option<Unknown<'e>>,
         buffers: Vec<Unknown<'e>>,
         offsets: Vec<f64>,
+        live: Option<Unknown<'e>>,
     ) -> Layout<'e> {
         Layout {
             path: v.path().display().to_string(),
@@ -124,6 +135,10 @@ impl<'e> Layout<'e> {
             header,
             buffers,
             offsets,
+            live,
+            live_seq_offset: mmapvec_core::live::OFF_SEQ as u32,
+            live_waiters_offset: mmapvec_core::live::OFF_WAITERS as u32,
+            live_length_offset: mmapvec_core::live::OFF_LENGTH as u32,
         }
     }
 }

@@ -6,6 +6,7 @@
  * `VecInternals` (internals.ts).
  */
 import type { Opening, VecInternals } from './internals.js'
+import { STORES_IN_ORDER } from './store-order.js'
 import type { ColumnSpec, NormalizedSchema } from './schema.js'
 
 /** Arrays up to this long are unrolled in the generated code. */
@@ -111,7 +112,9 @@ export function classSource(schema: NormalizedSchema): string {
     'const i = this._len;',
     'if (i >= this._limit) this._growFor(i + 1);',
     ...cols.map((c, k) => writeValue(c, k, `this._c${k}`)),
-    'const n = i + 1; this._len = n; this._hdr[0] = n; return n;',
+    // Published for readers within a millisecond (live.ts): a row below the published count
+    // is always written, and a push never touches one.
+    'const n = i + 1; this._len = n; this._hdr[0] = n; if (!this._pubDue) this._schedulePublish(); return n;',
     '}',
   ]
 
@@ -138,8 +141,12 @@ export function classSource(schema: NormalizedSchema): string {
   }
   // Getters may have shrunk, closed or grown the vec: checked again, and the views read, now.
   set.push('if (i >= this._len) this._badIndex(i);', 'if (this._limit < 0) this._notWritable();', sameSchema)
+  // Outside a batch, the row's writes are one unit for readers' snapshots (live.ts): where
+  // stores are seen in order, two plain stores of the counter; elsewhere, native calls.
+  set.push('const L = this._live, q = this._seqAt, s0 = L[q], solo = (s0 & 1) === 0;')
+  set.push(STORES_IN_ORDER ? 'if (solo) L[q] = s0 + 1;' : 'if (solo) this._beginUnit();')
   cols.forEach((c, k) => set.push(`${schema.scalar ? '' : `if (v${k} !== undefined) `}${writeValue(c, k, `this._c${k}`)}`))
-  set.push('}')
+  set.push(STORES_IN_ORDER ? 'if (solo) { L[q] = s0 + 2; if (!this._pubDue) this._schedulePublish(); }' : 'if (solo) this._endUnit();', '}')
 
   return `return class extends Base {\n${push.join('\n')}\n${stage.join('\n')}\n${get.join('\n')}\n${set.join('\n')}\n}`
 }

@@ -6,6 +6,7 @@
 import type { NativeVec } from '../native/binding.js'
 import { callNative, fromNative } from './errors.js'
 import { setColumns, type VecInternals } from './internals.js'
+import { publish } from './live.js'
 import { ARRAY_TYPES } from './schema.js'
 
 /** A failed background flush is reported by the next flush call. */
@@ -26,6 +27,7 @@ function beforeSync(vec: VecInternals): boolean {
   if (vec._readOnly) return false
   vec._checkViews()
   vec._storage.writeBack(vec)
+  publish(vec)
   return true
 }
 
@@ -60,6 +62,7 @@ function autoFlush(vec: VecInternals): void {
   try {
     vec._checkViews()
     vec._storage.writeBack(vec)
+    publish(vec)
     // Making the job checks the vec (a damaged one is refused): kept for the next flush call.
     job = callNative(vec._path, () => vec._native.flushJob())
   } catch (e) {

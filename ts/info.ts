@@ -48,12 +48,17 @@ export interface VecInfo {
   /** Each column's file and size, in stored order. */
   readonly columns: readonly ColumnInfo[]
   /**
-   * Who has the vec open at the time of the probe: `'exclusive'` (open read-write somewhere),
-   * `'shared'` (open `readOnly`), or `'none'`.
+   * Who has the vec open at the time of the probe: `'exclusive'` (open read-write somewhere,
+   * with or without readers beside it), `'shared'` (open `readOnly` only), or `'none'`.
    */
   readonly lock: 'none' | 'shared' | 'exclusive'
   /** True when a handle of this process holds that lock. */
   readonly lockedByThisProcess: boolean
+  /**
+   * Whether readers (`readOnly` handles, in any process) have it open, beside a writer or not.
+   * `lock` is `'exclusive'` while a writer has it open, else `'shared'` while readers do.
+   */
+  readonly readers: boolean
 }
 
 /** A problem {@link MmapVec.verify} found. */
@@ -97,6 +102,7 @@ export function inspect(path: string): VecInfo {
     })),
     lock: i.lock as VecInfo['lock'],
     lockedByThisProcess: i.lockHeldHere,
+    readers: i.readers,
   }
 }
 

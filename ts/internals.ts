@@ -63,6 +63,19 @@ export interface VecInternals {
   _limit: number
   /** Full-capacity views, in schema order (the same arrays as `_c0`...). */
   _cols: AnyColumn[]
+  /** The live file's words (live.ts): the sequence counter is `_live[_seqAt]`. */
+  _live: Int32Array
+  _seqAt: number
+  /** `_live[_waitAt]`: readers waiting for a publish. */
+  _waitAt: number
+  /** The published row count, at index 0. */
+  _pub: Float64Array
+  /** Depth of `batch` calls under way. */
+  _units: number
+  /** A publish is scheduled (always true where there is nothing to publish to). */
+  _pubDue: boolean
+  /** Units begin and end natively (a CPU that reorders stores; live.ts). */
+  _nativeUnits: boolean
 
   /** Throws ECLOSED once closed. */
   _open(): void
@@ -73,8 +86,13 @@ export interface VecInternals {
   _growFor(n: number): void
   /** Grows to at least `n` rows (`forWrites`: pushMany will write them through the file). */
   _grow(n: number, geometric: boolean, forWrites?: boolean): void
-  /** Sets the row count, here and in the header. */
+  /** Sets the row count, here and in the header, and publishes it. */
   _setLength(n: number): void
+  /** Called by the generated `push` when no publish is due: publishes soon (live.ts). */
+  _schedulePublish(): void
+  /** Called by the generated `set` around a row written outside any batch (live.ts). */
+  _beginUnit(): void
+  _endUnit(): void
   /** Throws EINVAL when the program detached one of the column buffers. */
   _checkViews(): void
   _badIndex(i: unknown): never

@@ -11,6 +11,8 @@ import type { ArrowTable, FromArrowOptions } from './arrow/types.js'
 import * as bulk from './bulk.js'
 import { setBaseClass } from './codegen.js'
 import * as durability from './durability.js'
+import * as live from './live.js'
+import type { Snapshot } from './live.js'
 import { MmapVecError, callNative, checkCount, invalid } from './errors.js'
 import { inspect as inspectVec, verify as verifyVec, type VecInfo, type VerifyProblem } from './info.js'
 import type { Opening, VecInternals } from './internals.js'
@@ -77,6 +79,13 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   declare _limit: number
   /** @internal The header's row count, an f64 at index 0. */ declare _hdr: Float64Array
   /** @internal Full-capacity views, in schema order. */ declare _cols: AnyColumn[]
+  /** @internal The live file's words (live.ts). */ declare _live: Int32Array
+  /** @internal */ declare _seqAt: number
+  /** @internal */ declare _waitAt: number
+  /** @internal The published row count, at index 0. */ declare _pub: Float64Array
+  /** @internal Depth of batches under way. */ declare _units: number
+  /** @internal A publish is scheduled (or there is nothing to publish to). */ declare _pubDue: boolean
+  /** @internal Units begin and end natively (live.ts). */ declare _nativeUnits: boolean
   /** @internal Bumped whenever the views are replaced. */ declare _gen: number
   /** @internal */ declare _columnsCache: { len: number; gen: number; value: Record<string, AnyColumn> } | undefined
   /** @internal */ declare _closed: boolean
@@ -107,11 +116,20 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._hdr = o.storage.header(this, o.layout)
     // Keep the length a small integer where it fits: a field that once held a double stays a
     // boxed double in V8, which makes every push several times slower.
-    const stored = this._hdr[0]
+    // (A reader's count is what it took from the writer, not the header's.)
+    const stored = o.layout.length
     this._len = stored <= 0x3fffffff ? stored | 0 : stored
     this._cap = 0
     this._limit = -1
     this._cols = []
+    const lv = live.liveViews(o.layout)
+    this._live = lv.live
+    this._seqAt = lv.seqAt
+    this._waitAt = lv.waitAt
+    this._pub = lv.pub
+    this._units = 0
+    this._pubDue = !lv.real || o.readOnly
+    this._nativeUnits = live.nativeUnits(lv)
     // The column fields `_c0`... are first written by the storage's refresh below (through
     // setColumns), not set to undefined here first: V8 treats a field written once as a
     // constant, so while no vec of this schema has grown, optimised code can embed the columns
@@ -692,6 +710,97 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   }
 
   /**
+   * Runs `fn` (synchronously) and makes its writes one unit for readers beside this writer:
+   * a reader's {@link MmapVec.snapshot} holds the state before the batch or after it, never a
+   * mix, and readers see its new rows at their next {@link MmapVec.refresh} after it ends.
+   * Writes outside any batch (each `push`, `set`, `pop`...) are each a unit of their own;
+   * writes straight into `columns` belong to the batch they are made in (outside one, to no
+   * unit). Batches nest. In buffered mode the units readers see are the write-backs (flush,
+   * autoFlush, close), which never split a batch.
+   *
+   * @param fn - the writes, e.g. one tick of a simulation
+   * @returns what `fn` returns
+   * @throws {@link MmapVecError} `EREADONLY`, `ECLOSED`; `EINVAL` when `fn` is not a function,
+   *   or returns a promise (the writes after its first `await` were outside the batch).
+   *
+   * @example
+   * ```ts
+   * world.batch(() => {
+   *   for (let i = 0; i < pos.length; i++) pos[i] += vel[i] * dt
+   *   world.push(spawned)
+   * })
+   * ```
+   */
+  batch<T>(fn: () => T): T {
+    return live.batch(this, fn)
+  }
+
+  /**
+   * A reader's update: takes the writer's latest published state. A reader's `length`,
+   * `capacity`, `schema` and `columns` stay as they were until it refreshes (its `columns`
+   * show the writer's stores to existing rows at once: they are the same pages; in buffered
+   * mode, copies made at refresh). After a schema change by the writer, the reader has the
+   * new fields, and the views of the old ones are empty. A vec opened read-write has nothing
+   * to follow (false).
+   *
+   * @returns true when anything changed (read `columns` again)
+   * @throws {@link MmapVecError} `ECLOSED`; `ELOCKED` when the writer has been inside one
+   *   batch for 2 s; `EIO` when a file was cut short under the reader.
+   *
+   * @example
+   * ```ts
+   * const r = MmapVec.open('world/units.mvec', Unit, { readOnly: true })
+   * setInterval(() => { if (r.refresh()) draw(r.columns) }, 16)
+   * ```
+   */
+  refresh(): boolean {
+    return live.refresh(this)
+  }
+
+  /**
+   * Copies of the columns as they were between two of the writer's units of writes (see
+   * {@link MmapVec.batch}): never half a batch. Typed like `columns`; the copies are the
+   * program's own memory. On a reader it copies the writer's latest published state, which may
+   * be newer than the reader's own `length` (after a schema change it refreshes first).
+   *
+   * @param fields - the fields to copy (default: all)
+   * @returns the row count and one TypedArray per field, `length * width` long
+   * @throws {@link MmapVecError} `EINVAL` for an unknown field; `ELOCKED` when the writer
+   *   stays inside one batch for 2 s; `ECLOSED`.
+   *
+   * @example
+   * ```ts
+   * const { length, columns } = reader.snapshot(['pos', 'tick'])
+   * ```
+   */
+  snapshot<const F extends FieldNames<S> = FieldNames<S>>(fields?: readonly F[]): Snapshot<Pick<ColumnsOf<S>, F>> {
+    return live.snapshot(this, fields) as unknown as Snapshot<Pick<ColumnsOf<S>, F>>
+  }
+
+  /**
+   * Resolves `true` once the writer publishes anything after this reader's last
+   * {@link MmapVec.refresh} (at the end of a batch, at a flush, within a few milliseconds of
+   * pushes outside batches, and when it closes), `false` after `timeoutMs` or when this vec
+   * closes. It never blocks the event loop: on Linux the wait is a futex on the shared live
+   * file, elsewhere a 1 ms poll, on a thread of its own. On a vec opened read-write it
+   * resolves `false` at once.
+   *
+   * @param options - `timeoutMs`: how long to wait (default 1000)
+   * @throws {@link MmapVecError} `EINVAL` for a bad `timeoutMs`; `ECLOSED`.
+   *
+   * @example
+   * ```ts
+   * while (!stopped) {
+   *   if (await reader.changed({ timeoutMs: 5000 })) reader.refresh()
+   *   render(reader.columns)
+   * }
+   * ```
+   */
+  changed(options?: { timeoutMs?: number }): Promise<boolean> {
+    return live.changed(this, options?.timeoutMs ?? 1000)
+  }
+
+  /**
    * Makes everything written so far durable (column data first, then the header that claims
    * it), on the libuv thread pool. The JS thread is not blocked. After it resolves, the rows
    * survive an OS crash or a power cut. Does nothing on a `readOnly` vec.
@@ -797,6 +906,23 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
   _setLength(n: number): void {
     this._len = n
     this._hdr[0] = n
+    // Rows past the new count may be written again: readers must not keep them in a snapshot.
+    live.publish(this)
+  }
+
+  /** @internal */
+  _schedulePublish(): void {
+    live.schedulePublish(this)
+  }
+
+  /** @internal */
+  _beginUnit(): void {
+    live.beginUnit(this)
+  }
+
+  /** @internal */
+  _endUnit(): void {
+    live.endUnit(this)
   }
 
   /** @internal */

@@ -117,13 +117,18 @@ export function startChild(script: string, args: string[], line = 'ready', env: 
   return { child, ready, exited, output: () => out, errors: () => err }
 }
 
-/** Name, size, mode, mtime and a hash of every file in a directory: compare before and after. */
+/**
+ * Name, size, mode, mtime and a hash of every file in a directory: compare before and after.
+ * The live file is the writer's state for readers beside it (docs/FORMAT.md), not data: only
+ * its name, size and mode count.
+ */
 export function fingerprint(dir: string): string[] {
   return readdirSync(dir)
     .sort()
     .map((name) => {
       const p = join(dir, name)
       const s = statSync(p)
+      if (name === 'live' && s.isFile()) return `${name} ${s.size} ${s.mode} (live state)`
       const hash = s.isFile() ? createHash('sha256').update(readFileSync(p)).digest('hex') : 'dir'
       return `${name} ${s.size} ${s.mode} ${s.mtimeMs} ${hash}`
     })

@@ -6,10 +6,12 @@
 //! buffered vec back when its environment is torn down.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use mmapvec_core::header::HEADER_FILE;
 use mmapvec_core::sys;
-use mmapvec_core::{Code, ElemType, Error, MmapVec};
+use mmapvec_core::{Code, ElemType, Error, MmapVec, OpenOptions};
 use napi::bindgen_prelude::{ObjectFinalize, TypedArray, Uint8Array, Unknown};
 use napi::Env;
 
@@ -24,6 +26,7 @@ use crate::napi_calls;
 use crate::overlay::{Marks, Overlay};
 use crate::views::Views;
 
+mod live;
 mod revoke;
 #[allow(unsafe_code)]
 mod teardown;
@@ -51,6 +54,13 @@ pub struct NativeVec {
     marks: Marks,
     /// Which buffers [`layout`](Self::layout) shows.
     mode: StorageMode,
+    /// How it was opened: a reader opens the vec again after the writer changed its schema.
+    opts: OpenOptions,
+    /// Set at close: ends the waits of `changed` still running.
+    cancel: Arc<AtomicBool>,
+    /// The writer's live file, for JavaScript's `Atomics` (mmap mode; overlay mode's memory).
+    live_views: Views,
+    live_overlay: Option<Overlay>,
 }
 
 #[napi]
@@ -80,6 +90,10 @@ impl NativeVec {
             write_back: None,
             marks: Marks::default(),
             mode: args.mode.unwrap_or(StorageMode::Mapped),
+            opts,
+            cancel: Arc::new(AtomicBool::new(false)),
+            live_views: Views::default(),
+            live_overlay: None,
         })
     }
 
@@ -87,6 +101,7 @@ impl NativeVec {
     /// buffers its storage mode shows.
     #[napi]
     pub fn layout<'e>(&mut self, env: &'e Env) -> Result<Layout<'e>> {
+        let live = self.live_buffer(env)?;
         let (header, buffers, offsets) = match self.mode {
             StorageMode::Buffered => (None, Vec::new(), Vec::new()),
             StorageMode::Mapped => (
@@ -110,7 +125,34 @@ impl NativeVec {
                 (Some(header), buffers, offsets)
             }
         };
-        Ok(Layout::of(self.vec()?, header, buffers, offsets))
+        Ok(Layout::of(self.vec()?, header, buffers, offsets, live))
+    }
+
+    /// The writer's live file as JavaScript publishes through it with `Atomics`: an external
+    /// buffer (mmap mode) or a WebAssembly memory with the file over it (overlay mode). None in
+    /// buffered mode (it publishes through `beginUnit`/`endUnit`), for readers (they follow it
+    /// natively), and for a vec without a live file.
+    fn live_buffer<'e>(&mut self, env: &'e Env) -> Result<Option<Unknown<'e>>> {
+        let v = self.inner.as_ref().ok_or_else(closed)?;
+        let Some(live) = v.live().filter(|_| !v.is_read_only()) else {
+            return Ok(None);
+        };
+        match self.mode {
+            StorageMode::Buffered => Ok(None),
+            StorageMode::Mapped => self.live_views.header(env, live.map().clone()).map(Some),
+            StorageMode::Overlay => {
+                let overlay = match &mut self.live_overlay {
+                    Some(o) => o,
+                    none => none.insert(Overlay::attach(
+                        env,
+                        live.file(),
+                        mmapvec_core::live::LIVE_SIZE,
+                        v.map_mode(),
+                    )?),
+                };
+                overlay.buffer(env).map(Some)
+            }
+        }
     }
 
     fn header_buffer<'e>(&mut self, env: &'e Env) -> Result<Unknown<'e>> {

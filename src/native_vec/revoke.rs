@@ -136,22 +136,40 @@ impl NativeVec {
     /// closes the files and releases the lock. The header's mapping goes when the last
     /// ArrayBuffer over it is collected.
     pub(super) fn detach_and_close(&mut self, env: &Env) {
+        self.stop_waits();
         self.detach_all(env);
         self.inner = None;
+    }
+
+    /// Ends the waits of `changed` still running (they resolve false).
+    fn stop_waits(&self) {
+        self.cancel.store(true, std::sync::atomic::Ordering::Release);
+        // Only with a wait under way: a futex call on the shared page dirties it (the file's
+        // modification time would change at a close that changed nothing).
+        if Arc::strong_count(&self.cancel) > 1 {
+            if let Some(l) = self.inner.as_ref().and_then(MmapVec::live) {
+                l.wake_all();
+            }
+        }
     }
 
     /// As [`detach_and_close`](Self::detach_and_close), and a vec this open created is removed
     /// again (see [`MmapVec::discard`]).
     pub(super) fn detach_and_discard(&mut self, env: &Env) {
+        self.stop_waits();
         self.detach_all(env);
         if let Some(v) = self.inner.take() {
             v.discard();
         }
     }
 
-    fn detach_all(&mut self, env: &Env) {
+    pub(super) fn detach_all(&mut self, env: &Env) {
         self.write_back = None;
         self.header_views.detach_all(env, true);
+        self.live_views.detach_all(env, true);
+        if let Some(o) = self.live_overlay.take() {
+            o.detach(env, true, &self.marks);
+        }
         for views in &mut self.column_views {
             views.detach_all(env, true);
         }
@@ -169,8 +187,13 @@ impl NativeVec {
     /// packed vec's windows: their memory gets zero pages back, so they read zeros and no longer
     /// reach the files).
     pub(super) fn release(&mut self, env: &Env) {
+        self.stop_waits();
         self.write_back = None;
         self.header_views.forget();
+        self.live_views.forget();
+        if let Some(o) = self.live_overlay.take() {
+            o.detach(env, false, &self.marks);
+        }
         for views in &mut self.column_views {
             views.forget();
         }

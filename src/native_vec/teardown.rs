@@ -182,6 +182,19 @@ impl WriteBack {
             )));
         }
         let rows = count as usize;
+        // One unit for readers beside the writer, ended whatever happens.
+        v.begin_unit();
+        let done = Self::copy_back(v, columns, rows).and_then(|()| v.set_len(count as u64).map_err(js_error));
+        v.end_unit();
+        done
+    }
+
+    /// Copies each column's first `rows` rows from its buffer into the mapping.
+    fn copy_back(
+        v: &mut MmapVec,
+        columns: Vec<(usize, Option<(*const u8, usize)>)>,
+        rows: usize,
+    ) -> crate::error::Result<()> {
         for (i, c) in columns {
             let (p, n) = c.unwrap_or((ptr::null(), 0));
             let bytes = (rows * v.schema().columns[i].row_size()).min(n);
@@ -194,7 +207,7 @@ impl WriteBack {
             let src = unsafe { std::slice::from_raw_parts(p, bytes) };
             v.write_column(i, src).map_err(js_error)?;
         }
-        v.set_len(count as u64).map_err(js_error)
+        Ok(())
     }
 }
 

@@ -35,7 +35,8 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'what a vec is: schema, rows, capacity, file sizes, versions, lock',
     help: `Prints the schema, length, capacity, bytes on disk per column, byte order, format and
 application version of the vec at <path>, and whether a process has it open (the lock:
-none, shared = open readOnly, exclusive = open read-write). Takes no lock and changes
+none, shared = open readOnly, exclusive = open read-write, with or without readers
+beside the writer). Takes no lock and changes
 nothing, so it works while another process writes the vec.
 
   --json   one JSON object (the fields of MmapVec.inspect)`,
@@ -173,6 +174,7 @@ async function info(path: string, json: boolean): Promise<number> {
     shared: 'shared (open readOnly by a process)',
     exclusive: 'exclusive (open read-write by a process)',
   }
+  const readers = i.lock === 'exclusive' && i.readers ? '; readers beside it' : ''
   const onDisk = i.headerBytes + i.columns.reduce((s, c) => s + (c.bytes ?? 0), 0)
   const lines = alignRows(
     [
@@ -181,7 +183,7 @@ async function info(path: string, json: boolean): Promise<number> {
       ['version', `${i.version} (the application's data version)`],
       ['length', `${i.length} rows`],
       ['capacity', i.capacity === null ? 'unknown: a column file is missing (run mmapvec verify)' : `${i.capacity} rows`],
-      ['lock', lock[i.lock] + (i.lockedByThisProcess ? ', this process' : '')],
+      ['lock', lock[i.lock] + readers + (i.lockedByThisProcess ? ', this process' : '')],
       ['on disk', `${onDisk} bytes (header ${i.headerBytes})`],
       ['schema', JSON.stringify(i.schema)],
     ],
@@ -219,7 +221,6 @@ const ADVICE: [RegExp, string][] = [
   [/; creating one needs a schema, e\.g\. MmapVec\.open\(.*\)$/, ''],
   [/; open it with MmapVec\.open, or remove it first with MmapVec\.remove$/, '; import makes a new vec: give another path, or remove the old one first'],
   [/, or open it with readOnly$/, ''],
-  [/; close it there; pass lockTimeoutMs to wait for it$/, '; run the command again once it has closed the vec (info and verify work meanwhile)'],
 ]
 
 function forTheCommand(err: unknown): unknown {

@@ -89,10 +89,16 @@ const BUFFERED_LOSES = 'the rows written since the last flush left with it'
 function writeRowsBack(s: BufferedState): void {
   checkBuffers(s.path, (k) => s.names[k], s.cols, BUFFERED_LOSES)
   const len = s.hdr[0]
-  s.cols.forEach((a, k) => {
-    s.native.writeColumn(s.stored[k], new Uint8Array(a.buffer, a.byteOffset, len * s.counts[k] * a.BYTES_PER_ELEMENT))
-  })
-  s.native.setLength(len)
+  // One unit for readers beside the writer: a snapshot never holds half a write-back.
+  s.native.beginUnit()
+  try {
+    s.cols.forEach((a, k) => {
+      s.native.writeColumn(s.stored[k], new Uint8Array(a.buffer, a.byteOffset, len * s.counts[k] * a.BYTES_PER_ELEMENT))
+    })
+    s.native.setLength(len)
+  } finally {
+    s.native.endUnit()
+  }
 }
 
 const live = new Set<BufferedState>()
@@ -238,6 +244,15 @@ export class BufferedStorage implements Storage<VecInternals> {
     // The old buffers are detached, as a moved mapping's views are: a stale view reads as
     // empty instead of silently missing every later change.
     if (!first) for (const a of old) detachColumn(a)
+  }
+
+  /** A reader copies the rows from the files again (the views stay). */
+  reread(vec: VecInternals): void {
+    vec._spec.columns.forEach((c, k) => {
+      const a = vec._cols[k]
+      const rows = new Uint8Array(a.buffer, a.byteOffset, Math.min(vec._len * c.count, a.length) * a.BYTES_PER_ELEMENT)
+      callNative(vec._path, () => vec._native.readColumn(vec._stored[k], rows))
+    })
   }
 
   /** A read-write vec is written back when it is collected unclosed or the process exits. */

@@ -53,6 +53,8 @@ export class MappedStorage implements Storage<VecInternals> {
     setColumns(vec, viewsOver(vec, layout.buffers, layout.offsets, vec._cap))
   }
 
+  reread(): void {}
+
   attach(): void {}
 
   reshape(vec: VecInternals, _from: readonly number[], layout: Layout): void {

@@ -52,6 +52,11 @@ export interface Storage<V> {
    * after a shrink (`fromFiles`: the files hold the rows, the old views do not).
    */
   refresh(vec: V, layout: Layout, fromFiles: boolean): void
+  /**
+   * A reader's refresh that kept the views (only the row count changed): buffered mode copies
+   * the rows from the files again; the others' views are the files' pages already.
+   */
+  reread(vec: V): void
   /** Called once the vec is made (its views taken). */
   attach(vec: V): void
   /**

@@ -244,6 +244,7 @@ fn remove_stale_work_dirs(parent: &Path, name: &str) {
 /// the likely reason the creation failed. Best effort.
 pub(crate) fn remove_vec_dir(dir: &Path, schema: &Schema) {
     let _ = fs::remove_file(dir.join(HEADER_FILE));
+    let _ = fs::remove_file(dir.join(crate::live::LIVE_FILE));
     for c in &schema.columns {
         let _ = fs::remove_file(dir.join(&c.file));
     }
@@ -459,6 +460,15 @@ pub(crate) fn remove(path: &Path) -> Result<()> {
     }
     let (file, _held) = open_header(path, false, Duration::ZERO)?;
     read_header(path, &file)?;
+    if crate::live::readers_present(path).unwrap_or(false) {
+        return Err(Error::new(
+            Code::Locked,
+            format!(
+                "{}: locked: readers have it open (readOnly handles, in this process or another); close them first",
+                path.display()
+            ),
+        ));
+    }
     let parent = parent_of(path);
     let name = path
         .file_name()

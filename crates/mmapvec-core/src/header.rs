@@ -310,6 +310,7 @@ pub(crate) fn valid_file_name(name: &str) -> bool {
         && name != "."
         && name != ".."
         && name != HEADER_FILE
+        && name != crate::live::LIVE_FILE
         && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')

@@ -56,9 +56,13 @@ pub struct Info {
     pub capacity: Option<u64>,
     pub schema: Schema,
     pub columns: Vec<ColumnInfo>,
+    /// The writer's lock: `Exclusive` while a writer has the vec open; else `Shared` while
+    /// readers have it open (readers never take the writer's lock; see `readers`).
     pub lock: LockState,
     /// True when an open handle of this process holds the lock.
     pub lock_held_here: bool,
+    /// Whether readers (`readOnly` handles) have it open, beside the writer or not.
+    pub readers: bool,
 }
 
 /// A problem [`verify`] found: the error opening the vec would give (`code`), the check that
@@ -103,6 +107,15 @@ pub fn inspect(path: &Path) -> Result<Info> {
     let (h, length) = dir::read_header(path, &file)?;
     let hp = path.join(HEADER_FILE);
     let lock = lock::probe(&file).map_err(|e| Error::io(&e, &hp, "probing the lock"))?;
+    let live = path.join(crate::live::LIVE_FILE);
+    let readers =
+        crate::live::readers_present(path).map_err(|e| Error::io(&e, &live, "probing the readers' lock"))?;
+    let lock = match lock {
+        LockState::Unlocked if readers => LockState::Shared,
+        l => l,
+    };
+    let held_here = lock::held_in_this_process(&file)
+        || std::fs::File::open(&live).is_ok_and(|f| lock::held_in_this_process(&f));
     let columns: Vec<ColumnInfo> = h
         .schema
         .columns
@@ -140,7 +153,8 @@ pub fn inspect(path: &Path) -> Result<Info> {
         schema: h.schema,
         columns,
         lock,
-        lock_held_here: lock::held_in_this_process(&file),
+        lock_held_here: held_here,
+        readers,
     })
 }
 

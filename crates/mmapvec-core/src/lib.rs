@@ -18,6 +18,7 @@ mod dir;
 pub mod error;
 pub mod header;
 pub mod inspect;
+pub mod live;
 pub mod lock;
 pub mod schema;
 mod settle;

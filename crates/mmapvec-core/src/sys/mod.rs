@@ -6,11 +6,13 @@
 //! `Reservation` (`new`, `pack`, `pack_of`, `base`, `len`, `map_file`, `zero_range`, `sync`,
 //! `populate_write`, `will_need`), `Pack` (`base`, `len`; Unix only: `Reservation::pack` fails
 //! on Windows), `allocate`, `process_alive`, `sync_dir`, `file_id`, `path_id`,
-//! `is_not_regular`, and the Unix-only ones, which error on Windows: `zero_pages` and overlay
+//! `is_not_regular`, `futex_wait` and `futex_wake` (Linux's futex; a short sleep and nothing
+//! elsewhere), and the Unix-only ones, which error on Windows: `zero_pages` and overlay
 //! mode's `OVERLAY`, `map_file_over` and `restore_anonymous`.
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::AtomicU32;
 
 #[cfg(unix)]
 mod fault;
@@ -171,6 +173,30 @@ impl FileMap {
         assert!(off.is_multiple_of(8) && off + 8 <= self.len());
         // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`.
         unsafe { std::ptr::write_volatile(self.ptr().add(off).cast::<f64>(), v) }
+    }
+
+    /// Copies `dst.len()` bytes from `off` out of the mapping.
+    pub fn read_bytes(&self, off: usize, dst: &mut [u8]) {
+        assert!(off.checked_add(dst.len()).is_some_and(|end| end <= self.len()));
+        // SAFETY: in bounds (checked); `dst` is the caller's memory, never inside the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr().add(off), dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Copies `src` into the mapping at `off`.
+    pub fn write_bytes(&self, off: usize, src: &[u8]) {
+        assert!(off.checked_add(src.len()).is_some_and(|end| end <= self.len()));
+        // SAFETY: in bounds (checked); `src` is the caller's memory, never inside the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr().add(off), src.len()) }
+    }
+
+    /// The u32 at `off` as an atomic, for words other processes (and JavaScript's `Atomics`)
+    /// read and write at the same time: the live file's sequence counter and waiter count.
+    pub fn atomic_u32(&self, off: usize) -> &AtomicU32 {
+        assert!(off.is_multiple_of(4) && off + 4 <= self.len());
+        // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`, which
+        // the reference borrows. AtomicU32 has u32's layout, and every access to the word,
+        // here or in other processes, is atomic.
+        unsafe { &*self.ptr().add(off).cast::<AtomicU32>() }
     }
 }
 

@@ -10,6 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
 
 use super::{round_up, too_large, Guard, MapMode, PackLayout, PACK_ALIGN};
@@ -580,6 +581,59 @@ fn ignore_file_size_signal() {
             }
         }
     });
+}
+
+/// Waits until the word no longer holds `expected`, a wake-up, or `timeout`; true when woken or
+/// the word had changed. A futex without `FUTEX_PRIVATE_FLAG`: the word is in a file mapping
+/// shared with other processes, which the kernel keys by file and offset (std's and the
+/// atomic-wait crate's futexes are private to a process). Elsewhere than Linux it sleeps a
+/// millisecond, and the caller polls.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: std::time::Duration) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `word` is a live, aligned u32 for the call's duration; the kernel only reads
+        // it and `ts`, and FUTEX_WAIT with a relative timeout takes no other pointer.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                expected,
+                &ts as *const libc::timespec,
+                std::ptr::null::<u32>(),
+                0u32,
+            )
+        };
+        r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
+        word.load(std::sync::atomic::Ordering::Acquire) != expected
+    }
+}
+
+/// Wakes every thread, in any process, waiting in [`futex_wait`] on `word`.
+pub fn futex_wake(word: &AtomicU32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: FUTEX_WAKE only uses the address as a key; `word` is live and aligned.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = word;
 }
 
 /// Whether a process with this id exists (on this machine's process namespace).

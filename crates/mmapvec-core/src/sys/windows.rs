@@ -21,6 +21,7 @@ use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 use std::ptr::{null, null_mut, NonNull};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use windows_sys::Win32::Foundation::{
@@ -569,6 +570,16 @@ pub fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> 
     }
     Ok(())
 }
+
+/// Sleeps a millisecond (at most `timeout`) and says whether the word changed: Windows'
+/// `WaitOnAddress` wakes only threads of the same process, so readers in other processes poll.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: std::time::Duration) -> bool {
+    std::thread::sleep(timeout.min(std::time::Duration::from_millis(1)));
+    word.load(std::sync::atomic::Ordering::Acquire) != expected
+}
+
+/// Nothing to wake on Windows: waiters poll (see [`futex_wait`]).
+pub fn futex_wake(_word: &AtomicU32) {}
 
 /// Whether a process with this id exists.
 pub fn process_alive(pid: u32) -> bool {

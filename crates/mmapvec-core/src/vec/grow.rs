@@ -180,8 +180,18 @@ impl MmapVec {
             .unwrap_or(target);
         let capacity = self.fit_capacity().min(reserved);
         let old_mapped: Vec<usize> = self.columns.iter().map(|c| c.mapped).collect();
+        let growth = self.map_capacity(capacity, MapMode::Shared)?;
+        if prefault {
+            self.prefault_from(&old_mapped);
+        }
+        self.capacity = capacity;
+        Ok(growth)
+    }
+
+    /// Maps each column's file up to `capacity` rows: in place where its reservation has room,
+    /// else into a new reservation (the column moves; see [`Growth`]). The files hold them.
+    fn map_capacity(&mut self, capacity: u64, mode: MapMode) -> Result<Growth> {
         let mut growth = Growth::default();
-        let mode = MapMode::Shared;
         // A pack has no room to grow in: every column of it moves, even one that needs no new
         // pages, so that no view ever covers a window whose column has left it. The columns
         // that move are all mapped anew before any of them leaves its old memory: a window
@@ -219,9 +229,25 @@ impl MmapVec {
                 .map_err(|e| Error::io(&e, &c.path, "mapping the grown column"))?;
             c.mapped = new_mapped;
         }
-        if prefault {
-            self.prefault_from(&old_mapped);
+        Ok(growth)
+    }
+
+    /// A reader's growth: maps what the writer's files now hold, at least `rows` rows when they
+    /// hold that many (a reader's capacity follows the files; it never extends them).
+    pub(super) fn follow_files(&mut self, rows: u64) -> Result<Growth> {
+        if rows <= self.capacity {
+            return Ok(Growth::default());
         }
+        for c in &mut self.columns {
+            let len = c
+                .file
+                .metadata()
+                .map_err(|e| Error::io(&e, &c.path, "following the writer's growth"))?
+                .len();
+            c.file_len = c.file_len.max(len);
+        }
+        let capacity = self.fit_capacity().max(self.capacity);
+        let growth = self.map_capacity(capacity, MapMode::Private)?;
         self.capacity = capacity;
         Ok(growth)
     }
@@ -229,8 +255,19 @@ impl MmapVec {
     /// Shrinks every column file to the pages the current rows need. Whoever handed out
     /// pointers into the columns (views) must revoke them first: the memory past the new end
     /// becomes private zero pages.
+    ///
+    /// While readers are open beside the writer, nothing is cut (their mappings cover the
+    /// files' pages): the capacity stays, and a later shrink, with no reader, gives it back.
     pub fn shrink_to_fit(&mut self) -> Result<()> {
         self.writable()?;
+        let live = self.live.clone();
+        match live {
+            Some(l) => l.without_readers(|| self.cut_to_fit()).unwrap_or(Ok(())),
+            None => self.cut_to_fit(),
+        }
+    }
+
+    fn cut_to_fit(&mut self) -> Result<()> {
         self.rewrites.fetch_add(1, Ordering::AcqRel);
         self.stop_prefaults();
         let len = self.len();

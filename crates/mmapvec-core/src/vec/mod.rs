@@ -17,10 +17,12 @@ use std::sync::Arc;
 use crate::dir;
 use crate::error::{format_err, Code, Error, Result};
 use crate::header::{self, Header, HEADER_FILE};
+use crate::live::Live;
 use crate::lock::Held;
 use crate::schema::Schema;
 use crate::sys::{self, FileMap, MapMode, Reservation};
 
+mod follow;
 mod grow;
 #[allow(unsafe_code)]
 mod io;
@@ -29,6 +31,8 @@ mod prefault;
 mod schema_change;
 mod sync;
 
+use follow::Follow;
+pub use follow::Followed;
 use grow::pack_windows;
 use options::check_capacity;
 pub use options::{OpenOptions, DEFAULT_RESERVATION, PACK_MIN_BYTES};
@@ -82,6 +86,12 @@ pub struct MmapVec {
     /// Whether this handle's open created the vec, and the highest parent directory it made
     /// (see [`discard`](Self::discard)).
     created: Option<Option<PathBuf>>,
+    /// The live file (see `live.rs`): the writer publishes in it, a reader follows it. None for
+    /// a reader of a vec no writer of this mmapvec has opened, and for a writer that could not
+    /// make one (a directory it may not write to).
+    live: Option<Arc<Live>>,
+    /// What a reader has taken of the writer's state (see `follow.rs`).
+    follow: Follow,
     // Declared last, so dropped last: the lock is released after everything else is dropped.
     /// The lock on the header file (none for a temp vec, which nobody else can reach).
     lock: Option<Held>,
@@ -216,11 +226,13 @@ impl MmapVec {
             dir::write_vec_files(&dir, &schema, opts.version.unwrap_or(0), opts.capacity)?;
             let header_file = dir::open_header_file(&dir, true)?;
             let files = dir::open_column_files(&dir, &schema, true)?;
-            Ok((header_file, files))
+            let live = Live::open_writer(&dir, 0)?;
+            Ok((header_file, files, live))
         })();
         dir::remove_vec_dir(&dir, &schema);
-        let (header_file, files) = opened?;
+        let (header_file, files, live) = opened?;
         let mut v = Self::assemble(&dir, header_file, None, files, false, true, opts)?;
+        v.live = Some(Arc::new(live));
         if opts.capacity > v.capacity {
             v.grow(opts.capacity, false)?;
         }
@@ -247,8 +259,30 @@ impl MmapVec {
 
     /// Opens an existing vec; its stored schema must match `schema` when one is given.
     fn open_existing(path: &Path, schema: Option<&Schema>, opts: &OpenOptions) -> Result<MmapVec> {
-        let (header_file, held) = dir::open_header(path, !opts.read_only, opts.lock_timeout)?;
-        let (stored, _) = dir::read_header(path, &header_file)?;
+        if opts.read_only {
+            return follow::open_reader(path, schema, opts);
+        }
+        let (header_file, held) = dir::open_header(path, true, opts.lock_timeout)?;
+        let files = Self::check_stored(path, &header_file, schema, opts, true)?;
+        let mut v = Self::assemble(path, header_file, Some(held), files, false, false, opts)?;
+        // Without one (a directory this process may not write to), readers follow the header.
+        v.live = Live::open_writer(path, v.len()).ok().map(Arc::new);
+        if opts.capacity > v.capacity {
+            v.grow(opts.capacity, false)?;
+        }
+        Ok(v)
+    }
+
+    /// Checks the header of an open vec against what the program asked for (its data version,
+    /// its schema) and opens its column files.
+    fn check_stored(
+        path: &Path,
+        header_file: &File,
+        schema: Option<&Schema>,
+        opts: &OpenOptions,
+        write: bool,
+    ) -> Result<Vec<(File, PathBuf, u64)>> {
+        let (stored, _) = dir::read_header(path, header_file)?;
         if let Some(v) = opts.version {
             if v != stored.app_version {
                 return Err(Error::new(
@@ -274,12 +308,7 @@ impl MmapVec {
                 ),
             ));
         }
-        let files = dir::open_column_files(path, &stored.schema, !opts.read_only)?;
-        let mut v = Self::assemble(path, header_file, Some(held), files, opts.read_only, false, opts)?;
-        if !opts.read_only && opts.capacity > v.capacity {
-            v.grow(opts.capacity, false)?;
-        }
-        Ok(v)
+        dir::open_column_files(path, &stored.schema, write)
     }
 
     /// Checks sizes and maps a vec whose files are open (and whose header is locked).
@@ -377,6 +406,8 @@ impl MmapVec {
             jobs: Arc::new(()),
             rewrites: Arc::new(AtomicU64::new(0)),
             created: None,
+            live: None,
+            follow: Follow::default(),
             lock: held,
             header_file: Arc::new(header_file),
         })
@@ -403,8 +434,12 @@ impl MmapVec {
         self.header.app_version
     }
 
-    /// The row count, as stored in the mapped header (JavaScript writes it there).
+    /// The row count, as stored in the mapped header (JavaScript writes it there); for a
+    /// reader, the count it last took from the writer (see [`follow`](Self::follow)).
     pub fn len(&self) -> u64 {
+        if self.read_only {
+            return self.follow.length.min(self.capacity);
+        }
         let raw = self.header_map.read_f64(header::OFF_LENGTH);
         header::decode_length(raw, "")
             .map(|n| n.min(self.capacity))
@@ -435,7 +470,36 @@ impl MmapVec {
             ));
         }
         self.header_map.write_f64(header::OFF_LENGTH, n as f64);
+        self.publish();
         Ok(())
+    }
+
+    /// Publishes the row count to the readers beside the writer (its rows are written).
+    pub fn publish(&self) {
+        if let (Some(l), false) = (&self.live, self.read_only) {
+            l.publish(self.len());
+        }
+    }
+
+    /// Begins a unit of writes that readers' snapshots see whole (buffered mode's write-back;
+    /// JavaScript begins its own through the live file's mapping); [`end_unit`](Self::end_unit)
+    /// ends it.
+    pub fn begin_unit(&self) {
+        if let (Some(l), false) = (&self.live, self.read_only) {
+            l.begin_unit();
+        }
+    }
+
+    /// Ends the unit under way, publishing the row count.
+    pub fn end_unit(&self) {
+        if let (Some(l), false) = (&self.live, self.read_only) {
+            l.end_unit(self.len());
+        }
+    }
+
+    /// The live file (the writer's or the reader's), if the vec has one.
+    pub fn live(&self) -> Option<&Arc<Live>> {
+        self.live.as_ref()
     }
 
     pub fn capacity(&self) -> u64 {
@@ -541,6 +605,9 @@ impl Drop for MmapVec {
         // A mapping keeps its open file description alive, and a flock lives as long as that
         // description: the header stays mapped until V8 collects the last view over it, so the
         // lock must be released explicitly here, not left to the file being closed.
+        if let (Some(l), false) = (&self.live, self.read_only) {
+            l.close_writer(self.len());
+        }
         if self.lock.is_some() {
             let _ = self.header_file.unlock();
         }

@@ -324,6 +324,9 @@ impl MmapVec {
             let _ = old_file.unlock();
         }
         drop(old_held);
+        if let Some(l) = &self.live {
+            l.publish_schema_change(self.len());
+        }
         if self.temp {
             return Ok(None);
         }
