@@ -1,5 +1,5 @@
 /**
- * The commands of `mmapvec` (info, head, cat, verify, export, import): their help and options
+ * The commands of `mmapvec` (info, head, tail, cat, verify, export, import): their help and options
  * as one table, and what each runs. main.ts parses the command line and reports errors.
  */
 import { lstatSync, readFileSync, rmdirSync } from 'node:fs'
@@ -49,7 +49,7 @@ nothing, so it works while another process writes the vec.
     summary: 'the first rows, as a table',
     help: `Prints the first N rows (default 10) of the vec at <path> as an aligned table: arrays as
 [1, 2, 3], bools as true/false, i64/u64 as decimals, floats as the shortest decimal that
-reads back as the same value. Opens the vec readOnly (ELOCKED while it is open read-write).
+reads back as the same value. Opens the vec readOnly, beside any writer.
 
   -n N     rows to print (default 10)
   --json   JSON lines instead: one object per row, i64/u64 as strings of digits,
@@ -58,11 +58,27 @@ reads back as the same value. Opens the vec readOnly (ELOCKED while it is open r
     positionals: 1,
     run: async ([path], o) => rows(path, 0, count(o.n, '-n') ?? 10, o.json === true),
   },
+  tail: {
+    usage: 'mmapvec tail <path> [-n N] [-f] [--json]',
+    summary: 'the last rows; with -f, new rows as a writer adds them',
+    help: `Prints the last N rows (default 10) of the vec at <path>, as head does. With -f, keeps
+reading beside the writer and prints each row it adds (waiting on the writer's publishes,
+without polling on Linux), until interrupted (Ctrl-C). Rows the writer removes are noted on
+stderr and printing goes on from the new end (rows removed and added again between two of
+its looks show as a smaller cut).
+
+  -n N       rows to print first (default 10)
+  -f         follow: print new rows as the writer adds them
+  --json     JSON lines instead (see mmapvec head --help)`,
+    options: { n: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' }, ...JSON_OPT },
+    positionals: 1,
+    run: async ([path], o) => tail(path, count(o.n, '-n') ?? 10, o.follow === true, o.json === true),
+  },
   cat: {
     usage: 'mmapvec cat <path> [--from I] [--to J] [--json]',
     summary: 'rows I to J (all by default), as a table',
     help: `Prints rows [I, J) of the vec at <path> (all rows by default) as an aligned table, as
-head does. Opens the vec readOnly (ELOCKED while it is open read-write).
+head does. Opens the vec readOnly, beside any writer.
 
   --from I   first row (default 0)
   --to J     row after the last (default: the length)
@@ -91,8 +107,8 @@ vec that changed under every check is ELOCKED (exit 3): run verify again when it
     usage: `mmapvec export <path> --format ${FORMAT_NAMES} [--out FILE] [--from I] [--to J]`,
     summary: 'write rows as CSV or JSON lines, streaming',
     help: `Writes the rows of the vec at <path> to FILE (or to standard output), streaming. Opens the
-vec readOnly (ELOCKED while it is open read-write). A progress bar shows on stderr when
-the run is long and stderr is a terminal.
+vec readOnly, beside any writer (rows it adds during the export are not in it). A progress
+bar shows on stderr when the run is long and stderr is a terminal.
 
   --format F   ${FORMATS.map((f) => `${f.name}: ${f.description}`).join('\n               ')}
                (default: from the extension of --out)
@@ -259,11 +275,60 @@ async function rows(path: string, from: number, to: number | undefined, json: bo
   return EXIT_CODES.OK
 }
 
+/** How long `tail -f` waits for the writer before it looks again (a signal ends it sooner). */
+const FOLLOW_WAIT_MS = 1000
+
+async function tail(path: string, n: number, follow: boolean, json: boolean): Promise<number> {
+  let vec: MmapVec
+  try {
+    vec = MmapVec.open(path, undefined, { readOnly: true })
+  } catch (err) {
+    throw forTheCommand(err)
+  }
+  try {
+    await toStdout(async (sink) => {
+      const print = async (from: number, header: boolean) => {
+        const s = { vec, spec: specOf(vec), from, to: vec.length }
+        if (json) {
+          const line = jsonLine(s)
+          for (let i = s.from; i < s.to; i++) await sink.write(line(i) + '\n')
+        } else if (s.to > s.from || header) {
+          await writeTable(s, sink, header)
+        }
+        await sink.flush()
+      }
+      await print(Math.max(0, vec.length - n), true)
+      if (!follow) return
+      await interruptible(
+        async (stop) => {
+          for (let printed = vec.length; ; ) {
+            stop()
+            const changed = await vec.changed({ timeoutMs: FOLLOW_WAIT_MS })
+            stop()
+            if (!changed || !vec.refresh()) continue
+            if (vec.length < printed) {
+              process.stderr.write(`mmapvec: ${path}: the writer removed rows; ${vec.length} are left\n`)
+              printed = vec.length
+            }
+            await print(printed, false)
+            printed = vec.length
+          }
+        },
+        () => {},
+      )
+    })
+  } finally {
+    vec.close()
+  }
+  return EXIT_CODES.OK
+}
+
 /**
  * An aligned table of the slice, `#` (the row index) first. Two passes over the (mapped)
  * rows: the first measures the columns, the second writes, so nothing is held in memory.
+ * Without `header` (the rows `tail -f` adds), the names are not printed again.
  */
-async function writeTable(s: Slice, sink: Sink): Promise<void> {
+async function writeTable(s: Slice, sink: Sink, header = true): Promise<void> {
   const cols = columnsOf(s)
   const cells = s.spec.columns.map((c) => cellFormatter(c, 'text'))
   const names = s.spec.scalar ? ['value'] : s.spec.columns.map((c) => c.name)
@@ -275,7 +340,7 @@ async function writeTable(s: Slice, sink: Sink): Promise<void> {
   const last = widths.length - 1
   const line = (parts: string[]) =>
     parts.map((p, k) => (right[k] ? p.padStart(widths[k]) : k === last ? p : p.padEnd(widths[k]))).join('  ') + '\n'
-  await sink.write(line(['#', ...names]))
+  if (header) await sink.write(line(['#', ...names]))
   for (let i = s.from; i < s.to; i++) {
     const parts = [String(i)]
     for (let k = 0; k < cells.length; k++) parts.push(cells[k](cols[k], i))
