@@ -7,7 +7,7 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { dataDir, quick } from './lib.mjs'
 
-const scenarios = ['push', 'access', 'open-flush', 'pause', 'memory', 'rust']
+const scenarios = ['push', 'access', 'live', 'open-flush', 'pause', 'memory', 'rust']
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',')
 const mdIndex = process.argv.indexOf('--markdown')
 const markdownFile = mdIndex > 0 ? process.argv[mdIndex + 1] : undefined
@@ -51,6 +51,7 @@ function fmt(v, unit) {
   if (unit === 'rows/s') return `${(v / 1e6).toFixed(2)} M rows/s`
   if (unit === 'B/s') return `${(v / 1e9).toFixed(2)} GB/s`
   if (unit === 'B') return `${(v / 2 ** 20).toFixed(1)} MiB`
+  if (unit === 's' && v < 1e-6) return `${(v * 1e9).toFixed(1)} ns`
   if (unit === 's') return v < 1e-3 ? `${(v * 1e6).toFixed(1)} µs` : v < 1 ? `${(v * 1e3).toFixed(2)} ms` : `${v.toFixed(2)} s`
   return `${v} ${unit}`
 }
