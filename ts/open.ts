@@ -35,9 +35,10 @@ export interface OpenOptions {
    */
   create?: boolean
   /**
-   * Open with a shared lock (other `readOnly` opens are allowed, a read-write one gets
-   * `ELOCKED`); every change throws `EREADONLY`. Writes through `columns` change only this
-   * process's view, never the files. Default `false`.
+   * Open as a reader: beside the writer (in any process or thread) and other readers, never
+   * waiting for them; it follows the writer at {@link MmapVec.refresh}. Every change throws
+   * `EREADONLY`. Writes through `columns` change only this process's view, never the files.
+   * Default `false`.
    */
   readOnly?: boolean
   /**

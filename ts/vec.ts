@@ -148,7 +148,8 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
    * @param schema - the fields, e.g. `{ pos: ['f32', 3], id: 'u32' }`, or one field type
    *   (`'f64'`) for a vec of plain values
    * @param options - see {@link OpenOptions}
-   * @returns the open vec, holding an exclusive lock (a shared one when `readOnly`)
+   * @returns the open vec, holding the writer's exclusive lock (a reader's registration when
+   *   `readOnly`, which opens beside a writer)
    * @throws {@link MmapVecError} `ESCHEMA` when the stored schema differs (the message shows
    *   the difference and the calls that migrate); `ENOENT` when missing and `create: false`.
    * @throws {@link MmapVecError} `ELOCKED` when another handle holds the lock (after
