@@ -565,10 +565,13 @@ export class MmapVec<S extends Schema = Schema> implements Iterable<RowOf<S>> {
     this._writable()
     const row = this.get(i)
     const last = this._len - 1
-    if (i !== last) {
-      this._spec.columns.forEach((c, k) => this._cols[k].copyWithin(i * c.count, last * c.count, (last + 1) * c.count))
-    }
-    this._setLength(last)
+    // One unit for readers: the moved row and the shorter length together.
+    live.batch(this, () => {
+      if (i !== last) {
+        this._spec.columns.forEach((c, k) => this._cols[k].copyWithin(i * c.count, last * c.count, (last + 1) * c.count))
+      }
+      this._setLength(last)
+    })
     return row
   }
 

@@ -300,6 +300,11 @@ impl Live {
         }
     }
 
+    /// The schema generation as it is now (see [`OFF_SCHEMA_GEN`]).
+    pub fn schema_gen(&self) -> u32 {
+        self.map.atomic_u32(OFF_SCHEMA_GEN).load(Ordering::Acquire)
+    }
+
     /// The counter as it is now (odd while a unit is under way).
     pub fn current_seq(&self) -> u32 {
         self.seq().load(Ordering::Acquire)

@@ -17,6 +17,9 @@ use crate::sys;
 
 use super::{Growth, MmapVec, OpenOptions};
 
+/// How long a reader waits for a unit to end before it asks whether the writer is gone.
+const UNIT_SHORT_WAIT: Duration = Duration::from_millis(10);
+
 /// How often a reader may probe the header's lock to learn that a writer which never closed
 /// is gone (each probe takes a shared lock for an instant).
 const PROBE_EVERY: Duration = Duration::from_millis(100);
@@ -62,10 +65,7 @@ pub(super) fn open_reader(path: &Path, schema: Option<&Schema>, opts: &OpenOptio
     for _ in 0..100 {
         // Registered before anything is mapped: the writer cuts no file under a registered reader.
         let live = Live::open_reader(path, opts.lock_timeout)?;
-        let gen = live
-            .as_ref()
-            .and_then(|l| l.state(UNIT_WAIT).ok())
-            .map(|s| s.schema_gen);
+        let gen = live.as_ref().map(|l| l.schema_gen());
         let header_file = dir::open_header_file(path, false)?;
         // A schema change that raced this open (a column file it named is gone, say) shows as
         // a replaced header: open again.
@@ -163,7 +163,16 @@ impl MmapVec {
             }
             return Ok(Some((stored, 0)));
         };
-        match live.state(UNIT_WAIT) {
+        // A unit that does not end soon may be a writer killed inside it: asked after a short
+        // wait, so that a dead writer costs a reader milliseconds, not the whole wait.
+        let state = live.state(UNIT_SHORT_WAIT).or_else(|seq| {
+            if self.writer_gone(seq) {
+                Err(seq)
+            } else {
+                live.state(UNIT_WAIT.saturating_sub(UNIT_SHORT_WAIT))
+            }
+        });
+        match state {
             Ok(st) => {
                 if st.schema_gen != self.follow.schema_gen {
                     return Ok(None);
