@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ pub const OFF_SCHEMA_GEN: usize = 80;
 pub const UNIT_WAIT: Duration = Duration::from_secs(2);
 /// The least a reader waits for the writer's brief exclusive lock (held while it cuts a file).
 const REGISTER_WAIT: Duration = Duration::from_secs(2);
+/// How often the writer looks for a waiter count a killed reader left behind.
+const STALE_CHECK_MS: u64 = 1000;
 /// The longest one futex wait: a waiter whose wake-up was lost (its count reset) looks again.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
@@ -59,6 +61,10 @@ pub struct Live {
     shared: bool,
     /// A reader's registration: the shared lock, released when this is dropped.
     registration: Option<Held>,
+    /// When this was opened, and (in milliseconds since) when the writer last looked for a
+    /// waiter count left by a killed reader.
+    opened: Instant,
+    stale_checked: AtomicU64,
 }
 
 impl Live {
@@ -97,6 +103,8 @@ impl Live {
             map,
             shared: true,
             registration: None,
+            opened: Instant::now(),
+            stale_checked: AtomicU64::new(0),
         };
         if live.magic() != MAGIC {
             // A new file, or one that is not ours: every field starts from zero.
@@ -143,6 +151,8 @@ impl Live {
             map: Arc::new(map),
             shared,
             registration: Some(registration),
+            opened: Instant::now(),
+            stale_checked: AtomicU64::new(0),
         };
         Ok((live.magic() == MAGIC).then_some(live))
     }
@@ -234,8 +244,23 @@ impl Live {
 
     /// Wakes the readers waiting for a change, if any.
     pub fn wake(&self) {
-        if self.map.atomic_u32(OFF_WAITERS).load(Ordering::SeqCst) != 0 {
-            sys::futex_wake(self.seq());
+        let waiters = self.map.atomic_u32(OFF_WAITERS);
+        if waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        sys::futex_wake(self.seq());
+        // A reader killed while it waited left its count behind. With no reader registered
+        // (the exclusive try succeeds, and keeps one from registering meanwhile), nobody can
+        // be waiting: the count goes back to zero. Checked at most once a second.
+        let now = self.opened.elapsed().as_millis() as u64;
+        let due = self.stale_checked.load(Ordering::Relaxed) + STALE_CHECK_MS;
+        if now >= due
+            && self.stale_checked.swap(now, Ordering::Relaxed) < now
+            && !self.is_reader()
+            && self.file.try_lock().is_ok()
+        {
+            waiters.store(0, Ordering::SeqCst);
+            let _ = self.file.unlock();
         }
     }
 

@@ -107,3 +107,35 @@ fn snapshots_hold_the_state_between_two_units() {
     let (seq2, _) = r.snapshot_state().unwrap().unwrap();
     assert_ne!(seq, seq2);
 }
+
+#[test]
+fn a_waiter_count_left_by_a_killed_reader_is_cleared_once_no_reader_is_registered() {
+    use mmapvec_core::live::OFF_WAITERS;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p");
+    let mut w = MmapVec::open(&path, &particles(), &opts()).unwrap();
+    let live = w.live().unwrap().clone();
+    // A reader that was killed while it waited: its count stays, its registration went.
+    live.map()
+        .atomic_u32(OFF_WAITERS)
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let r = MmapVec::open(&path, &particles(), &reader_opts()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fill(&mut w, 10);
+    assert_eq!(
+        live.map()
+            .atomic_u32(OFF_WAITERS)
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "cleared under a registered reader"
+    );
+    drop(r);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fill(&mut w, 20);
+    assert_eq!(
+        live.map()
+            .atomic_u32(OFF_WAITERS)
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
