@@ -45,17 +45,11 @@ impl NativeVec {
     /// handle has nothing to follow (null).
     #[napi]
     pub fn refresh<'e>(&mut self, env: &'e Env) -> Result<Option<Refreshed<'e>>> {
-        let before = self.vec()?.capacity();
         match self.vec_mut()?.follow().map_err(js_error)? {
             Followed::Same => Ok(None),
-            Followed::Changed(growth) => {
-                let views_change = !growth.moved.is_empty() || self.vec()?.capacity() != before;
-                self.after_growth(env, growth);
-                let layout = if views_change {
-                    Some(self.layout(env)?)
-                } else {
-                    None
-                };
+            Followed::Changed { moved, views } => {
+                self.after_growth(env, moved);
+                let layout = if views { Some(self.layout(env)?) } else { None };
                 Ok(Some(Refreshed {
                     length: self.vec()?.len() as f64,
                     layout,

@@ -26,12 +26,12 @@ fn a_reader_sees_what_the_writer_published_at_each_follow() {
     fill(&mut w, 300);
     // Nothing moves under the reader until it follows.
     assert_eq!(r.len(), 100);
-    assert!(matches!(r.follow().unwrap(), Followed::Changed(_)));
+    assert!(matches!(r.follow().unwrap(), Followed::Changed { .. }));
     check_particles(&r, 300);
     assert_eq!(r.follow().unwrap(), Followed::Same);
     // Growth far past what the reader mapped (and past its reservation).
     fill(&mut w, 200_000);
-    assert!(matches!(r.follow().unwrap(), Followed::Changed(_)));
+    assert!(matches!(r.follow().unwrap(), Followed::Changed { .. }));
     check_particles(&r, 200_000);
     w.set_len(10).unwrap();
     r.follow().unwrap();

@@ -47,8 +47,10 @@ pub(super) struct Follow {
 pub enum Followed {
     /// Nothing changed.
     Same,
-    /// The row count or the capacity changed; `moved` columns have new memory.
-    Changed(Growth),
+    /// The row count or the capacity changed; `moved` columns have new memory, and `views`
+    /// says whether the program's views must be made anew (the capacity it was last told of
+    /// changed, or a column moved; a snapshot may have mapped a growth since).
+    Changed { moved: Growth, views: bool },
     /// The writer changed the schema: open the vec again to follow it.
     Reshaped,
 }
@@ -111,13 +113,13 @@ impl MmapVec {
         growth.moved.dedup();
         // Files shorter than the count are damage: the reader sees only the rows they hold.
         let length = length.min(self.capacity);
-        let changed =
-            length != self.follow.length || self.capacity != self.follow.capacity || !growth.moved.is_empty();
+        let views = self.capacity != self.follow.capacity || !growth.moved.is_empty();
+        let changed = views || length != self.follow.length;
         self.follow.length = length;
         self.follow.capacity = self.capacity;
         self.follow.seen_seq = seq;
         Ok(if changed {
-            Followed::Changed(growth)
+            Followed::Changed { moved: growth, views }
         } else {
             Followed::Same
         })
@@ -153,51 +155,73 @@ impl MmapVec {
     }
 
     /// The writer's published (row count, counter), or None after a schema change.
+    ///
+    /// The header's row count is read between two reads of the counter that agree: read
+    /// before the live state, it could be a count from inside a batch the counter has left.
     fn published(&mut self) -> Result<Option<(u64, u32)>> {
-        let raw = self.header_map.read_f64(header::OFF_LENGTH);
-        let stored = header::decode_length(raw, "").unwrap_or(0);
         let Some(live) = self.live.clone() else {
+            let stored = self.stored_len();
             // No live file: a writer of an older mmapvec, or none; the header says it all.
             if header_replaced(&self.path, &self.header_file) {
                 return Ok(None);
             }
             return Ok(Some((stored, 0)));
         };
-        // A unit that does not end soon may be a writer killed inside it: asked after a short
-        // wait, so that a dead writer costs a reader milliseconds, not the whole wait.
-        let state = live.state(UNIT_SHORT_WAIT).or_else(|seq| {
-            if self.writer_gone(seq) {
-                Err(seq)
-            } else {
-                live.state(UNIT_WAIT.saturating_sub(UNIT_SHORT_WAIT))
-            }
-        });
-        match state {
-            Ok(st) => {
-                if st.schema_gen != self.follow.schema_gen {
-                    return Ok(None);
-                }
-                // The published count trails the header's while the writer pushes; the
-                // header's own is the truth only once the writer is gone (killed: a writer that
-                // closes publishes its last count).
-                let length = if st.length < stored && self.writer_gone(st.seq) {
-                    stored
+        let start = Instant::now();
+        loop {
+            // A unit that does not end soon may be a writer killed inside it: asked after a
+            // short wait, so that a dead writer costs a reader milliseconds, not the whole wait.
+            let left = UNIT_WAIT.saturating_sub(start.elapsed());
+            let state = live.state(UNIT_SHORT_WAIT.min(left)).or_else(|seq| {
+                if self.writer_gone(seq) {
+                    Err(seq)
                 } else {
-                    st.length.min(stored)
-                };
-                Ok(Some((length, st.seq)))
+                    live.state(left.saturating_sub(UNIT_SHORT_WAIT))
+                }
+            });
+            let st = match state {
+                Ok(st) => st,
+                // A unit that never ends: a long batch, or a writer killed inside one.
+                Err(seq) if self.writer_gone(seq) => return Ok(Some((self.stored_len(), seq))),
+                Err(_) => return Err(self.long_batch()),
+            };
+            if st.schema_gen != self.follow.schema_gen {
+                return Ok(None);
             }
-            // A unit that never ends: a long batch, or a writer killed inside one.
-            Err(seq) if self.writer_gone(seq) => Ok(Some((stored, seq))),
-            Err(_) => Err(Error::new(
-                Code::Locked,
-                format!(
-                    "{}: the writer has been inside one batch for {} ms; read again once it ends (a batch should be one tick's writes)",
-                    self.path.display(),
-                    UNIT_WAIT.as_millis()
-                ),
-            )),
+            let stored = self.stored_len();
+            if live.changed_since(st.seq) {
+                // A unit began meanwhile: the header's count may be from inside it.
+                if start.elapsed() >= UNIT_WAIT {
+                    return Err(self.long_batch());
+                }
+                continue;
+            }
+            // The published count trails the header's while the writer pushes; the header's
+            // own is the truth only once the writer is gone (killed: a writer that closes
+            // publishes its last count).
+            let length = if st.length < stored && self.writer_gone(st.seq) {
+                stored
+            } else {
+                st.length.min(stored)
+            };
+            return Ok(Some((length, st.seq)));
         }
+    }
+
+    fn long_batch(&self) -> Error {
+        Error::new(
+            Code::Locked,
+            format!(
+                "{}: the writer has been inside one batch, or began a new one, for each of {} ms; read again once it pauses (a batch should be one tick's writes)",
+                self.path.display(),
+                UNIT_WAIT.as_millis()
+            ),
+        )
+    }
+
+    /// The header's row count as it is now (the writer's JavaScript stores it on every change).
+    fn stored_len(&self) -> u64 {
+        header::decode_length(self.header_map.read_f64(header::OFF_LENGTH), "").unwrap_or(0)
     }
 
     /// Whether the writer that published counter `seq` is gone without closing (probing the
