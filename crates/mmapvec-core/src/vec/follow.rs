@@ -114,7 +114,9 @@ impl MmapVec {
         // Files shorter than the count are damage: the reader sees only the rows they hold.
         let length = length.min(self.capacity);
         let views = self.capacity != self.follow.capacity || !growth.moved.is_empty();
-        let changed = views || length != self.follow.length;
+        // A unit that changed only rows in place (a batch of sets) moves just the counter:
+        // a change all the same (buffered readers copy the rows again).
+        let changed = views || length != self.follow.length || seq != self.follow.seen_seq;
         self.follow.length = length;
         self.follow.capacity = self.capacity;
         self.follow.seen_seq = seq;
