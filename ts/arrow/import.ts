@@ -223,20 +223,24 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
     // A read error (EIO, EISDIR) is the file system's, not the file's content.
     const io = fromSystemError(err, file, 'reading the Arrow file')
     if (io !== err || err instanceof MmapVecError) return io
-    return new MmapVecError('EFORMAT', `${file}: not an Arrow IPC file, or damaged: ${(err as Error)?.message ?? String(err)}`, file)
+    return new MmapVecError('EFORMAT', `${file}: not an Arrow IPC file, or damaged: ${(err as Error)?.message ?? String(err)}; give an Arrow IPC file or stream, written again or a sound copy`, file)
   }
   try {
-    if ((await fh.stat()).isDirectory()) throw new MmapVecError('EIO', `${file}: is a directory, not an Arrow IPC file; give the path of the file`, file)
+    const stat = await fh.stat()
+    if (stat.isDirectory()) throw new MmapVecError('EIO', `${file}: is a directory, not an Arrow IPC file; give the path of the file`, file)
     let reader: Arrow.AsyncRecordBatchFileReader | Arrow.AsyncRecordBatchStreamReader
     let total: number | undefined
+    let p: Plan
     try {
       reader = await arrow.RecordBatchReader.from(fh)
       await reader.open()
       if (reader.schema === undefined || reader.schema === null) throw new Error('it holds no schema')
+      // A damaged schema can hold what apache-arrow's own getters trip over (a list without
+      // its child): whatever is not a coded error of the plan is the file's damage.
+      p = plan(arrow, reader.schema, schema, path, 'EFORMAT')
     } catch (err) {
       throw damaged(err)
     }
-    const p = plan(arrow, reader.schema, schema, path)
     try {
       total = reader.isFile() ? await countRows(arrow, fh, reader.footer as Footer, p, file) : undefined
     } catch (err) {
