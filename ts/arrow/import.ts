@@ -14,6 +14,7 @@ import { ARRAY_TYPES, type AnyColumn, type ColumnSpec, type Schema, type ScalarT
 // The type only: vec.ts loads this module when MmapVec.fromArrow is first called.
 import type { MmapVec } from '../vec.js'
 import { loadArrow, plan, type ArrowModule, type ArrowTable, type FromArrowOptions, type Plan } from './types.js'
+import { checkIPCMetadata } from './validate.js'
 
 const IMPORT_ROWS = 65536
 
@@ -232,6 +233,9 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
     let total: number | undefined
     let p: Plan
     try {
+      // Before apache-arrow decodes anything: a damaged vector length makes it allocate
+      // without bound or loop for hours (validate.ts).
+      if (stat.isFile()) await checkIPCMetadata(fh, file, stat.size)
       reader = await arrow.RecordBatchReader.from(fh)
       await reader.open()
       if (reader.schema === undefined || reader.schema === null) throw new Error('it holds no schema')
