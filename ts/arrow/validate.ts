@@ -180,6 +180,9 @@ export async function checkIPCMetadata(fh: FileHandle, file: string, size: numbe
     if (block === null) continue
     const offset = block.offset()
     if (offset < 0n || offset >= BigInt(size)) throw footer.damaged(`puts ${what} at byte ${offset}, outside the file (${size} bytes)`)
+    // Its metadata is read into a buffer of this length (countRows): it must be in the file.
+    const meta = block.metaDataLength()
+    if (meta < 0 || offset + BigInt(meta) > BigInt(size)) throw footer.damaged(`gives ${what} ${meta} bytes of metadata, past the end of the file (${size} bytes)`)
     await checkMessageAt(fh, file, size, Number(offset), what)
   }
 }
