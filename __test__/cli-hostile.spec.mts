@@ -615,3 +615,21 @@ test('a FIFO named header in a directory above the output is no vec, and hangs n
   })
   t.is(opened.status, 0, `MmapVec.open: ${opened.stderr}`)
 })
+
+test('a JSON lines value nested deeper than JSON.stringify can write is EINVAL naming the line and field', (t) => {
+  const dir = scratch()
+  const cases = [
+    [5000, '{"a":"u32"}', /deep\.jsonl:1: a: expected a whole number .*, got an array of 1 value$/m],
+    [100_000, '{"a":"u32"}', /deep\.jsonl:1: a: expected a whole number .*, got an array of 1 value$/m],
+    [5000, '{"a":["u32",2]}', /deep\.jsonl:1: a\[0\]: expected a whole number .*, got an array of 1 value$/m],
+  ] as const
+  for (const [depth, schema, message] of cases) {
+    const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`
+    writeFileSync(join(dir, 'deep.jsonl'), `{"a":${schema.includes('[') ? `[${deep},5]` : deep}}\n`)
+    const r = cli('import', join(dir, 'deep.jsonl'), join(dir, 'imp'), '--schema', schema)
+    t.is(r.status, EXIT.EINVAL, `${depth} deep, ${schema}: ${r.stderr}`)
+    t.regex(r.stderr, message, `${depth} deep, ${schema}`)
+    t.true(noStack(r.stderr), r.stderr)
+    t.false(existsSync(join(dir, 'imp')))
+  }
+})
