@@ -241,7 +241,7 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
       if (reader.schema === undefined || reader.schema === null) throw new Error('it holds no schema')
       // A damaged schema can hold what apache-arrow's own getters trip over (a list without
       // its child): whatever is not a coded error of the plan is the file's damage.
-      p = plan(arrow, reader.schema, schema, path, 'EFORMAT')
+      p = plan(arrow, reader.schema, schema, path, file)
     } catch (err) {
       throw damaged(err)
     }
