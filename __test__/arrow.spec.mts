@@ -499,3 +499,60 @@ test('writeArrowIPC into a named pipe whose reader leaves early is EIO naming it
   v.close()
   t.deepEqual(readdirSync(d).sort(), ['out.arrow', 'v.mvec'])
 })
+
+/**
+ * The 300-row, 5-column file of the seventh adversarial pass (record batches of 100 rows), and
+ * that file with byte `at` set to `value`: its damaged copies were found by fuzzing.
+ */
+async function damagedCopy(at: number, value: number): Promise<string> {
+  const src = fresh()
+  const v = MmapVec.open(src, { a: 'u8', b: 'i64', p: ['f32', 3], ok: 'bool', d: 'f64' })
+  for (let i = 0; i < 300; i++) v.push({ a: i & 255, b: BigInt(i) * 1000000007n, p: [i, i / 2, -i], ok: i % 3 === 0, d: i * 1.5 })
+  const good = fresh('arrow')
+  await writeArrowIPC(v, good, { batchRows: 100 })
+  v.close()
+  const bytes = readFileSync(good)
+  if (bytes.length !== 10466) throw new Error(`the Arrow file is ${bytes.length} bytes, not the 10466 the damaged offsets are for`)
+  bytes[at] = value
+  const bad = fresh('arrow')
+  writeFileSync(bad, bytes)
+  return bad
+}
+
+test('a damaged Arrow schema that apache-arrow trips over (a FixedSizeList without its child) is EFORMAT naming the file', async (t) => {
+  const bad = await damagedCopy(10254, 4)
+  const path = fresh()
+  await t.throwsAsync(fromArrowIPC(path, bad), { instanceOf: MmapVecError, code: 'EFORMAT', message: new RegExp(`^${bad}: column 'p' is a FixedSizeList without exactly one child type: .*sound copy`) } as object)
+  t.false(existsSync(path))
+  const BIN = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
+  const r = spawnSync(process.execPath, [BIN, 'import', bad, path], { encoding: 'utf8', timeout: 60_000 })
+  t.is(r.status, 6, r.stderr)
+  t.regex(r.stderr, new RegExp(`^mmapvec: EFORMAT: ${bad}: `))
+  t.false(existsSync(path))
+})
+
+test('damaged flatbuffer vector lengths in an Arrow file are EFORMAT before apache-arrow decodes them (no unbounded allocation, no endless loop)', async (t) => {
+  const BIN = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
+  // 279: a record batch's field nodes (apache-arrow made 1.6 billion of them until V8 aborted);
+  // 10252: the footer schema's vectors (apache-arrow looped over them for hours, deaf to signals).
+  for (const [at, value] of [[279, 100], [10252, 4]]) {
+    const bad = await damagedCopy(at, value)
+    const path = fresh()
+    const child = (args: string[]) =>
+      spawnSync(process.execPath, ['--max-old-space-size=256', ...args], { encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' })
+    const cliRun = child([BIN, 'import', bad, path])
+    t.is(cliRun.signal, null, `byte ${at}: the import ended by itself, not killed at the timeout or by V8's abort`)
+    t.is(cliRun.status, 6, `byte ${at}: ${cliRun.stderr}`)
+    t.regex(cliRun.stderr, new RegExp(`^mmapvec: EFORMAT: ${bad}: damaged Arrow IPC file: .*write it again`))
+    const lib = child([
+      '--input-type=module',
+      '-e',
+      `import { fromArrowIPC } from 'mmapvec'; try { await fromArrowIPC(process.argv[1], process.argv[2]) } catch (e) { console.log(e.code) }`,
+      path,
+      bad,
+    ])
+    t.is(lib.signal, null, `byte ${at}: fromArrowIPC ended by itself`)
+    t.is(lib.stdout.trim(), 'EFORMAT', `byte ${at}: ${lib.stderr}`)
+    t.false(existsSync(path))
+  }
+})

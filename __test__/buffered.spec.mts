@@ -197,6 +197,28 @@ test("rows a program's own exit listener pushes are written back, and its close 
   }
 })
 
+test('an exit listener added before the first buffered vec opens, or prepended later, that ends the exit event keeps the write-back', (t) => {
+  for (const where of ['before', 'prepend']) {
+    for (const ending of ['reexit', 'throw']) {
+      for (const when of ['later', 'end']) {
+        const path = fresh()
+        const child = runChild('exit-listener.mjs', [path, ending, when, where])
+        t.is(child.signal, null, `${where}, ${ending}, ${when}: no signal`)
+        using v = MmapVec.open(path, { a: 'u32' })
+        t.is(v.length, 1, `${where}, ${ending}, ${when}: the row pushed before the exit is in the files`)
+      }
+    }
+  }
+  // A listener that pushes still runs before the last write-back, wherever it was added.
+  for (const where of ['before', 'prepend']) {
+    const path = fresh()
+    const child = runChild('exit-listener.mjs', [path, 'open', 'end', where])
+    t.is(child.status, 0, child.stderr)
+    using v = MmapVec.open(path, { a: 'u32' })
+    t.is(v.length, 2, `${where}: the row the listener pushed at exit is in the files`)
+  }
+})
+
 test('a shrinkToFit or addColumn that runs out of memory leaves a vec whose every reported row is in the files', (t) => {
   if (process.platform !== 'linux') return t.pass('the address-space limit is set with prlimit and read from /proc')
   for (const scenario of ['shrink', 'add']) {

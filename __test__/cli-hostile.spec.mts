@@ -596,3 +596,40 @@ test('import of a CSV whose one array field has 65,536 values round-trips (the h
   t.is(v.length, 1)
   t.is(v.get(0).a[n - 1], (n - 1) % 251)
 })
+
+test('a FIFO named header in a directory above the output is no vec, and hangs nothing (export, import, MmapVec.open)', async (t) => {
+  const dir = scratch()
+  const data = join(dir, 'data')
+  mkdirSync(join(data, 'sub'), { recursive: true })
+  t.is(spawnSync('mkfifo', [join(data, 'header')]).status, 0)
+  rowsVec(dir, 3)
+  writeFileSync(join(dir, 'in.csv'), 'a\n1\n')
+  const exported = await run(['export', join(dir, 'v.mvec'), '--out', join(data, 'out.csv')], 10_000)
+  t.is(exported.status, EXIT.ok, `export: ${exported.stderr}`)
+  const imported = await run(['import', join(dir, 'in.csv'), join(data, 'sub', 'imp'), '--schema', '{"a":"u32"}'], 10_000)
+  t.is(imported.status, EXIT.ok, `import: ${imported.stderr}`)
+  const opened = spawnSync(process.execPath, ['--input-type=module', '-e', `import { MmapVec } from 'mmapvec'; MmapVec.open(process.argv[1], { a: 'u8' }).close()`, join(data, 'sub', 'new')], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+  })
+  t.is(opened.status, 0, `MmapVec.open: ${opened.stderr}`)
+})
+
+test('a JSON lines value nested deeper than JSON.stringify can write is EINVAL naming the line and field', (t) => {
+  const dir = scratch()
+  const cases = [
+    [5000, '{"a":"u32"}', /deep\.jsonl:1: a: expected a whole number .*, got an array of 1 value$/m],
+    [100_000, '{"a":"u32"}', /deep\.jsonl:1: a: expected a whole number .*, got an array of 1 value$/m],
+    [5000, '{"a":["u32",2]}', /deep\.jsonl:1: a\[0\]: expected a whole number .*, got an array of 1 value$/m],
+  ] as const
+  for (const [depth, schema, message] of cases) {
+    const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`
+    writeFileSync(join(dir, 'deep.jsonl'), `{"a":${schema.includes('[') ? `[${deep},5]` : deep}}\n`)
+    const r = cli('import', join(dir, 'deep.jsonl'), join(dir, 'imp'), '--schema', schema)
+    t.is(r.status, EXIT.EINVAL, `${depth} deep, ${schema}: ${r.stderr}`)
+    t.regex(r.stderr, message, `${depth} deep, ${schema}`)
+    t.true(noStack(r.stderr), r.stderr)
+    t.false(existsSync(join(dir, 'imp')))
+  }
+})

@@ -4,10 +4,12 @@
  */
 import test from 'ava'
 import { MmapVec, MmapVecError, type Schema } from 'mmapvec'
+import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { fingerprint, mode, scratch, startChild } from './helpers/util.mjs'
+import { fingerprint, mode, runChild, scratch, startChild } from './helpers/util.mjs'
 
 const Particle = { pos: ['f32', 3], id: 'u64', alive: 'bool', hp: 'i16' } as const
 
@@ -194,4 +196,35 @@ test('verify beside a writer that changes the schema, pushes and shrinks finds n
       ['EFORMAT', 'capacity'],
     ],
   )
+})
+
+test('verify of a sound vec with more columns than the process may have files open finds nothing; a lack of descriptors is EIO of the call naming the fix', (t) => {
+  if (process.platform !== 'linux') return t.pass('ulimit -n and /dev/null are Linux tools here')
+  const path = join(scratch(), 'wide.mvec')
+  const schema: Record<string, 'u8' | 'bool'> = {}
+  for (let k = 0; k < 999; k++) schema[`c${k}`] = 'u8'
+  schema.ok = 'bool'
+  const v = MmapVec.open(path, schema)
+  v.push({ ...Object.fromEntries(Object.keys(schema).map((k) => [k, 1])), ok: true })
+  v.close()
+  const bin = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
+  const limited = (command: string) => spawnSync('bash', ['-c', `ulimit -n 600; "${process.execPath}" "${bin}" ${command} "${path}"`], { encoding: 'utf8', timeout: 60_000 })
+  const verify = limited('verify')
+  t.is(verify.status, 0, verify.stdout + verify.stderr)
+  t.regex(verify.stdout, /ok, no problems found/)
+  const head = limited('head')
+  if (head.status !== 0) t.regex(head.stderr, /^mmapvec: EIO: .*ulimit -n/, 'an open that runs out of descriptors names the fix')
+  const outcomes = [0, 1, 2, 3].map((free) => {
+    const r = runChild('verify-emfile.mjs', [path, String(free)])
+    t.is(r.signal, null, r.stderr)
+    return JSON.parse(r.stdout) as { problems?: unknown[]; code?: string; message?: string }
+  })
+  for (const o of outcomes) {
+    if (o.problems !== undefined) t.deepEqual(o.problems, [], 'a check that could run found nothing')
+    else {
+      t.is(o.code, 'EIO', o.message)
+      t.regex(o.message ?? '', /too many files open; raise the limit on open files \(`ulimit -n`/)
+    }
+  }
+  t.is(outcomes[0].code, 'EIO', 'no descriptor at all: the check itself fails')
 })

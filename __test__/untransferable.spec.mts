@@ -5,6 +5,9 @@
 // and never faults when the file shrinks. (Node 20 and 22 set no key: the view is detached, as
 // any other.) The scenarios run in a child process (fixtures/untransferable.mjs), which says why.
 import test from 'ava'
+import { MmapVec } from 'mmapvec'
+import { join } from 'node:path'
+import { markAsUntransferable } from 'node:worker_threads'
 import { mode, runChild, scratch } from './helpers/util.mjs'
 
 const dir = scratch()
@@ -50,4 +53,26 @@ test('overlay mode with memories marked untransferable grows, changes schema, sh
   t.is(out.length, 10)
   t.deepEqual(out.row5, { x: 6, tag: 7 }, 'writes through the old views never reached the file')
   t.deepEqual(out.row9, { x: 10, tag: 7 })
+})
+
+test('a view marked untransferable at the end of the program or of a worker: the rows are in the files; process.exit ends cleanly', (t) => {
+  // Node 24's markAsUntransferable gives the buffer a detach key, and Node's own cleanup of
+  // external buffers at an environment's teardown then aborts (RELIABILITY.md, "Known not to be
+  // covered"): only process.exit in the main thread, which runs no such cleanup, is sure to end
+  // cleanly there. What holds everywhere: the abort loses nothing (the rows are in the page
+  // cache), and nothing else aborts.
+  const keyed = markAsUntransferable.toString().includes('setDetachKey')
+  for (const how of ['end', 'close', 'exit', 'close-exit', 'worker-end', 'worker-close']) {
+    const path = join(dir, `exit-${how}.mvec`)
+    const r = runChild('untransferable-exit.mjs', [path, how])
+    if (how.endsWith('exit') || !keyed || mode !== 'mmap') {
+      t.is(r.signal, null, `${how}: ${r.stderr}`)
+      t.is(r.status, 0, `${how}: ${r.stderr}`)
+    } else {
+      t.true(r.signal === null || r.signal === 'SIGABRT', `${how}: only Node's own teardown abort, if any (${r.signal})`)
+    }
+    using v = MmapVec.open(path, { a: 'u32' })
+    t.is(v.length, 100, `${how}: every row is in the files`)
+    t.deepEqual(v.get(99), { a: 99 })
+  }
 })

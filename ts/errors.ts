@@ -137,6 +137,8 @@ const SYSTEM_CODES: Record<string, [ErrorCode, string]> = {
   EDQUOT: ['ENOSPC', 'the disk quota is used up'],
   EFBIG: ['ENOSPC', 'the file size limit (ulimit -f) is reached'],
   EEXIST: ['EEXIST', 'give another path, or remove what is there'],
+  EMFILE: ['EIO', 'this process has too many files open: raise the limit on open files (ulimit -n) or close other files'],
+  ENFILE: ['EIO', 'the system has too many files open: close other files, or raise the system limit (fs.file-max)'],
 }
 
 /** The {@link ErrorCode} of an operating system error code (`errno` such as `EACCES`): `EIO` for the ones without their own. */

@@ -6,7 +6,7 @@
  * outputKind).
  */
 import { randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs'
+import { closeSync, constants as fsConstants, fsyncSync, lstatSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { MmapVecError, fromSystemError, invalid } from './errors.js'
 import { notUnicode, notUnicodeMessage } from './schema.js'
@@ -18,8 +18,11 @@ const MAGIC = Buffer.from('MMAPVEC\0', 'latin1')
 function isVec(dir: string): boolean {
   let fd: number | undefined
   try {
-    // O_NONBLOCK: a FIFO put in place of a header must not hang this check.
-    fd = openSync(join(dir, 'header'), 'r', 0o666)
+    const header = join(dir, 'header')
+    // A vec's header is a regular file; anything else (a FIFO, a device) makes no vec, and
+    // opening a FIFO would block. O_NONBLOCK too, for one swapped in after the lstat.
+    if (!lstatSync(header).isFile()) return false
+    fd = openSync(header, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
     const b = Buffer.alloc(MAGIC.length)
     return readSync(fd, b, 0, b.length, 0) === b.length && b.equals(MAGIC)
   } catch {

@@ -14,6 +14,7 @@ import { ARRAY_TYPES, type AnyColumn, type ColumnSpec, type Schema, type ScalarT
 // The type only: vec.ts loads this module when MmapVec.fromArrow is first called.
 import type { MmapVec } from '../vec.js'
 import { loadArrow, plan, type ArrowModule, type ArrowTable, type FromArrowOptions, type Plan } from './types.js'
+import { checkIPCMetadata } from './validate.js'
 
 const IMPORT_ROWS = 65536
 
@@ -223,20 +224,27 @@ export async function fromArrowIPC<const S extends Schema = Schema>(path: string
     // A read error (EIO, EISDIR) is the file system's, not the file's content.
     const io = fromSystemError(err, file, 'reading the Arrow file')
     if (io !== err || err instanceof MmapVecError) return io
-    return new MmapVecError('EFORMAT', `${file}: not an Arrow IPC file, or damaged: ${(err as Error)?.message ?? String(err)}`, file)
+    return new MmapVecError('EFORMAT', `${file}: not an Arrow IPC file, or damaged: ${(err as Error)?.message ?? String(err)}; give an Arrow IPC file or stream, written again or a sound copy`, file)
   }
   try {
-    if ((await fh.stat()).isDirectory()) throw new MmapVecError('EIO', `${file}: is a directory, not an Arrow IPC file; give the path of the file`, file)
+    const stat = await fh.stat()
+    if (stat.isDirectory()) throw new MmapVecError('EIO', `${file}: is a directory, not an Arrow IPC file; give the path of the file`, file)
     let reader: Arrow.AsyncRecordBatchFileReader | Arrow.AsyncRecordBatchStreamReader
     let total: number | undefined
+    let p: Plan
     try {
+      // Before apache-arrow decodes anything: a damaged vector length makes it allocate
+      // without bound or loop for hours (validate.ts).
+      if (stat.isFile()) await checkIPCMetadata(fh, file, stat.size)
       reader = await arrow.RecordBatchReader.from(fh)
       await reader.open()
       if (reader.schema === undefined || reader.schema === null) throw new Error('it holds no schema')
+      // A damaged schema can hold what apache-arrow's own getters trip over (a list without
+      // its child): whatever is not a coded error of the plan is the file's damage.
+      p = plan(arrow, reader.schema, schema, path, file)
     } catch (err) {
       throw damaged(err)
     }
-    const p = plan(arrow, reader.schema, schema, path)
     try {
       total = reader.isFile() ? await countRows(arrow, fh, reader.footer as Footer, p, file) : undefined
     } catch (err) {

@@ -120,12 +120,20 @@ function elementOf(arrow: ArrowModule, t: Arrow.DataType): ScalarType | undefine
 
 const SUPPORTED = 'mmapvec stores Int8..Int64, Uint8..Uint64, Float32, Float64, Bool and FixedSizeList of those, without nulls'
 
-function columnOf(arrow: ArrowModule, f: Arrow.Field, where: string): ColumnSpec {
+function columnOf(arrow: ArrowModule, f: Arrow.Field, where: string, file: string | undefined): ColumnSpec {
   // apache-arrow types a Field's type as `any` unless told otherwise.
   const type = f.type as Arrow.DataType
   const el = elementOf(arrow, type)
   if (el !== undefined) return { name: f.name, type: el, count: 1 }
   if (arrow.DataType.isFixedSizeList(type)) {
+    // Its valueType getter (and toString) read children[0].type, which a damaged file may lack
+    // (apache-arrow decodes a missing child as undefined).
+    const children = (type.children as (Arrow.Field | undefined)[] | undefined) ?? []
+    if (children.length !== 1 || children[0]?.type == null) {
+      // No Arrow writer makes one: damage (EFORMAT) in a file, a program's mistake in a Table.
+      const [code, at] = file === undefined ? (['EINVAL', where] as const) : (['EFORMAT', file] as const)
+      throw new MmapVecError(code, `${at}: column '${f.name}' is a FixedSizeList without exactly one child type: the Arrow schema is malformed; ${file === undefined ? 'give the list its element field' : 'write the file again or use a sound copy'}`, at)
+    }
     const l = type as Arrow.FixedSizeList<Arrow.DataType>
     const inner = elementOf(arrow, l.valueType)
     if (inner !== undefined && l.listSize >= 1 && l.listSize <= MAX_COUNT) return { name: f.name, type: inner, count: l.listSize }
@@ -145,10 +153,11 @@ export interface Plan {
 
 /**
  * Maps an Arrow schema to a vec schema, checked against `wanted` when given. Throws before
- * anything is created.
+ * anything is created. `file` is the Arrow file the schema was read from, if any: a schema no
+ * Arrow writer makes is EFORMAT naming it, and EINVAL in a Table a program made.
  */
-export function plan(arrow: ArrowModule, s: Arrow.Schema, wanted: Schema | undefined, path: string): Plan {
-  const found = s.fields.map((f) => columnOf(arrow, f, path))
+export function plan(arrow: ArrowModule, s: Arrow.Schema, wanted: Schema | undefined, path: string, file?: string): Plan {
+  const found = s.fields.map((f) => columnOf(arrow, f, path, file))
   if (found.length === 0) throw invalid(`${path}: the Arrow schema has no columns; a vec needs at least one`, path)
   const seen = new Set<string>()
   for (const c of found) {

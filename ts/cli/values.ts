@@ -161,11 +161,26 @@ export function keepLostNumbers(line: string, value: unknown): unknown {
   return holder.value
 }
 
+/** Characters of a string value shown in an error. */
+const SHOWN = 80
+
+/**
+ * A wrong value as an error shows it, without recursion: JSON.parse takes arrays nested
+ * deeper than JSON.stringify can write back (5,000 deep overflowed the stack), and a long
+ * value would drown the message.
+ */
+function describe(raw: unknown): string {
+  if (raw instanceof JsonNumber) return raw.text
+  if (Array.isArray(raw)) return `an array of ${raw.length} value${raw.length === 1 ? '' : 's'}`
+  if (raw !== null && typeof raw === 'object') return 'an object'
+  if (typeof raw === 'string') return JSON.stringify(raw.length > SHOWN ? `${raw.slice(0, SHOWN)}...` : raw)
+  return String(raw)
+}
+
 /** What `import` reads for one element of type `type`: text (CSV) or a JSON value. */
 export function parseElement(type: ScalarType, raw: unknown, where: () => string): number | bigint | boolean {
   const bad = (want: string): never => {
-    const got = raw instanceof JsonNumber ? raw.text : typeof raw === 'number' ? String(raw) : (JSON.stringify(raw) ?? String(raw))
-    throw new MmapVecError('EINVAL', `${where()}: expected ${want}, got ${got}`)
+    throw new MmapVecError('EINVAL', `${where()}: expected ${want}, got ${describe(raw)}`)
   }
   switch (type) {
     case 'bool': {

@@ -127,19 +127,29 @@ function track(owner: object, s: BufferedState): void {
   registry.register(owner, s, s)
   if (!exitHooked) {
     exitHooked = true
-    // Twice: first, before any listener of the program (one that throws or calls
-    // process.exit ends the exit event there), and last, so that rows a program's listener
-    // pushes are written back too: a listener added later is moved behind once it is in place.
-    process.on('exit', atExit)
+    // Twice: first, before every listener of the program, even one added before this vec
+    // opened (one that throws or calls process.exit ends the exit event there, and on the
+    // main thread process.exit runs no environment cleanup hook either), and last, so that
+    // rows a program's listener pushes are written back too. A listener added (or prepended)
+    // later is put between the two once it is in place.
+    process.prependListener('exit', atExit)
     process.on('exit', atExitLast)
     process.on('newListener', (event: string | symbol, listener: unknown) => {
-      if (event === 'exit' && listener !== atExit && listener !== atExitLast) {
-        queueMicrotask(() => {
-          process.off('exit', atExitLast)
-          process.on('exit', atExitLast)
-        })
-      }
+      if (event === 'exit' && listener !== atExit && listener !== atExitLast) queueMicrotask(keepExitOrder)
     })
+  }
+}
+
+/** Puts {@link atExit} first among the exit listeners again, and {@link atExitLast} last. */
+function keepExitOrder(): void {
+  const listeners = process.listeners('exit')
+  if (listeners[0] !== atExit) {
+    process.off('exit', atExit)
+    process.prependListener('exit', atExit)
+  }
+  if (listeners[listeners.length - 1] !== atExitLast) {
+    process.off('exit', atExitLast)
+    process.on('exit', atExitLast)
   }
 }
 

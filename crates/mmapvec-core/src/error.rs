@@ -75,6 +75,35 @@ const RAISE_LIMIT: &str = "Split the data, or move it to a file system that hold
 pub struct Error {
     pub code: Code,
     pub message: String,
+    /// The process ran out of something (file descriptors, memory), which says nothing about
+    /// the files: a check that meets it must fail rather than report the vec damaged.
+    pub exhausted: bool,
+}
+
+/// What to do when the process has no file descriptors left.
+const TOO_MANY_FILES: &str = "raise the limit on open files (`ulimit -n`, or LimitNOFILE for a service), or close other files, and try again; nothing was changed by this call";
+
+/// Whether `err` is the process's or the system's lack of a resource: file descriptors
+/// (EMFILE, ENFILE) or memory (ENOMEM).
+fn exhausted(err: &io::Error) -> bool {
+    if err.kind() == io::ErrorKind::OutOfMemory {
+        return true;
+    }
+    #[cfg(unix)]
+    let codes = [libc::EMFILE, libc::ENFILE, libc::ENOMEM];
+    // ERROR_TOO_MANY_OPEN_FILES, ERROR_NOT_ENOUGH_MEMORY, ERROR_OUTOFMEMORY.
+    #[cfg(windows)]
+    let codes = [4, 8, 14];
+    err.raw_os_error().is_some_and(|c| codes.contains(&c))
+}
+
+/// Whether `err` is the lack of file descriptors, whose fix the message names.
+fn too_many_files(err: &io::Error) -> bool {
+    #[cfg(unix)]
+    let codes = [libc::EMFILE, libc::ENFILE];
+    #[cfg(windows)]
+    let codes = [4];
+    err.raw_os_error().is_some_and(|c| codes.contains(&c))
 }
 
 impl Error {
@@ -82,6 +111,7 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            exhausted: false,
         }
     }
 
@@ -135,7 +165,14 @@ impl Error {
                 Code::NotFound,
                 format!("{p}: no such file or directory while {doing}"),
             ),
-            _ => Error::new(Code::Io, format!("{p}: {err} while {doing}")),
+            _ if too_many_files(err) => Error {
+                exhausted: true,
+                ..Error::new(Code::Io, format!("{p}: {err} while {doing}: this process has too many files open; {TOO_MANY_FILES}"))
+            },
+            _ => Error {
+                exhausted: exhausted(err),
+                ..Error::new(Code::Io, format!("{p}: {err} while {doing}"))
+            },
         }
     }
 }

@@ -72,6 +72,9 @@ pub struct Problem {
     pub code: Code,
     pub check: &'static str,
     pub message: String,
+    /// The check failed for want of a resource of the process (`Error::exhausted`): no
+    /// problem of the vec, and `verify` fails instead of reporting it.
+    pub(crate) exhausted: bool,
 }
 
 impl Problem {
@@ -79,7 +82,16 @@ impl Problem {
         Problem {
             code: e.code,
             check,
+            exhausted: e.exhausted,
             message: e.message,
+        }
+    }
+
+    /// The error of the check itself, for a problem that is the process's (see `exhausted`).
+    fn into_error(self) -> Error {
+        Error {
+            exhausted: true,
+            ..Error::new(self.code, self.message)
         }
     }
 }
@@ -192,12 +204,14 @@ pub(crate) fn verify_once(path: &Path) -> Result<Vec<Problem>> {
     }
     let file = match open_header_file(path, false) {
         Ok(f) => f,
+        Err(e) if e.exhausted => return Err(e),
         Err(e) => return Ok(vec![Problem::new("header-file", e)]),
     };
     let hp = path.join(HEADER_FILE);
     let what = hp.display().to_string();
     let (bytes, size) = match header::read_bytes(&file, &hp) {
         Ok(b) => b,
+        Err(e) if e.exhausted => return Err(e),
         Err(e) => return Ok(vec![Problem::new("header-size", e)]),
     };
     let checked = Header::check(&bytes, size, &what);
@@ -212,6 +226,8 @@ pub(crate) fn verify_once(path: &Path) -> Result<Vec<Problem>> {
             None
         }
     };
+    // The sizes of the column files, each opened and closed in turn: a vec may have more
+    // columns than the process may have files open.
     let mut found = Vec::with_capacity(h.schema.columns.len());
     for c in &h.schema.columns {
         // A name that is not a plain file name was reported above, and is not followed.
@@ -220,17 +236,20 @@ pub(crate) fn verify_once(path: &Path) -> Result<Vec<Problem>> {
             continue;
         }
         let cp = path.join(&c.file);
-        let opened = open_column_file(path, c, false);
-        match opened {
+        match open_column_file(path, c, false) {
             Ok((f, len)) => {
                 check_column_file(&mut problems, &f, len, &cp, c.offset, &c.name);
-                found.push(Some((f, len)));
+                found.push(Some(len));
             }
+            Err(e) if e.exhausted => return Err(e),
             Err(e) => {
                 problems.push(Problem::new("column-file", e));
                 found.push(None);
             }
         }
+    }
+    if let Some(p) = problems.iter().position(|p| p.exhausted) {
+        return Err(problems.swap_remove(p).into_error());
     }
     // The row count again, after the sizes: see above.
     let again = header::read_bytes(&file, &hp)
@@ -240,8 +259,8 @@ pub(crate) fn verify_once(path: &Path) -> Result<Vec<Problem>> {
     let Some(length) = length.map(|n| again.map_or(n, |m| n.min(m))) else {
         return Ok(problems);
     };
-    for (c, f) in h.schema.columns.iter().zip(found) {
-        let Some((mut f, len)) = f else { continue };
+    for (c, len) in h.schema.columns.iter().zip(found) {
+        let Some(len) = len else { continue };
         let rows = rows_in(len, c.offset, c.row_size());
         if rows < length {
             problems.push(Problem::new(
@@ -257,8 +276,16 @@ pub(crate) fn verify_once(path: &Path) -> Result<Vec<Problem>> {
         }
         if c.ty == ElemType::Bool {
             let values = rows.min(length) * c.count as u64;
-            if let Err(e) = check_bools(&mut f, c.offset, values, c.count, &c.file, &c.name, path) {
-                problems.push(e);
+            // Opened again: a file that went meanwhile is a change the settling sees.
+            let checked = open_column_file(path, c, false)
+                .map_err(|e| Problem::new("column-file", e))
+                .and_then(|(mut f, _)| {
+                    check_bools(&mut f, c.offset, values, c.count, &c.file, &c.name, path)
+                });
+            match checked {
+                Err(e) if e.exhausted => return Err(e.into_error()),
+                Err(e) => problems.push(e),
+                Ok(()) => {}
             }
         }
     }
