@@ -12,8 +12,7 @@ import test from 'ava'
 import { spawn } from 'node:child_process'
 import { MmapVec } from 'mmapvec'
 import { join } from 'node:path'
-// @ts-expect-error a plain JavaScript fixture module without types
-import { Schema, badRow, isBug01, snapshotProblem } from './fixtures/live-rows.mjs'
+import { Schema, badRow, isBug01, snapshotProblem } from './helpers/live-rows.mjs'
 import { fixture, mode, scratch, startChild } from './helpers/util.mjs'
 
 const soak = Number(process.env.MMAPVEC_SOAK) || 1
@@ -82,7 +81,7 @@ test(`${KILLS} writer kills at random moments beside ${READERS} reader processes
   t.timeout(180_000)
   const began = Date.now()
   const path = join(scratch(), 'live.mvec')
-  MmapVec.open(path, Schema as typeof Schema & { id: 'u32' }).close()
+  MmapVec.open(path, Schema).close()
   const readers = Array.from({ length: READERS }, () => startReader(path))
   await Promise.all(readers.map((r) => r.ready))
   const kills: number[] = []
@@ -172,7 +171,7 @@ test(`${KILLS} writer kills at random moments beside ${READERS} reader processes
   t.true(ended.every((e) => (e.stats?.maxLength ?? 0) > 0))
 
   // And after it all the vec is sound: every row what some writer wrote, one tick throughout.
-  using v = MmapVec.open(path, Schema as typeof Schema & { id: 'u32' }, { readOnly: true })
+  using v = MmapVec.open(path, Schema, { readOnly: true })
   t.is(badRow(v.columns, v.length), -1)
   t.is(snapshotProblem({ length: v.length, columns: v.columns }), undefined)
 })
