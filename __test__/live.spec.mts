@@ -8,10 +8,12 @@
 // nothing there, and a reader's columns are copies made at refresh.
 import test from 'ava'
 import { MmapVec, type MmapVecError } from 'mmapvec'
+import { spawn } from 'node:child_process'
+import { chmodSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { Schema as Rows, badRow, isBug01, snapshotProblem, writeTick, xOf } from './helpers/live-rows.mjs'
-import { fixture, mode, scratch, startChild } from './helpers/util.mjs'
+import { fixture, mode, nodeForOthers, scratch, stagedForOthers, startChild } from './helpers/util.mjs'
 
 const buffered = mode === 'buffered'
 const dir = scratch()
@@ -365,6 +367,47 @@ test.serial('a reader process killed beside the writer costs the writer nothing:
   t.pass()
 })
 
+// A reader that may only read the files maps the live file read-only (it cannot register as a
+// waiter in it): it must still follow the writer, and changed() must still wake it. Needs root
+// to run the reader as another user; as any other user the reader runs as that user, whose
+// files these are (a weaker case: it may open the live file read-write).
+test.serial('a reader that may only read the files follows the writer, and changed() wakes it', async (t) => {
+  t.timeout(30_000)
+  const root = process.getuid?.() === 0
+  const d = scratch()
+  chmodSync(d, 0o755)
+  const path = join(d, 'ro.mvec')
+  using w = MmapVec.open(path, { x: 'u32' })
+  w.push({ x: 1 })
+  w.flushSync()
+  chmodSync(path, 0o755)
+  for (const f of readdirSync(path)) chmodSync(join(path, f), 0o644)
+  const user = root ? { uid: 65534, gid: 65534 } : {}
+  const script = root ? join(stagedForOthers(), '__test__/fixtures/live-ro-reader.mjs') : fixture('live-ro-reader.mjs')
+  const child = spawn(root ? nodeForOthers() : process.execPath, [script, path], { stdio: ['ignore', 'pipe', 'pipe'], ...user })
+  let out = ''
+  let err = ''
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)))
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString()
+      if (out.startsWith('ready\n')) resolve()
+    })
+    void exited.then(() => reject(new Error(`reader ended before ready: ${err}`)))
+  })
+  await sleep(100)
+  w.batch(() => {
+    w.push({ x: 2 })
+    w.push({ x: 3 })
+  })
+  publishNow(w as never)
+  t.is(await exited, 0, err)
+  const seen = JSON.parse(out.trim().split('\n').pop() ?? '') as { before: number; woke: boolean; refreshed: boolean; length: number; rows: number[]; snapshot: number[] }
+  t.log(`reader as ${root ? 'nobody' : 'this user'}: ${JSON.stringify(seen)}`)
+  t.deepEqual(seen, { before: 1, woke: true, refreshed: true, length: 3, rows: [1, 2, 3], snapshot: [1, 2, 3] })
+})
+
 type WorkerStats = {
   refreshes: number
   rowsChecked: number
@@ -488,6 +531,28 @@ test.serial.failing('bug 03: a buffered reader\'s refresh shows the writer\'s wr
   t.true(r.refresh(), 'refresh says something changed')
   t.is(r.columns.x[0], 42)
   t.is(r.get(0).x, 42)
+})
+
+// Bug 04 (/tmp/hlive-bugs/04-dead-writer-inside-batch-stalls-readers): a writer gone inside a
+// batch (killed there, or closed inside the batch's function, as here) leaves the live counter
+// odd, and every reader refresh and snapshot then blocks its thread 2 s, call after call, until
+// a new writer opens; the reader knew after the first that this writer is gone. Buffered
+// writers begin no unit at a batch (their units are the write-backs), so there it passes.
+;(buffered ? test.serial : test.serial.failing)('bug 04: after a writer closed inside a batch, a reader\'s refreshes do not each block for the unit wait', (t) => {
+  t.timeout(30_000)
+  const { w, r } = pair(t)
+  w.batch(() => {
+    w.push({ id: 0, x: 0 })
+    w.close()
+  })
+  r.refresh()
+  const start = Date.now()
+  r.refresh()
+  r.snapshot()
+  const took = Date.now() - start
+  t.log(`a refresh and a snapshot after the first refresh took ${took} ms`)
+  t.is(r.length, 1)
+  t.true(took < 1500, `${took} ms`)
 })
 
 // An error's code in a refusal is stable (so that readers may tell a long batch from damage).
