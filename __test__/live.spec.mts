@@ -351,6 +351,7 @@ test.serial('a reader process killed beside the writer costs the writer nothing:
   const path = fresh()
   const w = MmapVec.open(path, Rows)
   for (let k = 0; k < 3; k++) writeTick(w, k)
+  w.reserve(20_000)
   w.flushSync()
   const reader = startChild('live-reader.mjs', [path])
   await reader.ready
@@ -361,7 +362,7 @@ test.serial('a reader process killed beside the writer costs the writer nothing:
   const cap = w.capacity
   w.truncate(1)
   w.shrinkToFit()
-  t.true(w.capacity < cap || cap <= 4096, `capacity ${cap} -> ${w.capacity}`)
+  t.true(w.capacity < cap, `capacity ${cap} -> ${w.capacity}: shrinkToFit still deferred for a dead reader`)
   w.close()
   MmapVec.remove(path)
   t.pass()
@@ -493,7 +494,7 @@ test.serial.failing('bug 02: a refresh after a snapshot gives views that cover t
 // Bug 01 (/tmp/hlive-bugs/01-snapshot-length-from-mid-batch): a snapshot's row count is read
 // from the header outside the sequence lock, so it can be a count the writer had in the middle
 // of a batch, paired with rows from after that batch: a torn snapshot. Needs a writer in
-// another thread; a tear shows within a fraction of a second.
+// another process; a tear shows within a fraction of a second.
 test.serial.failing('bug 01: a snapshot beside a writer in another process never holds a mid-batch row count', async (t) => {
   t.timeout(30_000)
   const path = fresh()
@@ -504,7 +505,8 @@ test.serial.failing('bug 01: a snapshot beside a writer in another process never
   using r = MmapVec.open(path, Rows, { readOnly: true })
   let snapshots = 0
   let problem: string | undefined
-  const until = Date.now() + 5000
+  // (It stops at the first tear: in these runs within 100 to 25,000 snapshots, well under a second.)
+  const until = Date.now() + 10_000
   while (problem === undefined && Date.now() < until) {
     problem = snapshotProblem(r.snapshot())
     snapshots++
