@@ -165,10 +165,11 @@ test(`readers hold views while the writer grows past its reservation, shrinks an
   const stats = ended.flatMap((e) => (e.stats === undefined ? [] : [e.stats]))
   const sum = (f: (s: Stats) => number) => stats.reduce((a, s) => a + f(s), 0)
   t.log(`mode ${mode}, seed ${seed}: ${CYCLES} cycles: ${JSON.stringify(counts)}`)
-  t.log(`${READERS} readers: ${sum((s) => s.refreshes)} refreshes, ${sum((s) => s.schemaChangesSeen)} schema changes seen, ${sum((s) => s.rowsChecked)} rows checked, ${sum((s) => s.snapshots)} snapshots, ${sum((s) => s.oldViewsRead)} old views read through; crashes ${crashes}, invalid rows ${sum((s) => s.invalidRows)}, views shorter than the length (bug 02, proven in live.spec.mts) ${sum((s) => s.shortViews)}, errors ${sum((s) => s.errorCount)}; ${Date.now() - began} ms`)
+  t.log(`${READERS} readers: ${sum((s) => s.refreshes)} refreshes, ${sum((s) => s.schemaChangesSeen)} schema changes seen, ${sum((s) => s.rowsChecked)} rows checked, ${sum((s) => s.snapshots)} snapshots, ${sum((s) => s.oldViewsRead)} old views read through; crashes ${crashes}, invalid rows ${sum((s) => s.invalidRows)}, views shorter than the length ${sum((s) => s.shortViews)}, errors ${sum((s) => s.errorCount)}; ${Date.now() - began} ms`)
   t.is(crashes, 0)
   t.is(sum((s) => s.invalidRows), 0)
   t.is(sum((s) => s.errorCount), 0)
+  t.is(sum((s) => s.shortViews), 0)
   t.true(counts.movedPastReservation > 0, 'the writer grew past its reservation')
   t.true(counts.added > 0 && counts.renamed > 0 && counts.dropped > 0)
   for (const s of stats) {
