@@ -347,7 +347,7 @@ pub(crate) fn open_header(path: &Path, write: bool, timeout: Duration) -> Result
         if live.is_some() && live == sys::file_id(&file).ok() {
             return Ok((file, held));
         }
-        let _ = file.unlock();
+        let _ = sys::unlock(&file);
     }
     Err(Error::new(
         Code::Io,

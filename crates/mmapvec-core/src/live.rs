@@ -257,20 +257,20 @@ impl Live {
         if now >= due
             && self.stale_checked.swap(now, Ordering::Relaxed) < now
             && !self.is_reader()
-            && self.file.try_lock().is_ok()
+            && sys::try_lock(&self.file, true).is_ok()
         {
             waiters.store(0, Ordering::SeqCst);
-            let _ = self.file.unlock();
+            let _ = sys::unlock(&self.file);
         }
     }
 
     /// Runs `cut` (which shrinks files) only when no reader is registered, keeping readers from
     /// registering meanwhile; returns None, without running it, when one is.
     pub fn without_readers<T>(&self, cut: impl FnOnce() -> T) -> Option<T> {
-        match self.file.try_lock() {
+        match sys::try_lock(&self.file, true) {
             Ok(()) => {
                 let r = cut();
-                let _ = self.file.unlock();
+                let _ = sys::unlock(&self.file);
                 Some(r)
             }
             Err(_) => None,

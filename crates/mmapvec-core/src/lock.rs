@@ -1,5 +1,6 @@
-//! Advisory locks (flock on Unix, LockFileEx on Windows, through std's `File::try_lock*`), and a
-//! registry of the locks this process holds, so that ELOCKED can say who the holder is.
+//! Advisory locks (`sys::try_lock`: flock on Unix, a `LockFileEx` range past the data on
+//! Windows), and a registry of the locks this process holds, so that ELOCKED can say who the
+//! holder is.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -58,11 +59,7 @@ pub fn lock_since(
     let key = crate::sys::file_id(file).ok();
     let mut pause = Duration::from_millis(1);
     loop {
-        let attempt = if exclusive {
-            file.try_lock()
-        } else {
-            file.try_lock_shared()
-        };
+        let attempt = crate::sys::try_lock(file, exclusive);
         match attempt {
             Ok(()) => {
                 if let Some(k) = key {
@@ -143,14 +140,14 @@ impl LockState {
 /// instant an open that does not wait (`lockTimeoutMs: 0`) may fail with ELOCKED. The answer is
 /// what was true at the probe; a holder may come or go right after.
 pub fn probe(file: &File) -> io::Result<LockState> {
-    match file.try_lock_shared() {
-        Ok(()) => file.unlock()?,
+    match crate::sys::try_lock(file, false) {
+        Ok(()) => crate::sys::unlock(file)?,
         Err(std::fs::TryLockError::WouldBlock) => return Ok(LockState::Exclusive),
         Err(std::fs::TryLockError::Error(e)) => return Err(e),
     }
-    match file.try_lock() {
+    match crate::sys::try_lock(file, true) {
         Ok(()) => {
-            file.unlock()?;
+            crate::sys::unlock(file)?;
             Ok(LockState::Unlocked)
         }
         Err(std::fs::TryLockError::WouldBlock) => Ok(LockState::Shared),

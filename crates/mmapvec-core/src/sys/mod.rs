@@ -6,7 +6,7 @@
 //! `Reservation` (`new`, `pack`, `pack_of`, `base`, `len`, `map_file`, `zero_range`, `sync`,
 //! `populate_write`, `will_need`), `Pack` (`base`, `len`; Unix only: `Reservation::pack` fails
 //! on Windows), `allocate`, `process_alive`, `sync_dir`, `file_id`, `path_id`,
-//! `is_not_regular`, `futex_wait` and `futex_wake` (Linux's futex; a short sleep and nothing
+//! `is_not_regular`, `try_lock` and `unlock` (the advisory locks), `futex_wait` and `futex_wake` (Linux's futex; a short sleep and nothing
 //! elsewhere), and the Unix-only ones, which error on Windows: `zero_pages` and overlay
 //! mode's `OVERLAY`, `map_file_over` and `restore_anonymous`.
 

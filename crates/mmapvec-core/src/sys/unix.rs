@@ -636,6 +636,20 @@ pub fn futex_wake(word: &AtomicU32) {
     let _ = word;
 }
 
+/// Takes the advisory lock on `file` without waiting: `flock` (std's), on the whole file.
+pub fn try_lock(file: &File, exclusive: bool) -> Result<(), std::fs::TryLockError> {
+    if exclusive {
+        file.try_lock()
+    } else {
+        file.try_lock_shared()
+    }
+}
+
+/// Releases what [`try_lock`] took.
+pub fn unlock(file: &File) -> io::Result<()> {
+    file.unlock()
+}
+
 /// Whether a process with this id exists (on this machine's process namespace).
 pub fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {

@@ -25,11 +25,11 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, ERROR_ACCESS_DENIED, ERROR_INVALID_FUNCTION, STILL_ACTIVE,
+    CloseHandle, ERROR_ACCESS_DENIED, ERROR_INVALID_FUNCTION, ERROR_LOCK_VIOLATION, STILL_ACTIVE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION, FILE_SHARE_DELETE, FILE_SHARE_READ,
-    FILE_SHARE_WRITE,
+    GetFileInformationByHandle, LockFileEx, UnlockFileEx, BY_HANDLE_FILE_INFORMATION, FILE_SHARE_DELETE,
+    FILE_SHARE_READ, FILE_SHARE_WRITE, LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY,
 };
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, FlushViewOfFile, MapViewOfFile3, PrefetchVirtualMemory, UnmapViewOfFile2,
@@ -41,6 +41,7 @@ use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
 use windows_sys::Win32::System::Threading::{
     GetCurrentProcess, GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
 };
+use windows_sys::Win32::System::IO::{OVERLAPPED, OVERLAPPED_0_0};
 
 use super::placeholders::{Kind, Pieces, Vm};
 use super::{round_up, too_large, MapMode, PackLayout};
@@ -580,6 +581,51 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: std::time::Duration)
 
 /// Nothing to wake on Windows: waiters poll (see [`futex_wait`]).
 pub fn futex_wake(_word: &AtomicU32) {}
+
+/// Where the advisory lock sits: one byte far past any data. `LockFileEx` locks are mandatory
+/// for `ReadFile`, so a lock over the header's bytes would keep readers beside the writer from
+/// reading it; a range past them leaves reads alone (mapped views ignore locks either way).
+const LOCK_OFFSET: u64 = u64::MAX - 1;
+
+fn lock_overlapped() -> OVERLAPPED {
+    let mut o = OVERLAPPED::default();
+    o.Anonymous.Anonymous = OVERLAPPED_0_0 {
+        Offset: LOCK_OFFSET as u32,
+        OffsetHigh: (LOCK_OFFSET >> 32) as u32,
+    };
+    o
+}
+
+/// Takes the advisory lock on `file` without waiting: `LockFileEx` on one byte at
+/// [`LOCK_OFFSET`], shared or exclusive.
+pub fn try_lock(file: &File, exclusive: bool) -> Result<(), std::fs::TryLockError> {
+    let mut o = lock_overlapped();
+    let flags = LOCKFILE_FAIL_IMMEDIATELY | if exclusive { LOCKFILE_EXCLUSIVE_LOCK } else { 0 };
+    // SAFETY: the handle is the open file's; `o` lives through the call, which completes
+    // before it returns (the handle is not opened for overlapped I/O).
+    let ok = unsafe { LockFileEx(file.as_raw_handle(), flags, 0, 1, 0, &mut o) };
+    if ok != 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32) {
+        Err(std::fs::TryLockError::WouldBlock)
+    } else {
+        Err(std::fs::TryLockError::Error(e))
+    }
+}
+
+/// Releases what [`try_lock`] took.
+pub fn unlock(file: &File) -> io::Result<()> {
+    let mut o = lock_overlapped();
+    // SAFETY: as in `try_lock`; the range is the one it locked.
+    let ok = unsafe { UnlockFileEx(file.as_raw_handle(), 0, 1, 0, &mut o) };
+    if ok != 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 /// Whether a process with this id exists.
 pub fn process_alive(pid: u32) -> bool {

@@ -609,7 +609,7 @@ impl Drop for MmapVec {
             l.close_writer(self.len());
         }
         if self.lock.is_some() {
-            let _ = self.header_file.unlock();
+            let _ = sys::unlock(&self.header_file);
         }
     }
 }

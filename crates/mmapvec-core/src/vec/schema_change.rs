@@ -321,7 +321,7 @@ impl MmapVec {
         let old_file = std::mem::replace(&mut self.header_file, Arc::new(file));
         let old_held = std::mem::replace(&mut self.lock, held);
         if old_held.is_some() {
-            let _ = old_file.unlock();
+            let _ = sys::unlock(&old_file);
         }
         drop(old_held);
         if let Some(l) = &self.live {
