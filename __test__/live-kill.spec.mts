@@ -9,11 +9,10 @@
 // state is a crash's, not a torn snapshot: a snapshot that is not one batch counts as torn
 // unless it was taken between a kill and the next writer's first batch (which rewrites every row).
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { MmapVec } from 'mmapvec'
 import { join } from 'node:path'
 import { Schema, badRow, isBug01, snapshotProblem } from './helpers/live-rows.mjs'
-import { fixture, mode, scratch, startChild } from './helpers/util.mjs'
+import { mode, scratch, startChild } from './helpers/util.mjs'
 
 const soak = Number(process.env.MMAPVEC_SOAK) || 1
 const KILLS = 200 * soak
@@ -41,31 +40,20 @@ type Stats = {
 
 /** A reader process: stdin open (a line tells it to stop), its counts parsed from its last line. */
 function startReader(path: string) {
-  const child = spawn(process.execPath, [fixture('live-reader.mjs'), path], { stdio: ['pipe', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-      if (out.startsWith('ready\n')) resolve()
-    })
-    child.on('exit', (code, signal) => reject(new Error(`reader exited (${code ?? signal}) before ready: ${err}`)))
-  })
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  const r = startChild('live-reader.mjs', [path])
   const stop = async () => {
-    child.stdin.end('stop\n')
-    const e = await exited
-    const line = out.trim().split('\n').pop() ?? ''
+    r.child.stdin.end('stop\n')
+    const e = await r.ended
+    const line = r.output().trim().split('\n').pop() ?? ''
     let stats: Stats | undefined
     try {
       stats = JSON.parse(line) as Stats
     } catch {
       stats = undefined
     }
-    return { ...e, stats, err }
+    return { ...e, stats, err: r.errors() }
   }
-  return { child, ready, stop }
+  return { child: r.child, ready: r.ready, stop }
 }
 
 /** Whether [t0, t1] overlaps a span from a kill to the next writer's first batch. */

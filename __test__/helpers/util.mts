@@ -100,9 +100,12 @@ export function runChild(script: string, args: string[], env: Record<string, str
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }
 }
 
-/** Starts a fixture script and resolves once it printed `line` (e.g. "ready"). */
+/**
+ * Starts a fixture script and resolves once it printed `line` (e.g. "ready"). Its standard
+ * input is a pipe (`child.stdin`) the test may write to or end.
+ */
 export function startChild(script: string, args: string[], line = 'ready', env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [fixture(script), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  const child = spawn(process.execPath, [fixture(script), ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   let out = ''
   let err = ''
   child.stderr.on('data', (d: Buffer) => (err += d.toString()))
@@ -114,7 +117,8 @@ export function startChild(script: string, args: string[], line = 'ready', env: 
     child.on('exit', (code, signal) => reject(new Error(`child exited (${code ?? signal}) before '${line}': ${err}`)))
   })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  return { child, ready, exited, output: () => out, errors: () => err }
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  return { child, ready, exited, ended, output: () => out, errors: () => err }
 }
 
 /**

@@ -245,14 +245,18 @@ function forTheCommand(err: unknown): unknown {
   return message === err.message ? err : new MmapVecError(err.code, message, err.path)
 }
 
-/** Opens `path` readOnly with its stored schema and runs `body` on rows [from, to). */
-async function withSlice(path: string, from: number, to: number | undefined, body: (s: Slice) => Promise<void>): Promise<void> {
-  let vec: MmapVec
+/** Opens `path` as a reader (beside any writer) with its stored schema. */
+function openReader(path: string): MmapVec {
   try {
-    vec = MmapVec.open(path, undefined, { readOnly: true })
+    return MmapVec.open(path, undefined, { readOnly: true })
   } catch (err) {
     throw forTheCommand(err)
   }
+}
+
+/** Opens `path` readOnly with its stored schema and runs `body` on rows [from, to). */
+async function withSlice(path: string, from: number, to: number | undefined, body: (s: Slice) => Promise<void>): Promise<void> {
+  const vec = openReader(path)
   try {
     const end = Math.min(to ?? vec.length, vec.length)
     await body({ vec, spec: specOf(vec), from: Math.min(from, end), to: end })
@@ -279,12 +283,7 @@ async function rows(path: string, from: number, to: number | undefined, json: bo
 const FOLLOW_WAIT_MS = 1000
 
 async function tail(path: string, n: number, follow: boolean, json: boolean): Promise<number> {
-  let vec: MmapVec
-  try {
-    vec = MmapVec.open(path, undefined, { readOnly: true })
-  } catch (err) {
-    throw forTheCommand(err)
-  }
+  const vec = openReader(path)
   try {
     await toStdout(async (sink) => {
       const print = async (from: number, header: boolean) => {
