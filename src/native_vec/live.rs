@@ -8,7 +8,7 @@ use std::time::Duration;
 use mmapvec_core::vec::Followed;
 use mmapvec_core::MmapVec;
 use napi::bindgen_prelude::Object;
-use napi::Env;
+use napi::{Env, JsDeferred};
 use napi_derive::napi;
 
 use super::NativeVec;
@@ -33,6 +33,44 @@ pub struct Refreshed<'e> {
 
 /// What settles a `changed` promise, on the JavaScript thread.
 type Resolve = Box<dyn FnOnce(Env) -> napi::Result<bool> + Send>;
+
+/// Runs `wait` on a thread of its own and settles `deferred` with its answer. A thread the
+/// system refuses (a limit on threads or address space) is an EIO error of the call, not a
+/// panic across the Node-API boundary (which would abort the process); the deferred, which
+/// nobody will see, is settled all the same, so that it does not keep the event loop alive.
+fn spawn_wait(
+    v: &MmapVec,
+    deferred: JsDeferred<bool, Resolve>,
+    wait: impl FnOnce() -> bool + Send + 'static,
+) -> Result<()> {
+    // The thread takes the deferred once it runs: on a refused thread it is still here.
+    let (hand, take) = std::sync::mpsc::channel::<JsDeferred<bool, Resolve>>();
+    let spawned = std::thread::Builder::new()
+        .name("mmapvec-changed".into())
+        .spawn(move || {
+            if let Ok(deferred) = take.recv() {
+                let changed = wait();
+                deferred.resolve(Box::new(move |_| Ok(changed)));
+            }
+        });
+    match spawned {
+        Ok(_) => {
+            // The thread holds the receiver until it has taken the deferred.
+            let _ = hand.send(deferred);
+            Ok(())
+        }
+        Err(e) => {
+            deferred.resolve(Box::new(|_| Ok(false)));
+            Err(js_error(mmapvec_core::Error::new(
+                mmapvec_core::Code::Io,
+                format!(
+                    "{}: changed(): the system refused a thread to wait on ({e}); await the pending changed() calls before making more, or raise the process's limits",
+                    v.path().display()
+                ),
+            )))
+        }
+    }
+}
 
 /// How often a reader of a vec without a live file looks at the header's row count.
 const HEADER_POLL: Duration = Duration::from_millis(2);
@@ -108,19 +146,16 @@ impl NativeVec {
         match v.live().cloned() {
             Some(live) => {
                 let since = v.seen_seq();
-                std::thread::spawn(move || {
-                    let changed = live.wait_change(since, timeout, &cancel);
-                    deferred.resolve(Box::new(move |_| Ok(changed)));
-                });
+                spawn_wait(v, deferred, move || live.wait_change(since, timeout, &cancel))?;
             }
             None => {
                 // No live file (no writer of this mmapvec has opened the vec): the header's
                 // row count is all there is to watch.
                 let (header, at) = v.header_region();
                 let seen = v.len() as f64;
-                std::thread::spawn(move || {
+                spawn_wait(v, deferred, move || {
                     let start = std::time::Instant::now();
-                    let changed = loop {
+                    loop {
                         if header.read_f64(at) != seen {
                             break true;
                         }
@@ -128,9 +163,8 @@ impl NativeVec {
                             break false;
                         }
                         std::thread::sleep(HEADER_POLL.min(timeout.saturating_sub(start.elapsed())));
-                    };
-                    deferred.resolve(Box::new(move |_| Ok(changed)));
-                });
+                    }
+                })?;
             }
         }
         Ok(promise)

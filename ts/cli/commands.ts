@@ -300,16 +300,23 @@ async function tail(path: string, n: number, follow: boolean, json: boolean): Pr
       if (!follow) return
       await interruptible(
         async (stop) => {
+          let names = JSON.stringify(vec.schema)
           for (let printed = vec.length; ; ) {
             stop()
-            const changed = await vec.changed({ timeoutMs: FOLLOW_WAIT_MS })
+            await vec.changed({ timeoutMs: FOLLOW_WAIT_MS })
             stop()
-            if (!changed || !vec.refresh()) continue
+            // Also after a wait that timed out: a writer killed before it published its last
+            // rows never publishes again, and refresh then takes them from the header.
+            if (!vec.refresh()) continue
             if (vec.length < printed) {
               process.stderr.write(`mmapvec: ${path}: the writer removed rows; ${vec.length} are left\n`)
               printed = vec.length
             }
-            await print(printed, false)
+            // After a schema change the table's names are printed again (JSON lines name
+            // their fields in every row).
+            const now = JSON.stringify(vec.schema)
+            await print(printed, now !== names)
+            names = now
             printed = vec.length
           }
         },

@@ -73,24 +73,17 @@ impl Live {
     /// written when it says so already: opening and closing a vec changes no file.
     pub fn open_writer(dir: &Path, length: u64) -> Result<Live> {
         let path = dir.join(LIVE_FILE);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&e, &path, "opening the live file"))?;
+        // Never through a symbolic link, and never a file that is not a live file: what is
+        // there under that name may be someone's data (a symlink farm, a copy by links).
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+            return Err(not_a_live_file(&path));
+        }
+        let file = sys::open_live_file(&path).map_err(|e| Error::io(&e, &path, "opening the live file"))?;
         let meta = file
             .metadata()
             .map_err(|e| Error::io(&e, &path, "opening the live file"))?;
-        if !meta.is_file() {
-            return Err(Error::new(
-                Code::Format,
-                format!(
-                    "{}: is not a regular file; a vec's live file is one",
-                    path.display()
-                ),
-            ));
+        if !meta.is_file() || (meta.len() != 0 && meta.len() != LIVE_SIZE as u64) {
+            return Err(not_a_live_file(&path));
         }
         if meta.len() < LIVE_SIZE as u64 {
             sys::allocate(&file, LIVE_SIZE as u64)
@@ -107,7 +100,13 @@ impl Live {
             stale_checked: AtomicU64::new(0),
         };
         if live.magic() != MAGIC {
-            // A new file, or one that is not ours: every field starts from zero.
+            // A new file (just sized: zeros), or a live file damaged: every field starts from
+            // zero. A page-long file without the magic that holds anything else is not touched.
+            let mut page = vec![0u8; LIVE_SIZE];
+            live.map.read_bytes(0, &mut page);
+            if page.iter().any(|&b| b != 0) && page[..4] != MAGIC[..4] {
+                return Err(not_a_live_file(&live.path));
+            }
             live.map.write_bytes(0, &[0; LIVE_SIZE]);
             live.map.write_bytes(0, &MAGIC);
         }
@@ -384,6 +383,16 @@ impl Live {
     pub fn is_reader(&self) -> bool {
         self.registration.is_some()
     }
+}
+
+fn not_a_live_file(path: &Path) -> Error {
+    Error::new(
+        Code::Format,
+        format!(
+            "{}: is not a live file (a regular file of {LIVE_SIZE} bytes that a writer made); nothing was changed in it. Move it out of the vec's directory, and readers beside a writer will follow it again",
+            path.display()
+        ),
+    )
 }
 
 /// The writer's mappings of live files that are still mapped, by file: a mapping lives as long

@@ -636,6 +636,18 @@ pub fn futex_wake(word: &AtomicU32) {
     let _ = word;
 }
 
+/// Opens (making it when missing) a vec's live file read-write, never through a symbolic link
+/// and never blocking (a FIFO put there).
+pub fn open_live_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
 /// Takes the advisory lock on `file` without waiting: `flock` (std's), on the whole file.
 pub fn try_lock(file: &File, exclusive: bool) -> Result<(), std::fs::TryLockError> {
     if exclusive {

@@ -582,6 +582,18 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: std::time::Duration)
 /// Nothing to wake on Windows: waiters poll (see [`futex_wait`]).
 pub fn futex_wake(_word: &AtomicU32) {}
 
+/// Opens (making it when missing) a vec's live file read-write, never through a reparse point
+/// (a symbolic link).
+pub fn open_live_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)
+}
+
 /// Where the advisory lock sits: one byte far past any data. `LockFileEx` locks are mandatory
 /// for `ReadFile`, so a lock over the header's bytes would keep readers beside the writer from
 /// reading it; a range past them leaves reads alone (mapped views ignore locks either way).

@@ -236,10 +236,12 @@ impl MmapVec {
             return false;
         }
         self.follow.probed = Some(Instant::now());
-        let gone = matches!(
-            lock::probe(&self.header_file),
-            Ok(LockState::Unlocked | LockState::Shared)
-        );
+        // The header's lock, on the header file that is there now: after a schema change the
+        // writer's lock is on the new file, and the one this reader opened is free.
+        let gone = match dir::open_header_file(&self.path, false) {
+            Ok(current) => matches!(lock::probe(&current), Ok(LockState::Unlocked | LockState::Shared)),
+            Err(_) => false,
+        };
         self.follow.gone_at = gone.then_some(seq);
         gone
     }

@@ -515,6 +515,9 @@ impl MmapVec {
         if self.header_map.faulted() {
             return Err(Error::damaged(&self.path, &self.path.join(HEADER_FILE)));
         }
+        if let Some(l) = self.live.as_ref().filter(|l| l.faulted()) {
+            return Err(Error::damaged(&self.path, l.path()));
+        }
         match self.columns.iter().find(|c| c.region.faulted()) {
             Some(c) => Err(Error::damaged(&self.path, &c.path)),
             None => Ok(()),
