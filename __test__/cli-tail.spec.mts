@@ -62,3 +62,21 @@ test('tail -f prints each row a writer in another process adds, notes removed ro
     await writer.exited
   }
 })
+
+// tail -f refreshed only after a publish: a writer killed before it published its last rows
+// never publishes again, and those rows (which every new reader sees) were never printed.
+test('tail -f prints the last rows of a writer killed before it published them', async (t) => {
+  if (process.platform === 'win32') return t.pass('signals are POSIX')
+  const path = fresh()
+  const writer = startChild('push-and-die.mjs', [path])
+  await writer.ready
+  const child = spawn(process.execPath, [BIN, 'tail', path, '-f', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  const ids = () => out.trimEnd().split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { id: number }).id)
+  const deadline = Date.now() + 15_000
+  while (!ids().includes(6) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+  child.kill('SIGINT')
+  await new Promise((resolve) => child.on('exit', resolve))
+  t.deepEqual(ids(), [0, 1, 2, 3, 4, 5, 6])
+})

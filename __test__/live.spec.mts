@@ -8,7 +8,7 @@
 // nothing there, and a reader's columns are copies made at refresh.
 import test from 'ava'
 import { MmapVec, type MmapVecError } from 'mmapvec'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -625,4 +625,20 @@ test.serial('a reader opened before a schema change never takes the writer insid
   const s = r.snapshot(['t'])
   t.is(s.columns.t.filter((v) => v === 2).length, 1000)
   w.close()
+})
+
+// changed() started its wait thread with std::thread::spawn, which panics when the system
+// refuses a thread: the panic aborted the process. Now such a call throws EIO, and every
+// promise made still settles (none keeps the event loop alive).
+test.serial('changed() calls past what the process may have as threads throw EIO, never abort', (t) => {
+  if (spawnSync('prlimit', ['--version']).status !== 0) return t.pass('no prlimit here')
+  const path = fresh()
+  const r = spawnSync('prlimit', ['--as=3000000000', process.execPath, fixture('many-changed.mjs'), path, '1000'], { encoding: 'utf8', timeout: 60_000 })
+  t.is(r.signal, null, r.stderr)
+  t.is(r.status, 0, r.stderr)
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { settled: number; codes: Record<string, number>; cannotOpen?: string }
+  if (out.cannotOpen !== undefined) return t.pass(`this runtime cannot open a vec under the limit: ${out.cannotOpen}`)
+  t.log(`1000 changed() calls under a 3 GB address-space limit: ${out.settled} settled, refused: ${JSON.stringify(out.codes)}`)
+  t.deepEqual(Object.keys(out.codes).filter((c) => c !== 'EIO'), [])
+  t.is(out.settled + (out.codes.EIO ?? 0), 1000)
 })
