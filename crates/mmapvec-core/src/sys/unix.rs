@@ -591,9 +591,10 @@ fn ignore_file_size_signal() {
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: std::time::Duration) -> bool {
     #[cfg(target_os = "linux")]
     {
+        // `as _`: the fields' types differ between C libraries (musl deprecates naming time_t).
         let ts = libc::timespec {
-            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as _,
+            tv_nsec: timeout.subsec_nanos() as _,
         };
         // SAFETY: `word` is a live, aligned u32 for the call's duration; the kernel only reads
         // it and `ts`, and FUTEX_WAIT with a relative timeout takes no other pointer.
