@@ -92,6 +92,8 @@ pub struct MmapVec {
     live: Option<Arc<Live>>,
     /// What a reader has taken of the writer's state (see `follow.rs`).
     follow: Follow,
+    /// Whether the writer's last publish was made (see `publish_last`).
+    last_published: std::sync::atomic::AtomicBool,
     // Declared last, so dropped last: the lock is released after everything else is dropped.
     /// The lock on the header file (none for a temp vec, which nobody else can reach).
     lock: Option<Held>,
@@ -408,6 +410,7 @@ impl MmapVec {
             created: None,
             live: None,
             follow: Follow::default(),
+            last_published: std::sync::atomic::AtomicBool::new(false),
             lock: held,
             header_file: Arc::new(header_file),
         })
@@ -472,6 +475,21 @@ impl MmapVec {
         self.header_map.write_f64(header::OFF_LENGTH, n as f64);
         self.publish();
         Ok(())
+    }
+
+    /// The writer's last publish, once (at `unguard` or at drop, whichever comes first): the
+    /// header's count is read only while its mapping is still guarded, and only an intact
+    /// vec's count is published (a header cut short reads zeros).
+    fn publish_last(&self) {
+        if self.last_published.swap(true, Ordering::AcqRel) || self.read_only {
+            return;
+        }
+        if let Some(l) = &self.live {
+            let len = self.len();
+            if self.intact().is_ok() {
+                l.close_writer(len);
+            }
+        }
     }
 
     /// Publishes the row count to the readers beside the writer (its rows are written).
@@ -608,9 +626,7 @@ impl Drop for MmapVec {
         // A mapping keeps its open file description alive, and a flock lives as long as that
         // description: the header stays mapped until V8 collects the last view over it, so the
         // lock must be released explicitly here, not left to the file being closed.
-        if let (Some(l), false) = (&self.live, self.read_only) {
-            l.close_writer(self.len());
-        }
+        self.publish_last();
         if self.lock.is_some() {
             let _ = sys::unlock(&self.header_file);
         }

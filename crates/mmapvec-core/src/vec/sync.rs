@@ -95,6 +95,8 @@ impl MmapVec {
     /// still hold may outlive the vec until V8 collects them, and a program that opens and
     /// closes vecs in a loop would otherwise run the guard table out.
     pub fn unguard(&self) {
+        // The last publish reads the header's count: while a cut header is still guarded.
+        self.publish_last();
         self.header_map.unguard();
         for c in &self.columns {
             c.region.unguard();
